@@ -1,0 +1,585 @@
+//! A trained model: everything needed to score a comment (feature settings, hash seed, offensive
+//! lexicon, weights of both heads, their stacked calibration models and recommended
+//! thresholds), its file format, scoring and explanations.
+//!
+//! File layout (little-endian):
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 8 | magic `CMODMDL\n` |
+//! | 4 | file format version ([`FORMAT_VERSION`]) |
+//! | 8 | payload length |
+//! | n | payload: [`ModelFile`] encoded with postcard |
+//! | 4 | CRC-32 of the payload |
+//!
+//! Weights are stored as 16-bit integers with one scale per head (a quarter of the size of
+//! `f32`, and the loss is far below anything that moves a score); the model in memory uses the
+//! dequantised values, so a model scores exactly the same before saving and after loading.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::analyze::{Analysis, analyze_into};
+use super::features::{
+    DENSE_LEN, DenseSignals, Extracted, Extractor, FEATURE_VERSION, Feature, FeatureSettings, Group, Lexicon,
+    Sink, Sparse, group_scale,
+};
+use super::linear::{SparseLogistic, sigmoid};
+use super::stacker::{INPUTS, Stacker};
+
+/// Magic bytes opening every model file.
+const MAGIC: &[u8; 8] = b"CMODMDL\n";
+
+/// Version of the file layout; a file with another version is refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The two things the classifier scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HeadKind {
+    /// Advertising, scams, gibberish, off-topic promotion.
+    Spam,
+    /// Insults, hate, obscenity.
+    Toxic,
+}
+
+impl HeadKind {
+    /// Both heads, in storage order.
+    pub const ALL: [HeadKind; 2] = [HeadKind::Spam, HeadKind::Toxic];
+
+    /// Lower-case name, as in the corpus (`spam`, `toxic`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadKind::Spam => "spam",
+            HeadKind::Toxic => "toxic",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            HeadKind::Spam => 0,
+            HeadKind::Toxic => 1,
+        }
+    }
+}
+
+impl fmt::Display for HeadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Thresholds recommended by training, from out-of-fold scores on the training set; ops may
+/// override them in the service's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Spam probability below which a comment is accepted.
+    pub accept_below: f32,
+    /// Spam probability at or above which a comment is rejected.
+    pub reject_at: f32,
+    /// Toxic probability at or above which a comment goes at least to review.
+    pub review_toxic_at: f32,
+}
+
+/// Calibrated probabilities of one comment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Scores {
+    /// Probability that the comment is spam.
+    pub spam: f32,
+    /// Probability that the comment is toxic.
+    pub toxic: f32,
+}
+
+/// One feature's share in a score.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Reason {
+    /// The feature, readable (`phone number`, `word "nhà cái"`, `link to bit.ly`).
+    pub feature: String,
+    /// How much it raised the log-odds of the head, compared with a typical comment.
+    pub weight: f32,
+}
+
+/// Why a comment scored as it did: the features that pushed each head up most.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The scores explained.
+    pub scores: Scores,
+    /// Top contributors to the spam score, largest first.
+    pub spam: Vec<Reason>,
+    /// Top contributors to the toxic score, largest first.
+    pub toxic: Vec<Reason>,
+}
+
+/// A model's metadata, for listings and the model card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Version name, reported with every score (e.g. `vi-en-2026-11-27`).
+    pub name: String,
+    /// When it was trained (RFC 3339, UTC).
+    pub trained_at: String,
+    /// What it was trained on (file names and row counts).
+    pub trained_on: Vec<String>,
+}
+
+/// What is stored in the file.
+#[derive(Serialize, Deserialize)]
+struct ModelFile {
+    info: ModelInfo,
+    feature_version: u32,
+    features: FeatureSettings,
+    lexicon: Vec<String>,
+    thresholds: Thresholds,
+    heads: Vec<HeadFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HeadFile {
+    kind: HeadKind,
+    bias: f32,
+    scale: f32,
+    weights: Vec<i16>,
+    stacker: Stacker,
+}
+
+/// One head as trained: the sparse model and its stacked calibration model.
+#[derive(Clone, Debug)]
+pub struct TrainedHead {
+    /// Which head.
+    pub kind: HeadKind,
+    /// The sparse logistic model.
+    pub sparse: SparseLogistic,
+    /// The stacked model over its log-odds and the dense signals.
+    pub stacker: Stacker,
+}
+
+/// A loaded model, ready to score.
+#[derive(Clone, Debug)]
+pub struct Model {
+    info: ModelInfo,
+    extractor: Extractor,
+    thresholds: Thresholds,
+    /// Both heads' weights side by side, so one memory access serves both.
+    weights: Vec<[f32; 2]>,
+    biases: [f32; 2],
+    stackers: [Stacker; 2],
+    /// The quantisation scale of each head, kept for saving.
+    scales: [f32; 2],
+}
+
+/// Why a model file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Reading or writing the file failed.
+    #[error("cannot read or write model file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a model file at all.
+    #[error("{path} is not a model file (wrong magic bytes)")]
+    NotAModel {
+        /// The file.
+        path: String,
+    },
+    /// The file was written by another version of the format.
+    #[error("{path} has model format version {found}; this build reads version {expected}")]
+    FormatVersion {
+        /// The file.
+        path: String,
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        expected: u32,
+    },
+    /// The file is damaged.
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file is sound but does not fit this build.
+    #[error("{path} does not match this build: {reason}")]
+    Mismatch {
+        /// The file.
+        path: String,
+        /// What does not match.
+        reason: String,
+    },
+}
+
+thread_local! {
+    /// Per-thread buffers, so scoring allocates nothing once warm.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+#[derive(Default)]
+struct Scratch {
+    text: Analysis,
+    author: Analysis,
+    sparse: Sparse,
+}
+
+impl Model {
+    /// Builds a model from trained heads (quantising the weights as saving would).
+    pub fn from_trained(
+        info: ModelInfo,
+        extractor: Extractor,
+        thresholds: Thresholds,
+        spam: TrainedHead,
+        toxic: TrainedHead,
+    ) -> Self {
+        let dimension = extractor.settings().dimension();
+        let mut weights = vec![[0.0f32; 2]; dimension];
+        let mut scales = [0.0f32; 2];
+        for (h, head) in [&spam, &toxic].into_iter().enumerate() {
+            let (q, scale) = quantize(&head.sparse.weights);
+            scales[h] = scale;
+            for (slot, &v) in weights.iter_mut().zip(&q) {
+                slot[h] = f32::from(v) * scale;
+            }
+        }
+        Model {
+            info,
+            extractor,
+            thresholds,
+            weights,
+            biases: [spam.sparse.bias, toxic.sparse.bias],
+            stackers: [spam.stacker, toxic.stacker],
+            scales,
+        }
+    }
+
+    /// The model's name and provenance.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The thresholds recommended at training.
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// The feature extractor (settings and lexicon) the model was trained with.
+    pub fn extractor(&self) -> &Extractor {
+        &self.extractor
+    }
+
+    /// Scores one comment; `author` is the display name, if known.
+    pub fn score(&self, text: &str, author: Option<&str>) -> Scores {
+        SCRATCH.with(|scratch| {
+            let scratch = &mut *scratch.borrow_mut();
+            let (logits, extracted) = self.sparse_logits(text, author, scratch);
+            self.calibrate(logits, &extracted.dense)
+        })
+    }
+
+    fn sparse_logits(
+        &self,
+        text: &str,
+        author: Option<&str>,
+        scratch: &mut Scratch,
+    ) -> ([f32; 2], Extracted) {
+        analyze_into(text, &mut scratch.text);
+        let author = match author {
+            Some(name) if self.extractor.settings().use_author => {
+                analyze_into(name, &mut scratch.author);
+                Some(&scratch.author)
+            }
+            _ => None,
+        };
+        let extracted = self
+            .extractor
+            .extract(&scratch.text, author, &mut scratch.sparse);
+        let mut logits = self.biases;
+        for &(i, v) in &scratch.sparse {
+            let w = self.weights[i as usize];
+            logits[0] += w[0] * v;
+            logits[1] += w[1] * v;
+        }
+        (logits, extracted)
+    }
+
+    fn calibrate(&self, logits: [f32; 2], dense: &DenseSignals) -> Scores {
+        Scores {
+            spam: sigmoid(self.stackers[0].logit(logits[0], dense)),
+            toxic: sigmoid(self.stackers[1].logit(logits[1], dense)),
+        }
+    }
+
+    /// Scores one comment and names the `top` features that raised each head most.
+    pub fn explain(&self, text: &str, author: Option<&str>, top: usize) -> Explanation {
+        SCRATCH.with(|scratch| {
+            let scratch = &mut *scratch.borrow_mut();
+            let (logits, extracted) = self.sparse_logits(text, author, scratch);
+            let dense = extracted.dense;
+            let scores = self.calibrate(logits, &dense);
+            let mut sink = ExplainSink {
+                weights: &self.weights,
+                factors: [
+                    self.stackers[0].coefficients[0],
+                    self.stackers[1].coefficients[0],
+                ],
+                scales: [group_scale(extracted.words), group_scale(extracted.chars)],
+                totals: HashMap::new(),
+            };
+            let author = author
+                .filter(|_| self.extractor.settings().use_author)
+                .map(|_| &scratch.author);
+            self.extractor.visit(&scratch.text, author, &mut sink);
+            let mut totals = sink.totals;
+            for (h, stacker) in self.stackers.iter().enumerate() {
+                let contributions = stacker.contributions(logits[h], &dense);
+                for (k, c) in contributions.iter().enumerate().skip(1).take(DENSE_LEN) {
+                    // Only signals that are present explain anything ("0 links" does not).
+                    if dense.values[k - 1] > 0.0 {
+                        totals.entry(Feature::Signal(k - 1)).or_insert([0.0; 2])[h] += c;
+                    }
+                }
+            }
+            Explanation {
+                scores,
+                spam: top_reasons(&totals, 0, top),
+                toxic: top_reasons(&totals, 1, top),
+            }
+        })
+    }
+
+    /// Writes the model to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let file = ModelFile {
+            info: self.info.clone(),
+            feature_version: FEATURE_VERSION,
+            features: self.extractor.settings().clone(),
+            lexicon: self.extractor.lexicon().entries.clone(),
+            thresholds: self.thresholds,
+            heads: HeadKind::ALL
+                .iter()
+                .map(|&kind| {
+                    let h = kind.index();
+                    let scale = self.scales[h];
+                    HeadFile {
+                        kind,
+                        bias: self.biases[h],
+                        scale,
+                        weights: self
+                            .weights
+                            .iter()
+                            .map(|w| if scale == 0.0 { 0 } else { (w[h] / scale).round() as i16 })
+                            .collect(),
+                        stacker: self.stackers[h].clone(),
+                    }
+                })
+                .collect(),
+        };
+        let payload = postcard::to_stdvec(&file).map_err(|e| ModelError::Corrupt {
+            path: path.display().to_string(),
+            reason: format!("cannot encode: {e}"),
+        })?;
+        let mut bytes = Vec::with_capacity(payload.len() + 24);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        let io = |source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        // Written beside the target and renamed, so a reader never sees half a model.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, &bytes).map_err(io)?;
+        std::fs::rename(&partial, path).map_err(io)
+    }
+
+    /// Reads and checks a model file.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, &name)
+    }
+
+    /// Checks and decodes the bytes of a model file; `name` is used in errors.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self, ModelError> {
+        let corrupt = |reason: String| ModelError::Corrupt {
+            path: name.to_owned(),
+            reason,
+        };
+        let mismatch = |reason: String| ModelError::Mismatch {
+            path: name.to_owned(),
+            reason,
+        };
+        if bytes.len() < 8 || &bytes[..8] != MAGIC {
+            return Err(ModelError::NotAModel {
+                path: name.to_owned(),
+            });
+        }
+        if bytes.len() < 24 {
+            return Err(corrupt("truncated header".into()));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
+        if version != FORMAT_VERSION {
+            return Err(ModelError::FormatVersion {
+                path: name.to_owned(),
+                found: version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        let length = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or_default());
+        let expected_len = (length as usize).checked_add(24);
+        if expected_len != Some(bytes.len()) {
+            return Err(corrupt(format!(
+                "payload length says {length} bytes but the file has {}",
+                bytes.len().saturating_sub(24)
+            )));
+        }
+        let payload = &bytes[20..bytes.len() - 4];
+        let stored = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap_or_default());
+        if crc32fast::hash(payload) != stored {
+            return Err(corrupt("checksum does not match (the file was damaged)".into()));
+        }
+        let file: ModelFile =
+            postcard::from_bytes(payload).map_err(|e| corrupt(format!("cannot decode: {e}")))?;
+        if file.feature_version != FEATURE_VERSION {
+            return Err(mismatch(format!(
+                "trained with feature extractor version {}, this build has version {}",
+                file.feature_version, FEATURE_VERSION
+            )));
+        }
+        let settings = file.features;
+        if !(10..=26).contains(&settings.hash_bits)
+            || settings.char_min == 0
+            || settings.char_min > settings.char_max
+        {
+            return Err(mismatch(format!("unusable feature settings {settings:?}")));
+        }
+        let t = file.thresholds;
+        let in_unit = |v: f32| (0.0..=1.0).contains(&v);
+        if !(in_unit(t.accept_below)
+            && in_unit(t.reject_at)
+            && in_unit(t.review_toxic_at)
+            && t.accept_below <= t.reject_at)
+        {
+            return Err(mismatch(format!("thresholds out of range: {t:?}")));
+        }
+        let dimension = settings.dimension();
+        let mut weights = vec![[0.0f32; 2]; dimension];
+        let mut biases = [0.0; 2];
+        let mut scales = [0.0; 2];
+        let mut stackers: [Option<Stacker>; 2] = [None, None];
+        for head in file.heads {
+            let h = head.kind.index();
+            if stackers[h].is_some() {
+                return Err(mismatch(format!("head {} appears twice", head.kind)));
+            }
+            if head.weights.len() != dimension {
+                return Err(mismatch(format!(
+                    "head {} has {} weights, the feature settings need {dimension}",
+                    head.kind,
+                    head.weights.len()
+                )));
+            }
+            let finite = head.bias.is_finite()
+                && head.scale.is_finite()
+                && head.stacker.intercept.is_finite()
+                && head.stacker.coefficients.iter().all(|c| c.is_finite());
+            if !finite
+                || head.stacker.coefficients.len() != INPUTS
+                || head.stacker.means.len() != INPUTS
+            {
+                return Err(mismatch(format!(
+                    "head {} has an unusable stacked model",
+                    head.kind
+                )));
+            }
+            for (slot, &q) in weights.iter_mut().zip(&head.weights) {
+                slot[h] = f32::from(q) * head.scale;
+            }
+            biases[h] = head.bias;
+            scales[h] = head.scale;
+            stackers[h] = Some(head.stacker);
+        }
+        let [Some(spam), Some(toxic)] = stackers else {
+            return Err(mismatch("the file lacks the spam or the toxic head".into()));
+        };
+        Ok(Model {
+            info: file.info,
+            extractor: Extractor::new(settings, Lexicon::new(file.lexicon)),
+            thresholds: file.thresholds,
+            weights,
+            biases,
+            stackers: [spam, toxic],
+            scales,
+        })
+    }
+}
+
+/// Quantises weights to 16-bit integers with one scale for all of them.
+fn quantize(weights: &[f32]) -> (Vec<i16>, f32) {
+    let max = weights.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+    if max == 0.0 || !max.is_finite() {
+        return (vec![0; weights.len()], 0.0);
+    }
+    let scale = max / f32::from(i16::MAX);
+    let q = weights.iter().map(|w| (w / scale).round() as i16).collect();
+    (q, scale)
+}
+
+/// Contributions below this (in log-odds) are not worth a label.
+const NEGLIGIBLE: f32 = 0.002;
+
+/// Adds up each feature's contribution to both heads' log-odds, by readable label.
+struct ExplainSink<'a> {
+    weights: &'a [[f32; 2]],
+    /// The stacked models' coefficients on the sparse log-odds.
+    factors: [f32; 2],
+    /// Feature values of the words and chars groups.
+    scales: [f32; 2],
+    totals: HashMap<Feature, [f32; 2]>,
+}
+
+impl Sink for ExplainSink<'_> {
+    fn add(&mut self, group: Group, index: u32, label: impl FnOnce() -> Feature) {
+        let value = match group {
+            Group::Words => self.scales[0],
+            Group::Chars => self.scales[1],
+        };
+        let w = self.weights[index as usize];
+        let c = [
+            self.factors[0] * w[0] * value,
+            self.factors[1] * w[1] * value,
+        ];
+        if c[0].abs() < NEGLIGIBLE && c[1].abs() < NEGLIGIBLE {
+            return;
+        }
+        let total = self.totals.entry(label()).or_insert([0.0; 2]);
+        total[0] += c[0];
+        total[1] += c[1];
+    }
+}
+
+fn top_reasons(totals: &HashMap<Feature, [f32; 2]>, head: usize, top: usize) -> Vec<Reason> {
+    let mut items: Vec<(&Feature, f32)> = totals
+        .iter()
+        .map(|(f, c)| (f, c[head]))
+        .filter(|(_, c)| *c > 0.0)
+        .collect();
+    items.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    items
+        .into_iter()
+        .take(top)
+        .map(|(f, c)| Reason {
+            feature: f.to_string(),
+            weight: (c * 1000.0).round() / 1000.0,
+        })
+        .collect()
+}

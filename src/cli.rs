@@ -1,0 +1,221 @@
+//! The command line: one binary, one subcommand per job. Each subcommand parses its flags and
+//! calls into the library; nothing here decides anything a test would need to check.
+
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::classifier::features::{FeatureSettings, Lexicon};
+use crate::classifier::linear::SgdSettings;
+use crate::classifier::model::ModelInfo;
+use crate::classifier::train::TrainSettings;
+use crate::classifier::{Model, batch, corpus, evaluate, train};
+
+/// Comment moderation for news portals.
+#[derive(Debug, Parser)]
+#[command(name = "moderation", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model from labeled JSON Lines and save it.
+    Train(TrainArgs),
+    /// Score a labeled set with a model and print precision, recall, F1, ROC-AUC per source,
+    /// calibration and a threshold table.
+    Evaluate(EvaluateArgs),
+    /// Score comments in bulk: one JSON line in, one JSON line out.
+    Classify(ClassifyArgs),
+}
+
+/// `train` flags.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Labeled corpus files (JSON Lines).
+    #[arg(long, required = true, num_args = 1..)]
+    pub data: Vec<PathBuf>,
+    /// Where to write the model (e.g. `models/vi-en-2026-11-27.model`); its file stem becomes
+    /// the model's version name.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A labeled development set to report figures on after training.
+    #[arg(long)]
+    pub dev: Option<PathBuf>,
+    /// Offensive-word list (one word or phrase per line), saved into the model.
+    #[arg(long, default_value = "../shared/data/lexicons/vi-badwords.txt")]
+    pub lexicon: PathBuf,
+    /// Size of the hashed feature space, as a power of two.
+    #[arg(long, default_value_t = FeatureSettings::default().hash_bits)]
+    pub hash_bits: u8,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = SgdSettings::default().epochs)]
+    pub epochs: usize,
+    /// Base learning rate of the sparse models.
+    #[arg(long, default_value_t = SgdSettings::default().learning_rate)]
+    pub learning_rate: f32,
+    /// L2 penalty of the sparse models.
+    #[arg(long, default_value_t = SgdSettings::default().l2)]
+    pub l2: f32,
+    /// Folds for the out-of-fold scores the calibration is fitted on.
+    #[arg(long, default_value_t = TrainSettings::default().folds)]
+    pub folds: usize,
+    /// Ignore the `author` field.
+    #[arg(long)]
+    pub no_author: bool,
+}
+
+/// `evaluate` flags.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A labeled set (JSON Lines).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `classify` flags.
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// The model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Input JSON Lines with a `text` field (and optionally `author`); standard input if absent.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Where to write the answers; standard output if absent.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Reasons to give per head.
+    #[arg(long, default_value_t = 3)]
+    pub top: usize,
+}
+
+/// Runs a parsed command line; errors are printed with their causes.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Train(args) => run_train(args),
+        Command::Evaluate(args) => run_evaluate(args),
+        Command::Classify(args) => run_classify(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let mut records = Vec::new();
+    let mut trained_on = Vec::new();
+    for path in &args.data {
+        let part = corpus::read(path)?;
+        eprintln!("read {} records from {}", part.len(), path.display());
+        trained_on.push(format!(
+            "{} ({} records)",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            part.len()
+        ));
+        records.extend(part);
+    }
+    let lexicon_text = std::fs::read_to_string(&args.lexicon)
+        .with_context(|| format!("reading the lexicon {}", args.lexicon.display()))?;
+    let lexicon = Lexicon::new(lexicon_text.lines());
+    eprintln!("lexicon: {} entries", lexicon.len());
+    let sgd = SgdSettings {
+        epochs: args.epochs,
+        learning_rate: args.learning_rate,
+        l2: args.l2,
+        ..SgdSettings::default()
+    };
+    let settings = TrainSettings {
+        features: FeatureSettings {
+            hash_bits: args.hash_bits,
+            use_author: !args.no_author,
+            ..FeatureSettings::default()
+        },
+        spam: sgd,
+        toxic: SgdSettings { seed: 11, ..sgd },
+        folds: args.folds,
+        ..TrainSettings::default()
+    };
+    let info = ModelInfo {
+        name: model_name(&args.out)?,
+        trained_at: jiff::Timestamp::now().to_string(),
+        trained_on,
+    };
+    let model = train::train(&records, lexicon, &settings, info, &|line| eprintln!("{line}"))?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    model.save(&args.out)?;
+    eprintln!("saved {}", args.out.display());
+    if let Some(dev) = &args.dev {
+        let records = corpus::read(dev)?;
+        let report = evaluate::evaluate(&model, &records);
+        println!("{}", evaluate::render(&report));
+    }
+    Ok(())
+}
+
+/// The version name of a model written to `path`: its file stem.
+fn model_name(path: &Path) -> Result<String> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .context("--out needs a file name")?;
+    Ok(stem)
+}
+
+fn run_evaluate(args: EvaluateArgs) -> Result<()> {
+    let model = Model::load(&args.model)?;
+    let records = corpus::read(&args.data)?;
+    let report = evaluate::evaluate(&model, &records);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", evaluate::render(&report));
+    }
+    Ok(())
+}
+
+fn run_classify(args: ClassifyArgs) -> Result<()> {
+    let model = Model::load(&args.model)?;
+    let input: Box<dyn std::io::BufRead> = match &args.input {
+        Some(path) => Box::new(BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let output: Box<dyn std::io::Write> = match &args.output {
+        Some(path) => Box::new(BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let started = std::time::Instant::now();
+    let summary = batch::classify(&model, input, output, args.top)?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "classified {} lines ({} errors) in {:.2}s: {:.0} comments/s",
+        summary.lines,
+        summary.errors,
+        seconds,
+        summary.lines as f64 / seconds.max(1e-9)
+    );
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Unicode clean-up shared by every part that reads a reader's text.
+//!
+//! Two views of the same text are needed: the *stored* text (what the portal publishes: NFC,
+//! invisible formatting removed, nothing else changed) and the *analysed* text (what the
+//! classifier reads: also compatibility-folded, lower-cased and, per word, stripped of
+//! diacritics). Both start from [`is_invisible`], so "what counts as invisible" is decided once.
+
+use std::sync::OnceLock;
+
+/// True for characters that change how text is shown or ordered but carry no letter of their
+/// own: zero-width spaces and joiners, bidi marks/embeddings/isolates, the soft hyphen, the byte
+/// order mark, variation selectors, Hangul fillers and tag characters.
+///
+/// Spammers put these between letters ("n\u{200B}h\u{200B}à c\u{200B}á\u{200B}i") so that word
+/// filters miss them; the bidi ones can also make a comment display differently from what it
+/// says.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}'
+    )
+}
+
+/// The ASCII letter a Latin letter is written on, with its diacritics removed ("ệ" → 'e',
+/// "đ" → 'd', "Ư" → 'U'); any other character is returned unchanged.
+///
+/// Vietnamese is often typed without diacritics ("nha cai" for "nhà cái"), so the classifier
+/// reads every word in this folded form as well.
+pub fn fold_diacritics(c: char) -> char {
+    if c.is_ascii() {
+        return c;
+    }
+    let code = c as u32;
+    if !(FOLD_START..FOLD_END).contains(&code) {
+        return c;
+    }
+    fold_table()[(code - FOLD_START) as usize]
+}
+
+/// Latin-1 Supplement up to the end of Latin Extended Additional: every precomposed Latin
+/// letter Vietnamese (and most European languages) use.
+const FOLD_START: u32 = 0x00C0;
+const FOLD_END: u32 = 0x1F00;
+
+/// Built once from the Unicode canonical decompositions rather than written out by hand, so it
+/// covers every precomposed letter in the range.
+fn fold_table() -> &'static [char] {
+    static TABLE: OnceLock<Vec<char>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (FOLD_START..FOLD_END)
+            .map(|code| {
+                let Some(c) = char::from_u32(code) else {
+                    return '\u{FFFD}';
+                };
+                match c {
+                    'đ' => 'd',
+                    'Đ' => 'D',
+                    'ø' => 'o',
+                    'Ø' => 'O',
+                    'ł' => 'l',
+                    'Ł' => 'L',
+                    _ => {
+                        let mut base = c;
+                        let mut first = true;
+                        unicode_normalization::char::decompose_canonical(c, |d| {
+                            if first {
+                                base = d;
+                                first = false;
+                            }
+                        });
+                        if base.is_ascii() { base } else { c }
+                    }
+                }
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_removes_every_vietnamese_tone_and_vowel_mark() {
+        let cases = [
+            ("nhà cái", "nha cai"),
+            ("đánh bạc", "danh bac"),
+            ("ĐƯỜNG", "DUONG"),
+            ("người việt", "nguoi viet"),
+            ("ỹỷỳýỵ", "yyyyy"),
+            ("ơớờởỡợ", "oooooo"),
+            ("ăắằẳẵặâấầẩẫậ", "aaaaaaaaaaaa"),
+            ("naïve café", "naive cafe"),
+        ];
+        for (input, want) in cases {
+            let got: String = input.chars().map(fold_diacritics).collect();
+            assert_eq!(got, want, "folding {input:?}");
+        }
+    }
+
+    #[test]
+    fn folding_leaves_other_scripts_alone() {
+        for c in ['中', 'я', '😀', 'ß'] {
+            assert_eq!(fold_diacritics(c), c);
+        }
+    }
+
+    #[test]
+    fn invisible_characters_are_recognised_and_letters_are_not() {
+        for c in ['\u{200B}', '\u{200D}', '\u{202E}', '\u{2066}', '\u{FEFF}', '\u{00AD}'] {
+            assert!(is_invisible(c), "{:?} should be invisible", c);
+        }
+        for c in ['a', 'ệ', ' ', '😀', '\n'] {
+            assert!(!is_invisible(c), "{c:?} should be visible");
+        }
+    }
+}
