@@ -63,12 +63,27 @@ pub struct TrainArgs {
     /// L2 penalty of the sparse models.
     #[arg(long, default_value_t = SgdSettings::default().l2)]
     pub l2: f32,
+    /// Weight of a positive row's loss relative to a negative row's.
+    #[arg(long, default_value_t = SgdSettings::default().positive_weight)]
+    pub positive_weight: f32,
+    /// Blend of naive-Bayes feature scaling (0 = none, 1 = full NB-SVM).
+    #[arg(long, default_value_t = SgdSettings::default().nb_blend)]
+    pub nb_blend: f32,
     /// Folds for the out-of-fold scores the calibration is fitted on.
     #[arg(long, default_value_t = TrainSettings::default().folds)]
     pub folds: usize,
     /// Ignore the `author` field.
     #[arg(long)]
     pub no_author: bool,
+    /// Shortest character n-gram.
+    #[arg(long, default_value_t = FeatureSettings::default().char_min)]
+    pub char_min: u8,
+    /// Longest character n-gram.
+    #[arg(long, default_value_t = FeatureSettings::default().char_max)]
+    pub char_max: u8,
+    /// Ignore features found in fewer training rows than this.
+    #[arg(long, default_value_t = FeatureSettings::default().min_rows)]
+    pub min_rows: u32,
 }
 
 /// `evaluate` flags.
@@ -139,12 +154,17 @@ fn run_train(args: TrainArgs) -> Result<()> {
         epochs: args.epochs,
         learning_rate: args.learning_rate,
         l2: args.l2,
+        positive_weight: args.positive_weight,
+        nb_blend: args.nb_blend,
         ..SgdSettings::default()
     };
     let settings = TrainSettings {
         features: FeatureSettings {
             hash_bits: args.hash_bits,
             use_author: !args.no_author,
+            char_min: args.char_min,
+            char_max: args.char_max,
+            min_rows: args.min_rows,
             ..FeatureSettings::default()
         },
         spam: sgd,
@@ -157,7 +177,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
         trained_at: jiff::Timestamp::now().to_string(),
         trained_on,
     };
-    let model = train::train(&records, lexicon, &settings, info, &|line| eprintln!("{line}"))?;
+    let model = train::train(&records, lexicon, &settings, info, &|line| {
+        eprintln!("{line}")
+    })?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

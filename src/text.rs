@@ -123,7 +123,9 @@ mod tests {
 
     #[test]
     fn invisible_characters_are_recognised_and_letters_are_not() {
-        for c in ['\u{200B}', '\u{200D}', '\u{202E}', '\u{2066}', '\u{FEFF}', '\u{00AD}'] {
+        for c in [
+            '\u{200B}', '\u{200D}', '\u{202E}', '\u{2066}', '\u{FEFF}', '\u{00AD}',
+        ] {
             assert!(is_invisible(c), "{:?} should be invisible", c);
         }
         for c in ['a', 'ệ', ' ', '😀', '\n'] {

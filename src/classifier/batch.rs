@@ -103,7 +103,10 @@ fn score_batch(model: &Model, lines: &[String], first: usize, top: usize) -> Vec
             .into_iter()
             .flat_map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    vec![(r#"{"error":"internal error while scoring"}"#.to_owned(), true)]
+                    vec![(
+                        r#"{"error":"internal error while scoring"}"#.to_owned(),
+                        true,
+                    )]
                 })
             })
             .collect()

@@ -217,7 +217,12 @@ mod tests {
 
     #[test]
     fn bands_split_scores_into_three() {
-        let b = bands(&[0.05, 0.15, 0.5, 0.95, 0.99], &[false, true, true, true, false], 0.1, 0.9);
+        let b = bands(
+            &[0.05, 0.15, 0.5, 0.95, 0.99],
+            &[false, true, true, true, false],
+            0.1,
+            0.9,
+        );
         assert_eq!((b.accepted, b.review, b.rejected), (1, 2, 2));
         assert_eq!(b.accepted_precision, 1.0);
         assert_eq!(b.rejected_precision, 0.5);

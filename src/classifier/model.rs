@@ -1,5 +1,5 @@
 //! A trained model: everything needed to score a comment (feature settings, hash seed, offensive
-//! lexicon, weights of both heads, their stacked calibration models and recommended
+//! lexicon, feature weights, the weights of both heads, their calibrations and recommended
 //! thresholds), its file format, scoring and explanations.
 //!
 //! File layout (little-endian):
@@ -17,19 +17,18 @@
 //! dequantised values, so a model scores exactly the same before saving and after loading.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::analyze::{Analysis, analyze_into};
+use super::calibration::Calibration;
 use super::features::{
-    DENSE_LEN, DenseSignals, Extracted, Extractor, FEATURE_VERSION, Feature, FeatureSettings, Group, Lexicon,
-    Sink, Sparse, group_scale,
+    Extractor, FEATURE_VERSION, Feature, FeatureSettings, Features, Group, Idf, Lexicon, Sink,
 };
 use super::linear::{SparseLogistic, sigmoid};
-use super::stacker::{INPUTS, Stacker};
 
 /// Magic bytes opening every model file.
 const MAGIC: &[u8; 8] = b"CMODMDL\n";
@@ -131,6 +130,7 @@ struct ModelFile {
     feature_version: u32,
     features: FeatureSettings,
     lexicon: Vec<String>,
+    idf: Vec<u8>,
     thresholds: Thresholds,
     heads: Vec<HeadFile>,
 }
@@ -141,18 +141,18 @@ struct HeadFile {
     bias: f32,
     scale: f32,
     weights: Vec<i16>,
-    stacker: Stacker,
+    calibration: Calibration,
 }
 
-/// One head as trained: the sparse model and its stacked calibration model.
+/// One head as trained: the sparse model and its calibration.
 #[derive(Clone, Debug)]
 pub struct TrainedHead {
     /// Which head.
     pub kind: HeadKind,
     /// The sparse logistic model.
     pub sparse: SparseLogistic,
-    /// The stacked model over its log-odds and the dense signals.
-    pub stacker: Stacker,
+    /// Its calibration.
+    pub calibration: Calibration,
 }
 
 /// A loaded model, ready to score.
@@ -161,12 +161,25 @@ pub struct Model {
     info: ModelInfo,
     extractor: Extractor,
     thresholds: Thresholds,
-    /// Both heads' weights side by side, so one memory access serves both.
-    weights: Vec<[f32; 2]>,
-    biases: [f32; 2],
-    stackers: [Stacker; 2],
-    /// The quantisation scale of each head, kept for saving.
+    /// Per slot: both heads' quantised weights and the slot's IDF byte, side by side, so that
+    /// scoring a feature is one memory access (the table is larger than the CPU's fast caches).
+    slots: Vec<Slot>,
+    /// Dequantisation scale of each head's weights.
     scales: [f32; 2],
+    biases: [f32; 2],
+    calibrations: [Calibration; 2],
+}
+
+/// One slot of [`Model::slots`]: spam weight, toxic weight (both times the head's scale), IDF
+/// byte.
+type Slot = [i16; 3];
+
+fn build_slots(spam: &[i16], toxic: &[i16], idf: &Idf) -> Vec<Slot> {
+    spam.iter()
+        .zip(toxic)
+        .enumerate()
+        .map(|(i, (&s, &t))| [s, t, i16::from(idf.byte(i).unwrap_or(0))])
+        .collect()
 }
 
 /// Why a model file was refused.
@@ -223,7 +236,7 @@ thread_local! {
 struct Scratch {
     text: Analysis,
     author: Analysis,
-    sparse: Sparse,
+    features: Features,
 }
 
 impl Model {
@@ -235,24 +248,16 @@ impl Model {
         spam: TrainedHead,
         toxic: TrainedHead,
     ) -> Self {
-        let dimension = extractor.settings().dimension();
-        let mut weights = vec![[0.0f32; 2]; dimension];
-        let mut scales = [0.0f32; 2];
-        for (h, head) in [&spam, &toxic].into_iter().enumerate() {
-            let (q, scale) = quantize(&head.sparse.weights);
-            scales[h] = scale;
-            for (slot, &v) in weights.iter_mut().zip(&q) {
-                slot[h] = f32::from(v) * scale;
-            }
-        }
+        let (spam_q, spam_scale) = quantize(&spam.sparse.weights);
+        let (toxic_q, toxic_scale) = quantize(&toxic.sparse.weights);
         Model {
             info,
+            slots: build_slots(&spam_q, &toxic_q, extractor.idf()),
             extractor,
             thresholds,
-            weights,
+            scales: [spam_scale, toxic_scale],
             biases: [spam.sparse.bias, toxic.sparse.bias],
-            stackers: [spam.stacker, toxic.stacker],
-            scales,
+            calibrations: [spam.calibration, toxic.calibration],
         }
     }
 
@@ -275,17 +280,21 @@ impl Model {
     pub fn score(&self, text: &str, author: Option<&str>) -> Scores {
         SCRATCH.with(|scratch| {
             let scratch = &mut *scratch.borrow_mut();
-            let (logits, extracted) = self.sparse_logits(text, author, scratch);
-            self.calibrate(logits, &extracted.dense)
+            let (logits, _) = self.sparse_logits(text, author, scratch);
+            self.calibrate(logits)
         })
     }
 
+    /// Reads a comment and returns both heads' sparse log-odds and the scales of the words and
+    /// character groups. This is [`Extractor::weigh`] and the dot product with both heads'
+    /// weights in one pass: a group's unit-length scale is a common factor of its features, so
+    /// it is applied to the group's sum at the end instead of to each feature.
     fn sparse_logits(
         &self,
         text: &str,
         author: Option<&str>,
         scratch: &mut Scratch,
-    ) -> ([f32; 2], Extracted) {
+    ) -> ([f32; 2], [f32; 2]) {
         analyze_into(text, &mut scratch.text);
         let author = match author {
             Some(name) if self.extractor.settings().use_author => {
@@ -294,22 +303,35 @@ impl Model {
             }
             _ => None,
         };
-        let extracted = self
-            .extractor
-            .extract(&scratch.text, author, &mut scratch.sparse);
-        let mut logits = self.biases;
-        for &(i, v) in &scratch.sparse {
-            let w = self.weights[i as usize];
-            logits[0] += w[0] * v;
-            logits[1] += w[1] * v;
+        self.extractor
+            .features(&scratch.text, author, &mut scratch.features);
+        // Per group: sum of squared values, and both heads' weighted sums.
+        let mut squares = [0.0f32; 3];
+        let mut sums = [[0.0f32; 2]; 3];
+        for &(i, group) in scratch.features.grams() {
+            let [spam, toxic, idf] = self.slots[i as usize];
+            let g = group as usize;
+            let v = if group == Group::Signals {
+                1.0
+            } else {
+                Idf::value(idf as u8)
+            };
+            squares[g] += v * v;
+            sums[g][0] += f32::from(spam) * v;
+            sums[g][1] += f32::from(toxic) * v;
         }
-        (logits, extracted)
+        let scales = [squares[0], squares[1]].map(|s| if s > 0.0 { 1.0 / s.sqrt() } else { 0.0 });
+        let logits = [0, 1].map(|h| {
+            let sum = scales[0] * sums[0][h] + scales[1] * sums[1][h] + sums[2][h];
+            self.biases[h] + self.scales[h] * sum
+        });
+        (logits, scales)
     }
 
-    fn calibrate(&self, logits: [f32; 2], dense: &DenseSignals) -> Scores {
+    fn calibrate(&self, logits: [f32; 2]) -> Scores {
         Scores {
-            spam: sigmoid(self.stackers[0].logit(logits[0], dense)),
-            toxic: sigmoid(self.stackers[1].logit(logits[1], dense)),
+            spam: sigmoid(self.calibrations[0].logit(logits[0])),
+            toxic: sigmoid(self.calibrations[1].logit(logits[1])),
         }
     }
 
@@ -317,32 +339,19 @@ impl Model {
     pub fn explain(&self, text: &str, author: Option<&str>, top: usize) -> Explanation {
         SCRATCH.with(|scratch| {
             let scratch = &mut *scratch.borrow_mut();
-            let (logits, extracted) = self.sparse_logits(text, author, scratch);
-            let dense = extracted.dense;
-            let scores = self.calibrate(logits, &dense);
+            let (logits, scales) = self.sparse_logits(text, author, scratch);
+            let scores = self.calibrate(logits);
             let mut sink = ExplainSink {
-                weights: &self.weights,
-                factors: [
-                    self.stackers[0].coefficients[0],
-                    self.stackers[1].coefficients[0],
-                ],
-                scales: [group_scale(extracted.words), group_scale(extracted.chars)],
+                model: self,
+                scales,
+                seen: HashSet::new(),
                 totals: HashMap::new(),
             };
             let author = author
                 .filter(|_| self.extractor.settings().use_author)
                 .map(|_| &scratch.author);
             self.extractor.visit(&scratch.text, author, &mut sink);
-            let mut totals = sink.totals;
-            for (h, stacker) in self.stackers.iter().enumerate() {
-                let contributions = stacker.contributions(logits[h], &dense);
-                for (k, c) in contributions.iter().enumerate().skip(1).take(DENSE_LEN) {
-                    // Only signals that are present explain anything ("0 links" does not).
-                    if dense.values[k - 1] > 0.0 {
-                        totals.entry(Feature::Signal(k - 1)).or_insert([0.0; 2])[h] += c;
-                    }
-                }
-            }
+            let totals = sink.totals;
             Explanation {
                 scores,
                 spam: top_reasons(&totals, 0, top),
@@ -358,6 +367,7 @@ impl Model {
             feature_version: FEATURE_VERSION,
             features: self.extractor.settings().clone(),
             lexicon: self.extractor.lexicon().entries.clone(),
+            idf: self.extractor.idf().as_bytes().to_vec(),
             thresholds: self.thresholds,
             heads: HeadKind::ALL
                 .iter()
@@ -368,12 +378,8 @@ impl Model {
                         kind,
                         bias: self.biases[h],
                         scale,
-                        weights: self
-                            .weights
-                            .iter()
-                            .map(|w| if scale == 0.0 { 0 } else { (w[h] / scale).round() as i16 })
-                            .collect(),
-                        stacker: self.stackers[h].clone(),
+                        weights: self.slots.iter().map(|slot| slot[h]).collect(),
+                        calibration: self.calibrations[h],
                     }
                 })
                 .collect(),
@@ -445,7 +451,9 @@ impl Model {
         let payload = &bytes[20..bytes.len() - 4];
         let stored = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap_or_default());
         if crc32fast::hash(payload) != stored {
-            return Err(corrupt("checksum does not match (the file was damaged)".into()));
+            return Err(corrupt(
+                "checksum does not match (the file was damaged)".into(),
+            ));
         }
         let file: ModelFile =
             postcard::from_bytes(payload).map_err(|e| corrupt(format!("cannot decode: {e}")))?;
@@ -472,13 +480,19 @@ impl Model {
             return Err(mismatch(format!("thresholds out of range: {t:?}")));
         }
         let dimension = settings.dimension();
-        let mut weights = vec![[0.0f32; 2]; dimension];
+        if !file.idf.is_empty() && file.idf.len() != dimension {
+            return Err(mismatch(format!(
+                "the feature weights have {} slots, the feature settings need {dimension}",
+                file.idf.len()
+            )));
+        }
+        let mut weights: [Vec<i16>; 2] = [Vec::new(), Vec::new()];
         let mut biases = [0.0; 2];
         let mut scales = [0.0; 2];
-        let mut stackers: [Option<Stacker>; 2] = [None, None];
+        let mut calibrations: [Option<Calibration>; 2] = [None, None];
         for head in file.heads {
             let h = head.kind.index();
-            if stackers[h].is_some() {
+            if calibrations[h].is_some() {
                 return Err(mismatch(format!("head {} appears twice", head.kind)));
             }
             if head.weights.len() != dimension {
@@ -490,34 +504,30 @@ impl Model {
             }
             let finite = head.bias.is_finite()
                 && head.scale.is_finite()
-                && head.stacker.intercept.is_finite()
-                && head.stacker.coefficients.iter().all(|c| c.is_finite());
-            if !finite
-                || head.stacker.coefficients.len() != INPUTS
-                || head.stacker.means.len() != INPUTS
-            {
+                && head.calibration.slope.is_finite()
+                && head.calibration.intercept.is_finite();
+            if !finite {
                 return Err(mismatch(format!(
-                    "head {} has an unusable stacked model",
+                    "head {} has non-finite parameters",
                     head.kind
                 )));
             }
-            for (slot, &q) in weights.iter_mut().zip(&head.weights) {
-                slot[h] = f32::from(q) * head.scale;
-            }
+            weights[h] = head.weights;
             biases[h] = head.bias;
             scales[h] = head.scale;
-            stackers[h] = Some(head.stacker);
+            calibrations[h] = Some(head.calibration);
         }
-        let [Some(spam), Some(toxic)] = stackers else {
+        let [Some(spam), Some(toxic)] = calibrations else {
             return Err(mismatch("the file lacks the spam or the toxic head".into()));
         };
+        let idf = Idf::from_bytes(file.idf);
         Ok(Model {
             info: file.info,
-            extractor: Extractor::new(settings, Lexicon::new(file.lexicon)),
+            slots: build_slots(&weights[0], &weights[1], &idf),
+            extractor: Extractor::new(settings, Lexicon::new(file.lexicon), idf),
             thresholds: file.thresholds,
-            weights,
             biases,
-            stackers: [spam, toxic],
+            calibrations: [spam, toxic],
             scales,
         })
     }
@@ -537,27 +547,27 @@ fn quantize(weights: &[f32]) -> (Vec<i16>, f32) {
 /// Contributions below this (in log-odds) are not worth a label.
 const NEGLIGIBLE: f32 = 0.002;
 
-/// Adds up each feature's contribution to both heads' log-odds, by readable label.
+/// Adds up each feature's contribution to both heads' calibrated log-odds, by readable label.
 struct ExplainSink<'a> {
-    weights: &'a [[f32; 2]],
-    /// The stacked models' coefficients on the sparse log-odds.
-    factors: [f32; 2],
-    /// Feature values of the words and chars groups.
+    model: &'a Model,
+    /// Scales of the words and chars groups for this comment.
     scales: [f32; 2],
+    /// Slots already counted: weighing counts each feature once, so must the explanation.
+    seen: HashSet<u32>,
     totals: HashMap<Feature, [f32; 2]>,
 }
 
 impl Sink for ExplainSink<'_> {
     fn add(&mut self, group: Group, index: u32, label: impl FnOnce() -> Feature) {
-        let value = match group {
-            Group::Words => self.scales[0],
-            Group::Chars => self.scales[1],
-        };
-        let w = self.weights[index as usize];
-        let c = [
-            self.factors[0] * w[0] * value,
-            self.factors[1] * w[1] * value,
-        ];
+        if !self.seen.insert(index) {
+            return;
+        }
+        let value = self.model.extractor.value(index, group, self.scales);
+        let slot = self.model.slots[index as usize];
+        let c = [0, 1].map(|h| {
+            let weight = f32::from(slot[h]) * self.model.scales[h];
+            self.model.calibrations[h].slope * weight * value
+        });
         if c[0].abs() < NEGLIGIBLE && c[1].abs() < NEGLIGIBLE {
             return;
         }

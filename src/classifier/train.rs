@@ -1,19 +1,19 @@
-//! Training both heads from labeled records: features are extracted once, each head's sparse
-//! model is trained K times on K−1 folds to get honest (out-of-fold) log-odds for every row, the
-//! stacked model is fitted on those, then the sparse model is trained once more on all rows.
-//! The two heads train on separate threads.
+//! Training both heads from labeled records: features are extracted once and weighed with IDF
+//! learnt from them; each head's sparse model is trained K times on K−1 folds to get honest
+//! (out-of-fold) log-odds for every row, the calibration is fitted on those, then the sparse
+//! model is trained once more on all rows. The two heads train on separate threads.
 
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
 
 use super::analyze::{Analysis, analyze_into};
+use super::calibration::Calibration;
 use super::corpus::Record;
-use super::features::{DenseSignals, Extractor, FeatureSettings, Lexicon, Sparse};
+use super::features::{Extractor, FeatureSettings, Features, Group, Idf, Lexicon, Sparse};
 use super::linear::{SgdSettings, SparseLogistic, sigmoid};
 use super::metrics;
 use super::model::{HeadKind, Model, ModelInfo, Thresholds, TrainedHead};
-use super::stacker::Stacker;
 
 /// Everything that shapes training.
 #[derive(Clone, Debug)]
@@ -24,10 +24,10 @@ pub struct TrainSettings {
     pub spam: SgdSettings,
     /// Sparse model training for the toxic head.
     pub toxic: SgdSettings,
-    /// Folds for the out-of-fold log-odds the stacked model is fitted on.
+    /// Folds for the out-of-fold log-odds the calibration is fitted on.
     pub folds: usize,
-    /// L2 penalty of the stacked model.
-    pub stacker_alpha: f64,
+    /// L2 penalty of the calibration.
+    pub calibration_alpha: f64,
 }
 
 impl Default for TrainSettings {
@@ -37,15 +37,9 @@ impl Default for TrainSettings {
             spam: SgdSettings::default(),
             toxic: SgdSettings::default(),
             folds: 4,
-            stacker_alpha: 1.0,
+            calibration_alpha: 1.0,
         }
     }
-}
-
-/// One row's features.
-struct Row {
-    sparse: Sparse,
-    dense: DenseSignals,
 }
 
 /// Trains a model on `records`. `progress` receives one line per step.
@@ -58,8 +52,14 @@ pub fn train(
 ) -> Result<Model> {
     ensure!(settings.folds >= 2, "at least two folds are needed");
     let started = Instant::now();
-    let extractor = Extractor::new(settings.features.clone(), lexicon);
-    let rows = extract_all(&extractor, records);
+    let extractor = Extractor::new(settings.features.clone(), lexicon, Idf::default());
+    let features = extract_all(&extractor, records);
+    let extractor = extractor.with_idf(Idf::fit(
+        features.iter().map(Vec::as_slice),
+        settings.features.dimension(),
+        settings.features.min_rows,
+    ));
+    let rows = weigh_all(&extractor, features);
     progress(&format!(
         "features of {} records extracted in {:.1}s",
         rows.len(),
@@ -69,7 +69,15 @@ pub fn train(
     let dimension = settings.features.dimension();
     let (spam, toxic) = std::thread::scope(|scope| {
         let spam = scope.spawn(|| {
-            train_head(HeadKind::Spam, records, &rows, dimension, &settings.spam, settings, progress)
+            train_head(
+                HeadKind::Spam,
+                records,
+                &rows,
+                dimension,
+                &settings.spam,
+                settings,
+                progress,
+            )
         });
         let toxic = train_head(
             HeadKind::Toxic,
@@ -101,38 +109,53 @@ pub fn train(
     ))
 }
 
-/// Extracts features of every record, on every core.
-fn extract_all(extractor: &Extractor, records: &[Record]) -> Vec<Row> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = records.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = records
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut text = Analysis::default();
-                    let mut author = Analysis::default();
-                    part.iter()
-                        .map(|r| {
-                            analyze_into(&r.text, &mut text);
-                            let author = match &r.author {
-                                Some(name) => {
-                                    analyze_into(name, &mut author);
-                                    Some(&author)
-                                }
-                                None => None,
-                            };
-                            let mut sparse = Sparse::new();
-                            let extracted = extractor.extract(&text, author, &mut sparse);
-                            sparse.shrink_to_fit();
-                            Row {
-                                sparse,
-                                dense: extracted.dense,
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                })
+/// The distinct feature slots of one record, with their groups.
+type Grams = Vec<(u32, Group)>;
+
+/// Reads the features of every record, on every core.
+fn extract_all(extractor: &Extractor, records: &[Record]) -> Vec<Grams> {
+    parallel_map(records, |part| {
+        let mut text = Analysis::default();
+        let mut author = Analysis::default();
+        let mut features = Features::default();
+        part.iter()
+            .map(|r| {
+                analyze_into(&r.text, &mut text);
+                let author = match &r.author {
+                    Some(name) => {
+                        analyze_into(name, &mut author);
+                        Some(&author)
+                    }
+                    None => None,
+                };
+                extractor.features(&text, author, &mut features);
+                features.grams().to_vec()
             })
+            .collect()
+    })
+}
+
+/// Weighs every row's features into the sparse vectors the models train on.
+fn weigh_all(extractor: &Extractor, rows: Vec<Grams>) -> Vec<Sparse> {
+    parallel_map(&rows, |part| {
+        part.iter()
+            .map(|grams| {
+                let mut sparse = Sparse::with_capacity(grams.len());
+                extractor.weigh(grams, &mut sparse);
+                sparse
+            })
+            .collect()
+    })
+}
+
+/// Maps `items` in order, a contiguous part per core.
+fn parallel_map<T: Sync, U: Send>(items: &[T], map: impl Fn(&[T]) -> Vec<U> + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| map(part)))
             .collect();
         handles
             .into_iter()
@@ -148,7 +171,7 @@ type Recommended = (f32, f32, f32);
 fn train_head(
     kind: HeadKind,
     records: &[Record],
-    rows: &[Row],
+    rows: &[Sparse],
     dimension: usize,
     sgd: &SgdSettings,
     settings: &TrainSettings,
@@ -177,12 +200,12 @@ fn train_head(
             .iter()
             .enumerate()
             .filter(|(k, _)| fold_of[*k] != fold)
-            .map(|(_, &(i, l))| (&rows[i].sparse, l))
+            .map(|(_, &(i, l))| (&rows[i], l))
             .collect();
         let model = SparseLogistic::train(&training, dimension, sgd);
         for (k, &(i, _)) in labeled.iter().enumerate() {
             if fold_of[k] == fold {
-                out_of_fold[k] = model.logit(&rows[i].sparse);
+                out_of_fold[k] = model.logit(&rows[i]);
             }
         }
         progress(&format!(
@@ -192,18 +215,13 @@ fn train_head(
             started.elapsed().as_secs_f32()
         ));
     }
-    let all: Vec<(&Sparse, bool)> = labeled
-        .iter()
-        .map(|&(i, l)| (&rows[i].sparse, l))
-        .collect();
+    let all: Vec<(&Sparse, bool)> = labeled.iter().map(|&(i, l)| (&rows[i], l)).collect();
     let sparse = SparseLogistic::train(&all, dimension, sgd);
-    let dense: Vec<DenseSignals> = labeled.iter().map(|&(i, _)| rows[i].dense).collect();
     let labels: Vec<bool> = labeled.iter().map(|&(_, l)| l).collect();
-    let stacker = Stacker::fit(&out_of_fold, &dense, &labels, settings.stacker_alpha)?;
+    let calibration = Calibration::fit(&out_of_fold, &labels, settings.calibration_alpha)?;
     let probabilities: Vec<f32> = out_of_fold
         .iter()
-        .zip(&dense)
-        .map(|(&z, d)| sigmoid(stacker.logit(z, d)))
+        .map(|&z| sigmoid(calibration.logit(z)))
         .collect();
     let auc = metrics::roc_auc(&probabilities, &labels).unwrap_or(0.0);
     progress(&format!(
@@ -216,18 +234,17 @@ fn train_head(
         TrainedHead {
             kind,
             sparse,
-            stacker,
+            calibration,
         },
         recommended,
     ))
 }
 
 /// Picks thresholds on out-of-fold probabilities:
-/// - reject at: the lowest score whose rejected band is at least 97 % spam (a rejected comment is
-///   never seen by a person, so false rejections must be rare);
-/// - accept below: the highest score whose accepted band is at most 1 % spam;
-/// - review (toxic) at: the score with the best F1, since review costs a moderator's minute, not
-///   a reader's comment.
+/// - reject at: the lowest score whose rejected band is at least 97 % positive (a rejected
+///   comment is never seen by a person, so false rejections must be rare);
+/// - accept below (spam) and review at (toxic): the score with the best F1 for "needs a
+///   person", which weighs missed spam or abuse against moderators' time.
 ///
 /// Each is kept within a sane range so a small or odd training set cannot produce a threshold
 /// that accepts or rejects nearly everything.
@@ -238,19 +255,17 @@ fn recommend(probabilities: &[f32], labels: &[bool]) -> Recommended {
             let c = metrics::classification(probabilities, labels, t);
             c.tp + c.fp > 0 && c.precision >= 0.97
         })
-        .unwrap_or(0.99)
-        .clamp(0.6, 0.99);
-    let accept_below = grid(5, 50)
-        .rev()
-        .find(|&t| metrics::bands(probabilities, labels, t, t).accepted_precision >= 0.99)
-        .unwrap_or(0.05)
-        .clamp(0.05, 0.5);
-    let review_at = grid(20, 90)
-        .max_by(|&a, &b| {
-            let fa = metrics::classification(probabilities, labels, a).f1;
-            let fb = metrics::classification(probabilities, labels, b).f1;
-            fa.total_cmp(&fb)
-        })
-        .unwrap_or(0.5);
+        .unwrap_or(0.99);
+    let best_f1 = |lo, hi| {
+        grid(lo, hi)
+            .max_by(|&a, &b| {
+                let fa = metrics::classification(probabilities, labels, a).f1;
+                let fb = metrics::classification(probabilities, labels, b).f1;
+                fa.total_cmp(&fb)
+            })
+            .unwrap_or(0.5)
+    };
+    let accept_below = best_f1(10, 60);
+    let review_at = best_f1(20, 90);
     (accept_below, reject_at.max(accept_below), review_at)
 }
