@@ -106,6 +106,8 @@ pub struct Analysis {
     pub tokens: Vec<Token>,
     /// Counts for the dense signals.
     pub signals: Signals,
+    /// Whitespace-separated chunks of `normalized`, as byte ranges (reused between comments).
+    chunks: Vec<Range<usize>>,
 }
 
 impl Analysis {
@@ -130,79 +132,117 @@ pub fn analyze(input: &str) -> Analysis {
 /// Analyses `input` into `out`, reusing its buffers (the batch and serving paths call this in a
 /// loop).
 pub fn analyze_into(input: &str, out: &mut Analysis) {
-    out.normalized.clear();
-    out.spelling.clear();
+    // Most comments are already in NFKC (all of ASCII is): the first pass assumes so and gives
+    // up at the first character the normaliser could change.
+    if !normalize_into(input, out, false) {
+        normalize_into(input, out, true);
+    }
     out.buf.clear();
     out.tokens.clear();
-    out.signals = Signals::default();
-    normalize_into(input, &mut out.normalized, &mut out.signals);
-    spell_into(&out.normalized, &mut out.spelling);
     let normalized = std::mem::take(&mut out.normalized);
-    Tokenizer::new(&normalized, out).run();
+    let chunks = std::mem::take(&mut out.chunks);
+    Tokenizer::new(&normalized, &chunks, out).run();
     out.normalized = normalized;
+    out.chunks = chunks;
 }
 
-/// NFKC (which also folds full-width and mathematical "styled" letters to plain ones), invisible
-/// characters removed, lower-cased. Counts letters and upper-case letters of the original.
-fn normalize_into(input: &str, out: &mut String, signals: &mut Signals) {
-    out.reserve(input.len());
-    let mut push = |c: char, out: &mut String| {
-        signals.chars += 1;
+/// One pass over the input: NFKC (which also folds full-width and mathematical "styled" letters
+/// to plain ones) when `nfkc`, invisible characters removed, lower-cased into `normalized`,
+/// folded into `spelling`, split into `chunks`; letters and capitals of the original counted.
+/// Without `nfkc`, returns false as soon as a character NFKC could change is met.
+fn normalize_into(input: &str, out: &mut Analysis, nfkc: bool) -> bool {
+    out.normalized.clear();
+    out.spelling.clear();
+    out.chunks.clear();
+    out.signals = Signals::default();
+    out.normalized.reserve(input.len());
+    out.spelling.reserve(input.len() + 2);
+    out.spelling.push(' ');
+    let mut writer = Writer {
+        out,
+        chunk_start: None,
+    };
+    if nfkc {
+        // Invisible characters are removed first so that they cannot keep a letter and its
+        // combining mark apart.
+        for c in input.chars().filter(|&c| !is_invisible(c)).nfkc() {
+            writer.push(c);
+        }
+    } else {
+        for c in input.chars() {
+            if !is_nfkc_char(c) {
+                return false;
+            }
+            writer.push(c);
+        }
+    }
+    writer.finish();
+    true
+}
+
+/// Writes normalised characters into an [`Analysis`].
+struct Writer<'a> {
+    out: &'a mut Analysis,
+    /// Where the chunk being written started in `normalized`.
+    chunk_start: Option<usize>,
+}
+
+impl Writer<'_> {
+    /// One input character: counted, dropped if invisible, lower-cased.
+    fn push(&mut self, c: char) {
+        let signals = &mut self.out.signals;
         if c.is_ascii() {
             if c.is_ascii_alphabetic() {
                 signals.letters += 1;
                 signals.upper += u32::from(c.is_ascii_uppercase());
             }
-            signals.digits += u32::from(c.is_ascii_digit());
-            out.push(c.to_ascii_lowercase());
+            self.put(c.to_ascii_lowercase());
             return;
         }
         if is_invisible(c) {
-            signals.chars -= 1;
             signals.invisible += 1;
             return;
         }
         if let Some((lower, upper)) = vietnamese_case(c) {
             signals.letters += 1;
             signals.upper += u32::from(upper);
-            out.push(lower);
+            self.put(lower);
             return;
         }
         if c.is_alphabetic() {
             signals.letters += 1;
             signals.upper += u32::from(c.is_uppercase());
         }
-        out.extend(c.to_lowercase());
-    };
-    // Most comments are already in NFKC (all of ASCII is): skip the normaliser for them.
-    if input.chars().all(is_nfkc_char) {
-        for c in input.chars() {
-            push(c, out);
-        }
-    } else {
-        // Invisible characters are removed first so that they cannot keep a letter and its
-        // combining mark apart.
-        for c in input.chars().filter(|&c| !is_invisible(c)).nfkc() {
-            push(c, out);
+        for lower in c.to_lowercase() {
+            self.put(lower);
         }
     }
-}
 
-/// See [`Analysis::spelling`].
-fn spell_into(normalized: &str, out: &mut String) {
-    out.reserve(normalized.len() + 2);
-    out.push(' ');
-    for c in normalized.chars() {
+    /// One lower-cased character, into `normalized`, `spelling` and `chunks`.
+    fn put(&mut self, c: char) {
+        let out = &mut *self.out;
+        out.signals.chars += 1;
+        out.signals.digits += u32::from(c.is_ascii_digit());
         if c.is_whitespace() {
-            if !out.ends_with(' ') {
-                out.push(' ');
+            if let Some(start) = self.chunk_start.take() {
+                out.chunks.push(start..out.normalized.len());
+                out.spelling.push(' ');
             }
         } else {
-            out.push(fold_diacritics(c));
+            if self.chunk_start.is_none() {
+                self.chunk_start = Some(out.normalized.len());
+            }
+            out.spelling.push(fold_diacritics(c));
         }
+        out.normalized.push(c);
     }
-    if !out.ends_with(' ') {
-        out.push(' ');
+
+    fn finish(self) {
+        let out = self.out;
+        if let Some(start) = self.chunk_start {
+            out.chunks.push(start..out.normalized.len());
+            out.spelling.push(' ');
+        }
     }
 }
 
@@ -303,6 +343,10 @@ const MONEY_WORDS: &[&str] = &[
 /// The word a common Vietnamese chat abbreviation ("teencode") stands for, folded, so that "ko"
 /// and "không" meet in the folded view.
 fn teencode(word: &str) -> Option<&'static str> {
+    // The longest abbreviation has five bytes ("hông").
+    if word.len() > 5 {
+        return None;
+    }
     Some(match word {
         "bn" => "bao nhieu",
         "dc" => "duoc",
@@ -334,27 +378,13 @@ struct Tokenizer<'a> {
     text: &'a str,
     out: &'a mut Analysis,
     /// Whitespace-separated chunks, as byte ranges of `text`.
-    chunks: Vec<Range<usize>>,
+    chunks: &'a [Range<usize>],
     /// Characters of the word being pushed (reused between words).
     scratch: Vec<char>,
 }
 
 impl<'a> Tokenizer<'a> {
-    fn new(text: &'a str, out: &'a mut Analysis) -> Self {
-        let mut chunks = Vec::with_capacity(text.len() / 4 + 1);
-        let mut start = None;
-        for (i, c) in text.char_indices() {
-            if c.is_whitespace() {
-                if let Some(s) = start.take() {
-                    chunks.push(s..i);
-                }
-            } else if start.is_none() {
-                start = Some(i);
-            }
-        }
-        if let Some(s) = start {
-            chunks.push(s..text.len());
-        }
+    fn new(text: &'a str, chunks: &'a [Range<usize>], out: &'a mut Analysis) -> Self {
         Tokenizer {
             text,
             out,
@@ -521,7 +551,7 @@ impl<'a> Tokenizer<'a> {
     fn spaced_letters_at(&mut self, i: usize) -> Option<usize> {
         let single = |s: &str| {
             let mut chars = s.chars();
-            matches!((chars.next(), chars.next()), (Some(c), None) if is_letter(c))
+            s.len() <= 4 && matches!((chars.next(), chars.next()), (Some(c), None) if is_letter(c))
         };
         let mut n = 0;
         while single(self.chunk(i + n)) {
@@ -663,7 +693,11 @@ impl<'a> Tokenizer<'a> {
                 previous = c;
                 run = 1;
             }
-            simple &= !c.is_ascii_digit() && latin_lookalike(c).is_none();
+            simple &= if c.is_ascii() {
+                !c.is_ascii_digit()
+            } else {
+                latin_lookalike(c).is_none()
+            };
         }
         if simple && !has_run {
             let buf = &mut self.out.buf;
@@ -730,7 +764,7 @@ impl<'a> Tokenizer<'a> {
         if folded_text.len() >= 13 && folded_text.chars().count() >= 13 {
             signals.long_words += 1;
         }
-        if has_consonant_run(folded_text, 6) {
+        if folded_text.len() >= 6 && has_consonant_run(folded_text, 6) {
             signals.consonant_runs += 1;
         }
         if let Some(expansion) = teencode(&buf[text.clone()]).or_else(|| teencode(folded_text)) {

@@ -414,6 +414,22 @@ impl Features {
     pub fn grams(&self) -> &[(u32, Group)] {
         &self.grams
     }
+
+    /// Empties the set for the next comment.
+    pub(crate) fn reset(&mut self) {
+        self.seen.clear(self.grams.iter().map(|&(slot, _)| slot));
+        self.grams.clear();
+    }
+
+    /// Adds a feature; false if its slot was already present.
+    #[inline]
+    pub(crate) fn insert(&mut self, group: Group, slot: u32) -> bool {
+        let fresh = self.seen.insert(slot);
+        if fresh {
+            self.grams.push((slot, group));
+        }
+        fresh
+    }
 }
 
 /// A sparse vector: (slot, value) pairs.
@@ -578,8 +594,7 @@ impl Extractor {
     /// Reads the features of a comment (and of its author's name, when the settings use it)
     /// into `out`.
     pub fn features(&self, text: &Analysis, author: Option<&Analysis>, out: &mut Features) {
-        out.seen.clear(out.grams.iter().map(|&(slot, _)| slot));
-        out.grams.clear();
+        out.reset();
         self.visit(text, author, out);
     }
 
@@ -792,9 +807,10 @@ impl Extractor {
 /// xor-shift-multiply round so that every input bit reaches the top bits used as the slot.
 ///
 /// Written here rather than taken from a hashing crate because character n-grams need the hash
-/// of every prefix (up to five characters) at each position: FNV extends a prefix's state by one
-/// multiply per byte and the finaliser is a few more, where a general-purpose hasher would start
-/// over for each n-gram (measured: xxh3 per n-gram made hashing 9 % of a comment's scoring time).
+/// of every prefix (up to four characters) at each position: FNV extends a prefix's state by one
+/// multiply per byte and the finaliser is one more, where a general-purpose hasher starts over
+/// for each n-gram (measured on a 500-character comment: feature extraction took 12.6 µs with
+/// xxh3 per n-gram, 7.5 µs with this).
 /// The output must never change for a given seed: models store slots, not strings.
 #[derive(Clone, Copy)]
 struct SlotHasher(u64);
@@ -833,8 +849,6 @@ fn lossy_pair(a: &[u8], b: &[u8]) -> String {
 impl Sink for Features {
     #[inline]
     fn add(&mut self, group: Group, index: u32, _label: impl FnOnce() -> Feature) {
-        if self.seen.insert(index) {
-            self.grams.push((index, group));
-        }
+        self.insert(group, index);
     }
 }

@@ -303,23 +303,15 @@ impl Model {
             }
             _ => None,
         };
-        self.extractor
-            .features(&scratch.text, author, &mut scratch.features);
-        // Per group: sum of squared values, and both heads' weighted sums.
-        let mut squares = [0.0f32; 3];
-        let mut sums = [[0.0f32; 2]; 3];
-        for &(i, group) in scratch.features.grams() {
-            let [spam, toxic, idf] = self.slots[i as usize];
-            let g = group as usize;
-            let v = if group == Group::Signals {
-                1.0
-            } else {
-                Idf::value(idf as u8)
-            };
-            squares[g] += v * v;
-            sums[g][0] += f32::from(spam) * v;
-            sums[g][1] += f32::from(toxic) * v;
-        }
+        let mut sink = ScoreSink {
+            slots: &self.slots,
+            features: &mut scratch.features,
+            squares: [0.0; 3],
+            sums: [[0.0; 2]; 3],
+        };
+        sink.features.reset();
+        self.extractor.visit(&scratch.text, author, &mut sink);
+        let ScoreSink { squares, sums, .. } = sink;
         let scales = [squares[0], squares[1]].map(|s| if s > 0.0 { 1.0 / s.sqrt() } else { 0.0 });
         let logits = [0, 1].map(|h| {
             let sum = scales[0] * sums[0][h] + scales[1] * sums[1][h] + sums[2][h];
@@ -542,6 +534,37 @@ fn quantize(weights: &[f32]) -> (Vec<i16>, f32) {
     let scale = max / f32::from(i16::MAX);
     let q = weights.iter().map(|w| (w / scale).round() as i16).collect();
     (q, scale)
+}
+
+/// Scores features as they are extracted: each new slot's weights are read as soon as its
+/// feature is met, so the memory reads overlap the hashing of the next features.
+struct ScoreSink<'a> {
+    slots: &'a [Slot],
+    /// Holds the set of slots met (each feature counts once).
+    features: &'a mut Features,
+    /// Per group: sum of squared values.
+    squares: [f32; 3],
+    /// Per group: both heads' weighted sums.
+    sums: [[f32; 2]; 3],
+}
+
+impl Sink for ScoreSink<'_> {
+    #[inline]
+    fn add(&mut self, group: Group, index: u32, _label: impl FnOnce() -> Feature) {
+        if !self.features.insert(group, index) {
+            return;
+        }
+        let [spam, toxic, idf] = self.slots[index as usize];
+        let g = group as usize;
+        let v = if group == Group::Signals {
+            1.0
+        } else {
+            Idf::value(idf as u8)
+        };
+        self.squares[g] += v * v;
+        self.sums[g][0] += f32::from(spam) * v;
+        self.sums[g][1] += f32::from(toxic) * v;
+    }
 }
 
 /// Contributions below this (in log-odds) are not worth a label.
