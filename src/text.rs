@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 /// Spammers put these between letters ("n\u{200B}h\u{200B}à c\u{200B}á\u{200B}i") so that word
 /// filters miss them; the bidi ones can also make a comment display differently from what it
 /// says.
+#[inline]
 pub fn is_invisible(c: char) -> bool {
     matches!(
         c,
@@ -42,6 +43,7 @@ pub fn is_invisible(c: char) -> bool {
 ///
 /// Vietnamese is often typed without diacritics ("nha cai" for "nhà cái"), so the classifier
 /// reads every word in this folded form as well.
+#[inline]
 pub fn fold_diacritics(c: char) -> char {
     if c.is_ascii() {
         return c;

@@ -158,10 +158,7 @@ fn normalize_into(input: &str, out: &mut Analysis, nfkc: bool) -> bool {
     out.normalized.reserve(input.len());
     out.spelling.reserve(input.len() + 2);
     out.spelling.push(' ');
-    let mut writer = Writer {
-        out,
-        chunk_start: None,
-    };
+    let mut writer = Writer::new(out);
     if nfkc {
         // Invisible characters are removed first so that they cannot keep a letter and its
         // combining mark apart.
@@ -180,38 +177,56 @@ fn normalize_into(input: &str, out: &mut Analysis, nfkc: bool) -> bool {
     true
 }
 
-/// Writes normalised characters into an [`Analysis`].
+/// Writes normalised characters into an [`Analysis`]. The counts are kept here and written
+/// out at the end, so they can live in registers while the characters stream through.
 struct Writer<'a> {
     out: &'a mut Analysis,
     /// Where the chunk being written started in `normalized`.
     chunk_start: Option<usize>,
+    chars: u32,
+    digits: u32,
+    letters: u32,
+    upper: u32,
+    invisible: u32,
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
+    fn new(out: &'a mut Analysis) -> Self {
+        Writer {
+            out,
+            chunk_start: None,
+            chars: 0,
+            digits: 0,
+            letters: 0,
+            upper: 0,
+            invisible: 0,
+        }
+    }
+
     /// One input character: counted, dropped if invisible, lower-cased.
+    #[inline(always)]
     fn push(&mut self, c: char) {
-        let signals = &mut self.out.signals;
         if c.is_ascii() {
             if c.is_ascii_alphabetic() {
-                signals.letters += 1;
-                signals.upper += u32::from(c.is_ascii_uppercase());
+                self.letters += 1;
+                self.upper += u32::from(c.is_ascii_uppercase());
             }
             self.put(c.to_ascii_lowercase());
             return;
         }
-        if is_invisible(c) {
-            signals.invisible += 1;
-            return;
-        }
         if let Some((lower, upper)) = vietnamese_case(c) {
-            signals.letters += 1;
-            signals.upper += u32::from(upper);
+            self.letters += 1;
+            self.upper += u32::from(upper);
             self.put(lower);
             return;
         }
+        if is_invisible(c) {
+            self.invisible += 1;
+            return;
+        }
         if c.is_alphabetic() {
-            signals.letters += 1;
-            signals.upper += u32::from(c.is_uppercase());
+            self.letters += 1;
+            self.upper += u32::from(c.is_uppercase());
         }
         for lower in c.to_lowercase() {
             self.put(lower);
@@ -219,10 +234,11 @@ impl Writer<'_> {
     }
 
     /// One lower-cased character, into `normalized`, `spelling` and `chunks`.
+    #[inline(always)]
     fn put(&mut self, c: char) {
+        self.chars += 1;
+        self.digits += u32::from(c.is_ascii_digit());
         let out = &mut *self.out;
-        out.signals.chars += 1;
-        out.signals.digits += u32::from(c.is_ascii_digit());
         if c.is_whitespace() {
             if let Some(start) = self.chunk_start.take() {
                 out.chunks.push(start..out.normalized.len());
@@ -243,6 +259,12 @@ impl Writer<'_> {
             out.chunks.push(start..out.normalized.len());
             out.spelling.push(' ');
         }
+        let s = &mut out.signals;
+        s.chars = self.chars;
+        s.digits = self.digits;
+        s.letters = self.letters;
+        s.upper = self.upper;
+        s.invisible = self.invisible;
     }
 }
 
@@ -613,6 +635,7 @@ impl<'a> Tokenizer<'a> {
         let mut start: Option<usize> = None;
         let mut previous = '\0';
         let mut run = 0;
+        let mut shape = WordShape::default();
         for (i, c) in chunk.char_indices() {
             if c == previous {
                 run += 1;
@@ -634,11 +657,13 @@ impl<'a> Tokenizer<'a> {
             {
                 if start.is_none() {
                     start = Some(i);
+                    shape = WordShape::default();
                 }
+                shape.add(c, run);
                 continue;
             }
             if let Some(s) = start.take() {
-                self.word_or_number(&chunk[s..i]);
+                self.word_or_number(&chunk[s..i], shape);
             }
             if is_pictographic(c) {
                 let mut buf = [0u8; 4];
@@ -646,13 +671,13 @@ impl<'a> Tokenizer<'a> {
             }
         }
         if let Some(s) = start {
-            self.word_or_number(&chunk[s..]);
+            self.word_or_number(&chunk[s..], shape);
         }
     }
 
     /// A run of letters and digits: a number, a phone number, a word, or a word glued to a
     /// phone number ("sdt0912345678").
-    fn word_or_number(&mut self, word: &str) {
+    fn word_or_number(&mut self, word: &str, shape: WordShape) {
         if word.bytes().all(|b| b.is_ascii_digit()) {
             if is_phone(word, false) {
                 self.push_entity(TokenKind::Phone, word);
@@ -670,7 +695,7 @@ impl<'a> Tokenizer<'a> {
             self.push_entity(TokenKind::Phone, &word[start..]);
             return;
         }
-        self.push_word(word);
+        self.push_shaped_word(word, shape);
     }
 
     /// Pushes a word: its lower-cased text with runs of three or more of one character
@@ -679,26 +704,25 @@ impl<'a> Tokenizer<'a> {
     /// "quáaaa" → "qua" meets "quá" → "qua"); a chat abbreviation is folded to the word it
     /// stands for.
     fn push_word(&mut self, word: &str) {
-        // One scan for what the word needs; most words need no squeezing, no leetspeak and no
-        // look-alike folding.
+        let mut shape = WordShape::default();
         let mut previous = '\0';
         let mut run = 0;
-        let mut has_run = false;
-        let mut simple = true;
         for c in word.chars() {
             if c == previous {
                 run += 1;
-                has_run |= run >= 3;
             } else {
                 previous = c;
                 run = 1;
             }
-            simple &= if c.is_ascii() {
-                !c.is_ascii_digit()
-            } else {
-                latin_lookalike(c).is_none()
-            };
+            shape.add(c, run);
         }
+        self.push_shaped_word(word, shape);
+    }
+
+    /// [`Tokenizer::push_word`] for a word whose shape is known.
+    fn push_shaped_word(&mut self, word: &str, shape: WordShape) {
+        let WordShape { has_run, complex } = shape;
+        let simple = !complex;
         if simple && !has_run {
             let buf = &mut self.out.buf;
             let start = buf.len();
@@ -767,7 +791,14 @@ impl<'a> Tokenizer<'a> {
         if folded_text.len() >= 6 && has_consonant_run(folded_text, 6) {
             signals.consonant_runs += 1;
         }
-        if let Some(expansion) = teencode(&buf[text.clone()]).or_else(|| teencode(folded_text)) {
+        let written = &buf[text.clone()];
+        let expansion = teencode(written).or_else(|| {
+            // Folded, for abbreviations typed without their diacritics ("dc" for "đc").
+            (written.len() != folded_text.len())
+                .then(|| teencode(folded_text))
+                .flatten()
+        });
+        if let Some(expansion) = expansion {
             let start = buf.len();
             buf.push_str(expansion);
             folded = start..buf.len();
@@ -788,6 +819,28 @@ fn is_letter(c: char) -> bool {
         0xD7 | 0xF7 => false,
         0xC0..=0x24F | 0x1E00..=0x1EFF => true,
         _ => c.is_alphabetic(),
+    }
+}
+
+/// What a word needs beyond copying and folding its letters.
+#[derive(Clone, Copy, Debug, Default)]
+struct WordShape {
+    /// A character repeated three times or more in a row: squeeze it.
+    has_run: bool,
+    /// A digit (leetspeak) or a look-alike of a Latin letter: fold character by character.
+    complex: bool,
+}
+
+impl WordShape {
+    /// Takes in the next character, the `run`-th of its kind in a row.
+    #[inline]
+    fn add(&mut self, c: char, run: usize) {
+        self.has_run |= run >= 3;
+        self.complex |= if c.is_ascii() {
+            c.is_ascii_digit()
+        } else {
+            latin_lookalike(c).is_some()
+        };
     }
 }
 

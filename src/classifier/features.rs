@@ -548,7 +548,7 @@ impl Idf {
         if q == IDF_DROPPED {
             0.0
         } else {
-            1.0 + f32::from(q) / IDF_STEP
+            1.0 + f32::from(q) * (1.0 / IDF_STEP)
         }
     }
 }
