@@ -96,32 +96,32 @@ pub enum Signal {
 }
 
 impl Signal {
-    /// What is counted, in the plural.
-    fn noun(self) -> &'static str {
+    /// What is counted: (one, several).
+    fn nouns(self) -> (&'static str, &'static str) {
         match self {
-            Signal::Links => "links",
-            Signal::ShortLinks => "shortened links",
-            Signal::Phones => "phone numbers",
-            Signal::Emails => "e-mail addresses",
-            Signal::Handles => "messaging handles",
-            Signal::Money => "sums of money",
-            Signal::Emoji => "emoji",
-            Signal::Digits => "digits",
-            Signal::Capitals => "capital letters",
-            Signal::Length => "characters",
-            Signal::Repeats => "repeated characters",
-            Signal::Exclamations => "exclamation marks",
-            Signal::Offensive => "offensive words",
-            Signal::Hidden => "hidden characters",
-            Signal::Disguised => "disguised words",
-            Signal::LongWords => "very long words",
-            Signal::ConsonantClusters => "consonant clusters",
+            Signal::Links => ("link", "links"),
+            Signal::ShortLinks => ("shortened link", "shortened links"),
+            Signal::Phones => ("phone number", "phone numbers"),
+            Signal::Emails => ("e-mail address", "e-mail addresses"),
+            Signal::Handles => ("messaging handle", "messaging handles"),
+            Signal::Money => ("sum of money", "sums of money"),
+            Signal::Emoji => ("emoji", "emoji"),
+            Signal::Digits => ("digit", "digits"),
+            Signal::Capitals => ("capital letter", "capital letters"),
+            Signal::Length => ("character", "characters"),
+            Signal::Repeats => ("repeated character", "repeated characters"),
+            Signal::Exclamations => ("exclamation mark", "exclamation marks"),
+            Signal::Offensive => ("offensive word", "offensive words"),
+            Signal::Hidden => ("hidden character", "hidden characters"),
+            Signal::Disguised => ("disguised word", "disguised words"),
+            Signal::LongWords => ("very long word", "very long words"),
+            Signal::ConsonantClusters => ("consonant cluster", "consonant clusters"),
         }
     }
 
     /// The readable range of a bucket.
     fn describe(self, bucket: u8, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let noun = self.noun();
+        let (one, noun) = self.nouns();
         match self {
             Signal::Digits | Signal::Capitals => {
                 write!(f, "{}–{} % {noun}", bucket * 10, bucket * 10 + 9)
@@ -131,6 +131,7 @@ impl Signal {
                 write!(f, "{low}–{} {noun}", (1u32 << (bucket + 1)) - 2)
             }
             _ if bucket >= COUNT_CAP => write!(f, "{COUNT_CAP} or more {noun}"),
+            _ if bucket == 1 => write!(f, "1 {one}"),
             _ => write!(f, "{bucket} {noun}"),
         }
     }
