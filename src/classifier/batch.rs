@@ -84,31 +84,10 @@ pub fn classify(
 
 /// Answers for `lines` (numbered from `first`), in order, with whether each is an error.
 fn score_batch(model: &Model, lines: &[String], first: usize, top: usize) -> Vec<(String, bool)> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = lines.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = lines
-            .chunks(chunk)
+    super::parallel_chunks(lines, |offset, part| {
+        part.iter()
             .enumerate()
-            .map(|(c, part)| {
-                scope.spawn(move || {
-                    part.iter()
-                        .enumerate()
-                        .map(|(k, line)| answer(model, line, first + c * chunk + k, top))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    vec![(
-                        r#"{"error":"internal error while scoring"}"#.to_owned(),
-                        true,
-                    )]
-                })
-            })
+            .map(|(k, line)| answer(model, line, first + offset + k, top))
             .collect()
     })
 }

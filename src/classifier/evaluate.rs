@@ -58,22 +58,9 @@ pub struct Report {
 
 /// Scores every record on every core, in order.
 pub fn score_all(model: &Model, records: &[Record]) -> Vec<Scores> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = records.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = records
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|r| model.score(&r.text, r.author.as_deref()))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+    super::parallel_chunks(records, |_, part| {
+        part.iter()
+            .map(|r| model.score(&r.text, r.author.as_deref()))
             .collect()
     })
 }

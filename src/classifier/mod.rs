@@ -23,3 +23,30 @@ pub mod train;
 pub const DEFAULT_MODEL: &str = "models/vi-en-20261127.model";
 
 pub use model::{Explanation, HeadKind, Model, ModelError, Reason, Scores, Thresholds};
+
+/// Maps `items` on every core, a contiguous part per core, keeping their order. `map` gets the
+/// offset of its part in `items` and the part. A panic in a worker is a bug and is passed on.
+pub(crate) fn parallel_chunks<T: Sync, U: Send>(
+    items: &[T],
+    map: impl Fn(usize, &[T]) -> Vec<U> + Sync,
+) -> Vec<U> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(k, part)| {
+                let map = &map;
+                scope.spawn(move || map(k * chunk, part))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}

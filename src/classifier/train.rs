@@ -14,6 +14,7 @@ use super::features::{Extractor, FeatureSettings, Features, Group, Idf, Lexicon,
 use super::linear::{SgdSettings, SparseLogistic, sigmoid};
 use super::metrics;
 use super::model::{HeadKind, Model, ModelInfo, Thresholds, TrainedHead};
+use super::parallel_chunks;
 
 /// Everything that shapes training.
 #[derive(Clone, Debug)]
@@ -114,7 +115,7 @@ type Grams = Vec<(u32, Group)>;
 
 /// Reads the features of every record, on every core.
 fn extract_all(extractor: &Extractor, records: &[Record]) -> Vec<Grams> {
-    parallel_map(records, |part| {
+    parallel_chunks(records, |_, part| {
         let mut text = Analysis::default();
         let mut author = Analysis::default();
         let mut features = Features::default();
@@ -137,29 +138,13 @@ fn extract_all(extractor: &Extractor, records: &[Record]) -> Vec<Grams> {
 
 /// Weighs every row's features into the sparse vectors the models train on.
 fn weigh_all(extractor: &Extractor, rows: Vec<Grams>) -> Vec<Sparse> {
-    parallel_map(&rows, |part| {
+    parallel_chunks(&rows, |_, part| {
         part.iter()
             .map(|grams| {
                 let mut sparse = Sparse::with_capacity(grams.len());
                 extractor.weigh(grams, &mut sparse);
                 sparse
             })
-            .collect()
-    })
-}
-
-/// Maps `items` in order, a contiguous part per core.
-fn parallel_map<T: Sync, U: Send>(items: &[T], map: impl Fn(&[T]) -> Vec<U> + Sync) -> Vec<U> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = items.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| map(part)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     })
 }
