@@ -4,10 +4,21 @@
 //! it, scores it with a trained classifier and decides whether it is published, held for a
 //! moderator or rejected.
 //!
-//! - [`text`]: Unicode clean-up shared by everything that reads a reader's text.
-//! - [`classifier`]: the trained spam/abuse classifier, its training and evaluation.
-//! - [`cli`]: the command line (`train`, `evaluate`, `classify`, ...).
+//! The submission pipeline ([`pipeline`]) reads in the order a comment goes through it, each
+//! stage a module: [`comment`] (validation: domain types that parse) → [`rate_limit`] →
+//! [`captcha`] → [`classify`] (the trained [`classifier`]) → [`decide`] → [`store`] (Redis).
+//! [`grpc`] is the only module that speaks the wire protocol ([`proto`]); [`server`] wires
+//! everything and runs it; [`config`] is the typed configuration; [`cli`] the command line.
 
+pub mod captcha;
 pub mod classifier;
+pub mod classify;
 pub mod cli;
+pub mod comment;
+pub mod config;
+pub mod decide;
+pub mod pipeline;
+pub mod proto;
+pub mod rate_limit;
+pub mod store;
 pub mod text;

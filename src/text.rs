@@ -7,6 +7,8 @@
 
 use std::sync::OnceLock;
 
+use unicode_normalization::UnicodeNormalization;
+
 /// True for characters that change how text is shown or ordered but carry no letter of their
 /// own: zero-width spaces and joiners, bidi marks/embeddings/isolates, the soft hyphen, the byte
 /// order mark, variation selectors, Hangul fillers and tag characters.
@@ -36,6 +38,74 @@ pub fn is_invisible(c: char) -> bool {
             | '\u{E0000}'..='\u{E007F}'
             | '\u{E0100}'..='\u{E01EF}'
     )
+}
+
+/// Zero-width characters and bidi controls: what [`clean`] removes from stored text. A narrower
+/// set than [`is_invisible`]: variation selectors stay (they choose how an emoji is drawn).
+fn is_zero_width_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
+/// True for emoji and pictographic symbols (the characters a zero-width joiner may join).
+fn is_emoji(c: char) -> bool {
+    matches!(c as u32, 0x2600..=0x27BF | 0x2B00..=0x2BFF | 0x1F000..=0x1FAFF | 0xFE0F)
+}
+
+/// Why a text was refused by [`clean`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextError {
+    /// It contains a control character other than a newline (or a tab, where allowed).
+    Control(char),
+}
+
+/// A reader's text as it is stored and published: NFC, line breaks as `\n`, zero-width and
+/// bidi characters removed (a zero-width joiner between two emoji stays, so "👨‍👩‍👧" is still
+/// one family), leading and trailing whitespace trimmed. Control characters are refused, except
+/// line breaks and tabs when `multiline`.
+pub fn clean(input: &str, multiline: bool) -> Result<String, TextError> {
+    let chars: Vec<char> = input.nfc().collect();
+    let mut out = String::with_capacity(input.len());
+    let mut k = 0;
+    while k < chars.len() {
+        let c = chars[k];
+        k += 1;
+        match c {
+            '\r' => {
+                // \r\n and a lone \r are both one line break.
+                if chars.get(k) == Some(&'\n') {
+                    k += 1;
+                }
+                if !multiline {
+                    return Err(TextError::Control('\r'));
+                }
+                out.push('\n');
+            }
+            '\n' | '\t' if multiline => out.push(c),
+            '\u{200D}' => {
+                let joins_emoji = out.chars().next_back().is_some_and(is_emoji)
+                    && chars.get(k).copied().is_some_and(is_emoji);
+                if joins_emoji {
+                    out.push(c);
+                }
+            }
+            c if is_zero_width_or_bidi(c) => {}
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                return Err(TextError::Control(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out.trim().to_owned())
 }
 
 /// The ASCII letter a Latin letter is written on, with its diacritics removed ("ệ" → 'e',
@@ -121,6 +191,30 @@ mod tests {
         for c in ['中', 'я', '😀', 'ß'] {
             assert_eq!(fold_diacritics(c), c);
         }
+    }
+
+    #[test]
+    fn clean_text_is_nfc_trimmed_and_free_of_invisible_formatting() {
+        assert_eq!(clean("  vie\u{0323}\u{0302}t  ", false).unwrap(), "việt");
+        assert_eq!(clean("nh\u{200B}à c\u{202E}ái", false).unwrap(), "nhà cái");
+        assert_eq!(clean("một\r\nhai\rba", true).unwrap(), "một\nhai\nba");
+        assert_eq!(clean("a\tb", true).unwrap(), "a\tb");
+        // A family emoji keeps its joiners; a joiner between letters goes.
+        let family = "👨\u{200D}👩\u{200D}👧";
+        assert_eq!(clean(family, false).unwrap(), family);
+        assert_eq!(clean("a\u{200D}b", false).unwrap(), "ab");
+        assert_eq!(clean("❤\u{FE0F}", false).unwrap(), "❤\u{FE0F}");
+    }
+
+    #[test]
+    fn clean_refuses_control_characters() {
+        assert_eq!(clean("a\u{7}b", true), Err(TextError::Control('\u{7}')));
+        assert_eq!(clean("tên\nhai dòng", false), Err(TextError::Control('\n')));
+        assert_eq!(clean("a\u{85}b", true), Err(TextError::Control('\u{85}')));
+        assert_eq!(
+            clean("a\u{2028}b", true),
+            Err(TextError::Control('\u{2028}'))
+        );
     }
 
     #[test]

@@ -1,0 +1,243 @@
+//! The service's configuration: typed, with a documented default for every setting, layered
+//! as defaults → TOML file → environment (`MODERATION_SECTION__SETTING`) → command-line flags.
+//! Start-up fails with the name of the setting that is wrong.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::comment::Limits;
+use crate::store::redis::RedisSettings;
+
+/// Everything the service reads at start-up.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`: listening, deadlines, logs.
+    pub server: ServerSettings,
+    /// `[redis]`: where comments are stored and queued.
+    pub redis: RedisSettings,
+    /// `[comments]`: field limits.
+    pub comments: Limits,
+    /// `[classifier]`: which model scores comments.
+    pub classifier: ClassifierSettings,
+    /// `[decision]`: thresholds; a threshold left out takes the model's recommended value.
+    pub decision: DecisionSettings,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address and port the gRPC server listens on.
+    pub listen: SocketAddr,
+    /// Longest a request may take, from arrival to answer; a client's shorter `grpc-timeout`
+    /// wins.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest request message accepted, in bytes; larger ones are refused from their length
+    /// prefix, before being read.
+    pub max_message_bytes: usize,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Log format: `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
+            request_timeout: Duration::from_secs(1),
+            max_message_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// `[classifier]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierSettings {
+    /// The model file to load.
+    pub model: PathBuf,
+}
+
+impl Default for ClassifierSettings {
+    fn default() -> Self {
+        ClassifierSettings {
+            model: PathBuf::from(crate::classifier::DEFAULT_MODEL),
+        }
+    }
+}
+
+/// `[decision]`: each threshold is optional; unset ones come from the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionSettings {
+    /// Spam probability below which a comment is accepted.
+    pub accept_below: Option<f32>,
+    /// Spam probability at or above which a comment is rejected.
+    pub reject_at: Option<f32>,
+    /// Toxic probability at or above which a comment goes at least to review.
+    pub review_toxic_at: Option<f32>,
+}
+
+/// Command-line overrides, applied last.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--redis-url`.
+    pub redis_url: Option<String>,
+    /// `--model`.
+    pub model: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` if given (it must exist), then
+    /// `MODERATION_*` environment variables, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                bail!("configuration file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("MODERATION_").split("__"));
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(("server.listen", listen));
+        }
+        if let Some(url) = &overrides.redis_url {
+            figment = figment.merge(("redis.url", url));
+        }
+        if let Some(model) = &overrides.model {
+            figment = figment.merge(("classifier.model", model));
+        }
+        let config: Config = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("reading the configuration")?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Rejects settings that parse but cannot work, naming them.
+    pub fn check(&self) -> Result<()> {
+        let s = &self.server;
+        if s.request_timeout.is_zero() {
+            bail!("server.request_timeout must be more than 0");
+        }
+        if s.max_message_bytes < 1024 {
+            bail!("server.max_message_bytes must be at least 1024");
+        }
+        if self.comments.body_max_chars == 0 {
+            bail!("comments.body_max_chars must be more than 0");
+        }
+        if self.redis.prefix.is_empty() {
+            bail!("redis.prefix must not be empty");
+        }
+        if self.redis.consumer_group.is_empty() {
+            bail!("redis.consumer_group must not be empty");
+        }
+        for (name, value) in [
+            ("decision.accept_below", self.decision.accept_below),
+            ("decision.reject_at", self.decision.reject_at),
+            ("decision.review_toxic_at", self.decision.review_toxic_at),
+        ] {
+            if let Some(v) = value
+                && !(0.0..=1.0).contains(&v)
+            {
+                bail!("{name} must be between 0 and 1, is {v}");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+// figment's test jail returns its own (large) error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let c = Config::default();
+        c.check().unwrap();
+        assert_eq!(c.server.listen.port(), 50051);
+        assert_eq!(c.server.request_timeout, Duration::from_secs(1));
+        assert_eq!(c.server.max_message_bytes, 65_536);
+        assert_eq!(c.comments.body_max_chars, 5_000);
+        assert_eq!(c.redis.prefix, "{moderation}:");
+    }
+
+    #[test]
+    fn file_then_environment_then_flags_win_in_that_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "moderation.toml",
+                r#"
+                [server]
+                request_timeout = "250ms"
+                listen = "127.0.0.1:7000"
+                [comments]
+                body_max_chars = 2000
+                [decision]
+                reject_at = 0.9
+                "#,
+            )?;
+            jail.set_env("MODERATION_SERVER__LISTEN", "127.0.0.1:7001");
+            jail.set_env("MODERATION_REDIS__PREFIX", "{test}:");
+            let overrides = Overrides {
+                redis_url: Some("redis://10.0.0.1:6379".into()),
+                ..Overrides::default()
+            };
+            let c = Config::load(Some(Path::new("moderation.toml")), &overrides).unwrap();
+            assert_eq!(c.server.request_timeout, Duration::from_millis(250));
+            assert_eq!(c.server.listen.port(), 7001);
+            assert_eq!(c.comments.body_max_chars, 2000);
+            assert_eq!(c.decision.reject_at, Some(0.9));
+            assert_eq!(c.decision.accept_below, None);
+            assert_eq!(c.redis.prefix, "{test}:");
+            assert_eq!(c.redis.url.expose(), "redis://10.0.0.1:6379");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_wrong_setting_is_named_in_the_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[server]\nrequest_timout = \"1s\"\n")?;
+            let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("request_timout"), "{err:#}");
+            jail.create_file("range.toml", "[decision]\nreject_at = 1.5\n")?;
+            let err =
+                Config::load(Some(Path::new("range.toml")), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("decision.reject_at"), "{err:#}");
+            let err =
+                Config::load(Some(Path::new("missing.toml")), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("missing.toml"), "{err:#}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,225 @@
+//! The decision: what happens to a comment, from its scores and the thresholds ops set. Pure:
+//! no I/O, no clock, so it is tested as a table.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::classifier::Scores;
+
+/// The thresholds a decision uses. Scores are calibrated probabilities, so a threshold reads
+/// as a chance: `reject_at = 0.8` rejects comments at least 80 % likely to be spam.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Spam probability below which a comment is accepted.
+    pub accept_below: f32,
+    /// Spam probability at or above which a comment is rejected.
+    pub reject_at: f32,
+    /// Toxic probability at or above which a comment goes at least to review.
+    pub review_toxic_at: f32,
+}
+
+impl Thresholds {
+    /// Every problem with these thresholds, as (setting, description) pairs.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        for (name, value) in [
+            ("accept_below", self.accept_below),
+            ("reject_at", self.reject_at),
+            ("review_toxic_at", self.review_toxic_at),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                problems.push((name, format!("must be between 0 and 1, is {value}")));
+            }
+        }
+        if self.accept_below > self.reject_at {
+            problems.push((
+                "accept_below",
+                format!(
+                    "must not be above reject_at ({} > {})",
+                    self.accept_below, self.reject_at
+                ),
+            ));
+        }
+        problems
+    }
+}
+
+impl From<crate::classifier::Thresholds> for Thresholds {
+    fn from(t: crate::classifier::Thresholds) -> Self {
+        Thresholds {
+            accept_below: t.accept_below,
+            reject_at: t.reject_at,
+            review_toxic_at: t.review_toxic_at,
+        }
+    }
+}
+
+/// Where a comment goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Published.
+    Accepted,
+    /// Held for a moderator.
+    PendingReview,
+    /// Rejected as spam.
+    Rejected,
+}
+
+impl Outcome {
+    /// The name used in storage and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::PendingReview => "pending_review",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rule that weighed in a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReasonCode {
+    /// Spam score at or above `reject_at`.
+    SpamCertain,
+    /// Spam score between `accept_below` and `reject_at`.
+    SpamLikely,
+    /// Toxic score at or above `review_toxic_at`.
+    ToxicLikely,
+}
+
+impl ReasonCode {
+    /// The stable code sent to the portal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::SpamCertain => "SPAM_CERTAIN",
+            ReasonCode::SpamLikely => "SPAM_LIKELY",
+            ReasonCode::ToxicLikely => "TOXIC_LIKELY",
+        }
+    }
+}
+
+/// A reason as stored and sent: a code and a short readable message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// Stable code (`SPAM_LIKELY`).
+    pub code: String,
+    /// Readable explanation ("spam score 0.93: 1 phone number, link to bit.ly").
+    pub message: String,
+}
+
+/// A decision and the rules behind it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Where the comment goes.
+    pub outcome: Outcome,
+    /// The rules that fired, most severe first (empty for a plain acceptance).
+    pub rules: Vec<ReasonCode>,
+}
+
+/// Decides: spam below `accept_below` is accepted, at or above `reject_at` rejected, between
+/// held for review; a toxic score at or above `review_toxic_at` sends an accepted comment to
+/// review (abuse is a moderator's call, never an automatic rejection).
+pub fn decide(scores: Scores, t: &Thresholds) -> Decision {
+    let mut rules = Vec::new();
+    let mut outcome = if scores.spam >= t.reject_at {
+        rules.push(ReasonCode::SpamCertain);
+        Outcome::Rejected
+    } else if scores.spam >= t.accept_below {
+        rules.push(ReasonCode::SpamLikely);
+        Outcome::PendingReview
+    } else {
+        Outcome::Accepted
+    };
+    if scores.toxic >= t.review_toxic_at {
+        rules.push(ReasonCode::ToxicLikely);
+        if outcome == Outcome::Accepted {
+            outcome = Outcome::PendingReview;
+        }
+    }
+    Decision { outcome, rules }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Thresholds = Thresholds {
+        accept_below: 0.3,
+        reject_at: 0.8,
+        review_toxic_at: 0.5,
+    };
+
+    #[test]
+    fn decisions_follow_the_thresholds() {
+        use Outcome::*;
+        use ReasonCode::*;
+        let table: &[(f32, f32, Outcome, &[ReasonCode])] = &[
+            (0.0, 0.0, Accepted, &[]),
+            (0.29, 0.49, Accepted, &[]),
+            (0.3, 0.0, PendingReview, &[SpamLikely]),
+            (0.79, 0.0, PendingReview, &[SpamLikely]),
+            (0.8, 0.0, Rejected, &[SpamCertain]),
+            (1.0, 0.0, Rejected, &[SpamCertain]),
+            (0.1, 0.5, PendingReview, &[ToxicLikely]),
+            (0.5, 0.9, PendingReview, &[SpamLikely, ToxicLikely]),
+            (0.9, 0.9, Rejected, &[SpamCertain, ToxicLikely]),
+        ];
+        for &(spam, toxic, outcome, rules) in table {
+            let d = decide(Scores { spam, toxic }, &T);
+            assert_eq!(d.outcome, outcome, "spam {spam} toxic {toxic}");
+            assert_eq!(d.rules, rules, "spam {spam} toxic {toxic}");
+        }
+    }
+
+    #[test]
+    fn equal_accept_and_reject_thresholds_leave_no_review_band_for_spam() {
+        let t = Thresholds {
+            accept_below: 0.5,
+            reject_at: 0.5,
+            review_toxic_at: 1.0,
+        };
+        assert_eq!(
+            decide(
+                Scores {
+                    spam: 0.49,
+                    toxic: 0.0
+                },
+                &t
+            )
+            .outcome,
+            Outcome::Accepted
+        );
+        assert_eq!(
+            decide(
+                Scores {
+                    spam: 0.5,
+                    toxic: 0.0
+                },
+                &t
+            )
+            .outcome,
+            Outcome::Rejected
+        );
+    }
+
+    #[test]
+    fn inconsistent_thresholds_are_reported() {
+        assert!(T.problems().is_empty());
+        let bad = Thresholds {
+            accept_below: 0.9,
+            reject_at: 0.5,
+            review_toxic_at: 1.5,
+        };
+        let fields: Vec<&str> = bad.problems().iter().map(|p| p.0).collect();
+        assert_eq!(fields, ["review_toxic_at", "accept_below"]);
+    }
+}

@@ -1,0 +1,209 @@
+//! The submission pipeline, in the order a comment goes through it:
+//!
+//! validate → (a retry gets its first answer) → rate limit → CAPTCHA → classify → decide →
+//! store.
+//!
+//! Cheap checks come first, so invalid or flooding requests cost neither a CAPTCHA lookup nor a
+//! classification. Every stage that waits on something outside the process runs against the
+//! request's deadline: when storage is slow or down the answer is "unavailable, retry", never a
+//! hang, and an acceptance is only answered once storage has the comment.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::captcha::{CaptchaError, CaptchaVerifier};
+use crate::classifier::{Explanation, Reason as Feature};
+use crate::classify::Classifier;
+use crate::comment::{CommentId, Limits, NewComment, RawSubmission, Violation};
+use crate::decide::{self, Decision, Reason, ReasonCode, Thresholds};
+use crate::rate_limit::{RateLimitError, RateLimiter};
+use crate::store::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
+
+/// Why a submission got no decision. The gRPC layer maps each to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The submission is invalid; every violation is listed.
+    #[error("invalid submission ({} violations)", .0.len())]
+    Invalid(Vec<Violation>),
+    /// The idempotency key was used for a different comment.
+    #[error("the idempotency key was already used for a different comment")]
+    KeyReused,
+    /// A rate limit refused the comment.
+    #[error(transparent)]
+    RateLimited(#[from] RateLimitError),
+    /// The CAPTCHA answer was refused.
+    #[error(transparent)]
+    Captcha(#[from] CaptchaError),
+    /// Storage did not answer in time or at all.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or broken data; details are logged, not sent.
+    #[error(transparent)]
+    Unexpected(anyhow::Error),
+}
+
+impl From<StoreError> for SubmitError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(why) => SubmitError::Unavailable(why),
+            StoreError::KeyReused => SubmitError::KeyReused,
+            StoreError::Corrupt(why) => SubmitError::Unexpected(anyhow::anyhow!(why)),
+        }
+    }
+}
+
+/// The answer to a submission.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Submitted {
+    /// What was decided.
+    pub receipt: Receipt,
+    /// True when this repeats the first answer for a retried idempotency key.
+    pub replayed: bool,
+}
+
+/// The stages, wired.
+#[derive(Clone)]
+pub struct Pipeline {
+    /// Field limits.
+    pub limits: Limits,
+    /// Decision thresholds.
+    pub thresholds: Thresholds,
+    /// Rate-limit stage.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// CAPTCHA stage.
+    pub captcha: Arc<dyn CaptchaVerifier>,
+    /// Classification stage.
+    pub classifier: Arc<dyn Classifier>,
+    /// Storage stage.
+    pub store: Arc<dyn Store>,
+}
+
+/// Runs `stage`, failing with [`SubmitError::Unavailable`] if it has not finished by
+/// `deadline`.
+async fn within<T, E>(
+    deadline: Instant,
+    what: &str,
+    stage: impl Future<Output = Result<T, E>>,
+) -> Result<T, SubmitError>
+where
+    SubmitError: From<E>,
+{
+    match tokio::time::timeout_at(deadline.into(), stage).await {
+        Ok(result) => result.map_err(SubmitError::from),
+        Err(_) => Err(SubmitError::Unavailable(format!(
+            "{what} did not answer before the deadline"
+        ))),
+    }
+}
+
+impl Pipeline {
+    /// Takes a comment through every stage; `deadline` bounds all waiting.
+    pub async fn submit(
+        &self,
+        raw: &RawSubmission,
+        deadline: Instant,
+    ) -> Result<Submitted, SubmitError> {
+        let comment = NewComment::parse(raw, &self.limits).map_err(SubmitError::Invalid)?;
+        let fingerprint = comment.fingerprint();
+
+        // A retry of a stored submission gets the first answer: it is not charged again and
+        // its (single-use) CAPTCHA is not checked again.
+        let key = &comment.idempotency_key;
+        if let Some(receipt) =
+            within(deadline, "storage", self.store.receipt(key, &fingerprint)).await?
+        {
+            return Ok(Submitted {
+                receipt,
+                replayed: true,
+            });
+        }
+
+        within(
+            deadline,
+            "the rate limiter",
+            self.rate_limiter.admit(&comment),
+        )
+        .await?;
+
+        within(
+            deadline,
+            "the CAPTCHA verifier",
+            self.captcha.verify(&comment),
+        )
+        .await?;
+
+        let (scores, model_version) = self.classifier.score(&comment);
+
+        let decision = decide::decide(scores, &self.thresholds);
+
+        let receipt = Receipt {
+            comment_id: CommentId::new(),
+            outcome: decision.outcome,
+            spam: scores.spam,
+            toxic: scores.toxic,
+            reasons: self.reasons(&comment, &decision),
+            model_version: model_version.to_string(),
+        };
+        let submission = Submission {
+            comment: &comment,
+            receipt: &receipt,
+            fingerprint: &fingerprint,
+            created_at_ms: jiff::Timestamp::now().as_millisecond(),
+        };
+        match within(deadline, "storage", self.store.save(submission)).await? {
+            Saved::Stored => Ok(Submitted {
+                receipt,
+                replayed: false,
+            }),
+            Saved::Replayed(first) => Ok(Submitted {
+                receipt: first,
+                replayed: true,
+            }),
+        }
+    }
+
+    /// Reads a stored comment.
+    pub async fn comment(
+        &self,
+        id: CommentId,
+        deadline: Instant,
+    ) -> Result<Option<StoredComment>, SubmitError> {
+        within(deadline, "storage", self.store.comment(id)).await
+    }
+
+    /// The reasons behind a decision, each with the features that weighed most. Explaining is
+    /// ten times the cost of scoring, so it is done only when a rule fired.
+    fn reasons(&self, comment: &NewComment, decision: &Decision) -> Vec<Reason> {
+        if decision.rules.is_empty() {
+            return Vec::new();
+        }
+        let explanation = self.classifier.explain(comment);
+        decision
+            .rules
+            .iter()
+            .map(|&rule| reason(rule, &explanation))
+            .collect()
+    }
+}
+
+/// One rule as a reason: its code and "spam score 0.93: 1 phone number, link to bit.ly".
+fn reason(rule: ReasonCode, e: &Explanation) -> Reason {
+    let (what, score, features) = match rule {
+        ReasonCode::SpamCertain | ReasonCode::SpamLikely => ("spam", e.scores.spam, &e.spam),
+        ReasonCode::ToxicLikely => ("toxic", e.scores.toxic, &e.toxic),
+    };
+    let named: Vec<&str> = features
+        .iter()
+        .map(|f: &Feature| f.feature.as_str())
+        .collect();
+    let message = if named.is_empty() {
+        format!("{what} score {score:.2}")
+    } else {
+        format!("{what} score {score:.2}: {}", named.join(", "))
+    };
+    Reason {
+        code: rule.as_str().to_owned(),
+        message,
+    }
+}

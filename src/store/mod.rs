@@ -1,0 +1,123 @@
+//! The storage stage, behind one trait so the pipeline never knows which backend holds the
+//! comments. [`redis::RedisStore`] is the production backend; its layout is documented in the
+//! README for portal developers.
+
+pub mod redis;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::comment::{CommentId, IdempotencyKey, NewComment};
+use crate::decide::{Outcome, Reason};
+
+/// The answer given for a submission. Stored with its idempotency key, so a retry gets the same
+/// answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The comment's id.
+    pub comment_id: CommentId,
+    /// The decision.
+    pub outcome: Outcome,
+    /// Spam probability.
+    pub spam: f32,
+    /// Toxic probability.
+    pub toxic: f32,
+    /// Reasons for holding or rejecting it.
+    pub reasons: Vec<Reason>,
+    /// The model that scored it.
+    pub model_version: String,
+}
+
+/// A decided comment to store.
+#[derive(Clone, Copy, Debug)]
+pub struct Submission<'a> {
+    /// The validated comment.
+    pub comment: &'a NewComment,
+    /// The answer to give.
+    pub receipt: &'a Receipt,
+    /// Its fingerprint (see [`NewComment::fingerprint`]).
+    pub fingerprint: &'a str,
+    /// When it was submitted, Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// The result of [`Store::save`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Saved {
+    /// Stored now.
+    Stored,
+    /// A concurrent submission with the same key and content was stored first; this is its
+    /// answer, and nothing new was stored.
+    Replayed(Receipt),
+}
+
+/// A comment as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredComment {
+    /// Its id.
+    pub id: CommentId,
+    /// The article.
+    pub article_id: String,
+    /// The article's title, if the portal sent it.
+    pub article_title: Option<String>,
+    /// The comment it replies to.
+    pub parent_id: Option<String>,
+    /// The reader's name.
+    pub author_name: String,
+    /// The reader's e-mail address.
+    pub author_email: String,
+    /// The text.
+    pub body: String,
+    /// Where it is now.
+    pub state: Outcome,
+    /// Spam probability.
+    pub spam: f32,
+    /// Toxic probability.
+    pub toxic: f32,
+    /// Reasons for holding or rejecting it.
+    pub reasons: Vec<Reason>,
+    /// The model that scored it.
+    pub model_version: String,
+    /// When it was submitted, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// When its state last changed, Unix milliseconds.
+    pub updated_at_ms: i64,
+}
+
+/// What can go wrong in storage, classified at the boundary so the gRPC layer can answer the
+/// portal precisely.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached, refused, or did not answer in time: transient, the portal
+    /// should retry with the same idempotency key.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The idempotency key was already used for a different comment.
+    #[error("the idempotency key was already used for a different comment")]
+    KeyReused,
+    /// Stored data could not be read back.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Where comments are kept and queued.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The answer already given for `key`, if any; [`StoreError::KeyReused`] when the key was
+    /// used for a comment with another fingerprint.
+    async fn receipt(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+    ) -> Result<Option<Receipt>, StoreError>;
+
+    /// Stores a decided comment and queues it by its outcome, all at once: afterwards the
+    /// comment is either fully stored and queued or not at all.
+    async fn save(&self, submission: Submission<'_>) -> Result<Saved, StoreError>;
+
+    /// Reads a stored comment.
+    async fn comment(&self, id: CommentId) -> Result<Option<StoredComment>, StoreError>;
+
+    /// Succeeds when the backend answers.
+    async fn check(&self) -> Result<(), StoreError>;
+}

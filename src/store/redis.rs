@@ -1,0 +1,475 @@
+//! The Redis backend. Every key is under one configurable prefix; the default prefix is a hash
+//! tag (`{moderation}:`), so a submission's keys share one hash slot and the same scripts run on
+//! Redis Cluster. Layout (see the README for portal developers):
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `<prefix>comment:<id>` | hash | the comment, its state, scores, reasons, timestamps |
+//! | `<prefix>accepted` | stream | accepted comments, for the portal to publish (consumer group) |
+//! | `<prefix>flagged` | sorted set | ids waiting for a moderator, scored by arrival (ms) |
+//! | `<prefix>rejected` | stream | rejected comments, trimmed to the retention |
+//! | `<prefix>idem:<key>` | hash | fingerprint and answer of a submission, for retries |
+//!
+//! A submission is stored by one Lua script: it checks the idempotency key, queues the comment
+//! by its outcome, writes the comment hash and records the answer, atomically and in one round
+//! trip.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+
+use super::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
+use crate::comment::{CommentId, IdempotencyKey};
+use crate::decide::{Outcome, Reason};
+
+/// A Redis URL. It may hold a password, so it never prints in full: `Display` and `Debug`
+/// replace the password with `***`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisUrl(url.into())
+    }
+
+    /// The full URL, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn redacted(&self) -> String {
+        // scheme://[user][:password]@host...: hide what is between the first ':' after the
+        // scheme and the '@'.
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return "<unparsable Redis URL>".to_owned();
+        };
+        match rest.rsplit_once('@') {
+            Some((credentials, host)) => {
+                let user = credentials.split_once(':').map_or(credentials, |(u, _)| u);
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({})", self.redacted())
+    }
+}
+
+/// Settings of the Redis backend (section `[redis]` of the configuration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// Where Redis is.
+    pub url: RedisUrl,
+    /// Prefix of every key. Keep a hash tag (`{...}`) in it for Redis Cluster.
+    pub prefix: String,
+    /// Consumer group created on the accepted stream at start-up, so that comments accepted
+    /// before the portal first connects are waiting for it.
+    pub consumer_group: String,
+    /// How long a submission's answer is kept for retries.
+    #[serde(with = "humantime_serde")]
+    pub idempotency_ttl: Duration,
+    /// Accepted stream entries older than this are trimmed: the portal must consume within it.
+    #[serde(with = "humantime_serde")]
+    pub accepted_retention: Duration,
+    /// Rejected stream entries (the audit log) older than this are trimmed.
+    #[serde(with = "humantime_serde")]
+    pub rejected_retention: Duration,
+    /// How long accepted and rejected comment records are kept (pending ones stay until
+    /// decided).
+    #[serde(with = "humantime_serde")]
+    pub comment_retention: Duration,
+    /// Longest wait for a connection to Redis.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: RedisUrl::new("redis://127.0.0.1:6379"),
+            prefix: "{moderation}:".to_owned(),
+            consumer_group: "portal".to_owned(),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            accepted_retention: Duration::from_secs(7 * 24 * 3600),
+            rejected_retention: Duration::from_secs(30 * 24 * 3600),
+            comment_retention: Duration::from_secs(90 * 24 * 3600),
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The submission script. KEYS: idempotency hash, comment hash, accepted stream, flagged set,
+/// rejected stream. ARGV: fingerprint, answer (JSON), idempotency TTL (ms), outcome, comment id,
+/// created (ms), accepted trim id, rejected trim id, comment TTL (ms), then the number of comment
+/// fields and the fields, then the number of stream fields and the fields.
+///
+/// The queue write comes first: if anything fails after it, the comment is queued but has no
+/// answer recorded, and a retry is told to store again (never the reverse, an answer without a
+/// queued comment).
+const SUBMIT: &str = r#"
+local previous = redis.call('HMGET', KEYS[1], 'fingerprint', 'receipt')
+if previous[1] then
+  if previous[1] == ARGV[1] then
+    return {'replay', previous[2]}
+  end
+  return {'conflict'}
+end
+local i = 10
+local comment = {}
+for k = 1, tonumber(ARGV[i]) * 2 do comment[k] = ARGV[i + k] end
+i = i + tonumber(ARGV[i]) * 2 + 1
+local entry = {}
+for k = 1, tonumber(ARGV[i]) * 2 do entry[k] = ARGV[i + k] end
+local outcome = ARGV[4]
+if outcome == 'accepted' then
+  redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[7], '*', unpack(entry))
+elseif outcome == 'pending_review' then
+  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
+else
+  redis.call('XADD', KEYS[5], 'MINID', '~', ARGV[8], '*', unpack(entry))
+end
+redis.call('HSET', KEYS[2], unpack(comment))
+if outcome ~= 'pending_review' then
+  redis.call('PEXPIRE', KEYS[2], ARGV[9])
+end
+redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'receipt', ARGV[2], 'comment', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {'stored'}
+"#;
+
+/// The Redis backend.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    settings: RedisSettings,
+    submit: redis::Script,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.settings.url)
+            .field("prefix", &self.settings.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Classifies a Redis error at the boundary: everything Redis reports is treated as transient
+/// (connection refused or reset, timeouts, LOADING, READONLY, BUSY), except answers of the
+/// wrong shape, which mean the data or the script is broken.
+fn classify(error: redis::RedisError) -> StoreError {
+    if error.kind() == redis::ErrorKind::UnexpectedReturnType {
+        StoreError::Corrupt(error.to_string())
+    } else {
+        StoreError::Unavailable(error.to_string())
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RedisStore {
+    /// A store for `settings`. Connects lazily and reconnects by itself, so it can be built
+    /// while Redis is down; only a malformed URL is an error.
+    pub fn new(settings: RedisSettings, request_timeout: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(settings.url.expose())
+            .map_err(|e| StoreError::Unavailable(format!("bad Redis URL {}: {e}", settings.url)))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(request_timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(RedisStore {
+            connection,
+            settings,
+            submit: redis::Script::new(SUBMIT),
+        })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &RedisSettings {
+        &self.settings
+    }
+
+    /// A key under the prefix.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.settings.prefix)
+    }
+
+    fn comment_key(&self, id: CommentId) -> String {
+        self.key(&format!("comment:{id}"))
+    }
+
+    fn idempotency_key(&self, key: &IdempotencyKey) -> String {
+        self.key(&format!("idem:{key}"))
+    }
+
+    /// A connection handle (cheap to clone; shares one multiplexed connection).
+    pub fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    /// Creates the accepted stream and its consumer group if they do not exist yet.
+    pub async fn ensure_consumer_group(&self) -> Result<(), StoreError> {
+        let result: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.key("accepted"))
+            .arg(&self.settings.consumer_group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.connection())
+            .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// The stream ID below which entries older than `retention` sit (`MINID` trimming).
+    fn trim_id(now_ms: i64, retention: Duration) -> String {
+        let oldest = u64::try_from(now_ms)
+            .unwrap_or(0)
+            .saturating_sub(millis(retention));
+        format!("{oldest}-0")
+    }
+}
+
+fn parse_receipt(json: &str) -> Result<Receipt, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("stored answer: {e}")))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn receipt(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+    ) -> Result<Option<Receipt>, StoreError> {
+        let (stored_fingerprint, receipt): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.idempotency_key(key))
+            .arg("fingerprint")
+            .arg("receipt")
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        match (stored_fingerprint, receipt) {
+            (Some(f), Some(r)) if f == fingerprint => parse_receipt(&r).map(Some),
+            (Some(_), _) => Err(StoreError::KeyReused),
+            _ => Ok(None),
+        }
+    }
+
+    async fn save(&self, s: Submission<'_>) -> Result<Saved, StoreError> {
+        let c = s.comment;
+        let r = s.receipt;
+        let id = r.comment_id.to_string();
+        let receipt_json =
+            serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let reasons_json =
+            serde_json::to_string(&r.reasons).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let created = s.created_at_ms.to_string();
+        let parent = c.parent_id.map(|p| p.to_string()).unwrap_or_default();
+        let title = c.article_title.as_ref().map_or("", |t| t.as_str());
+        let ip = c.client_ip.to_string();
+        let spam = r.spam.to_string();
+        let toxic = r.toxic.to_string();
+        let comment: [(&str, &str); 19] = [
+            ("id", &id),
+            ("article_id", c.article_id.as_str()),
+            ("article_title", title),
+            ("parent_id", &parent),
+            ("author_name", c.author_name.as_str()),
+            ("author_email", c.author_email.as_str()),
+            ("body", c.body.as_str()),
+            ("client_ip", &ip),
+            ("user_agent", c.user_agent.as_str()),
+            ("idempotency_key", c.idempotency_key.as_str()),
+            ("state", r.outcome.as_str()),
+            ("spam", &spam),
+            ("toxic", &toxic),
+            ("reasons", &reasons_json),
+            ("model_version", &r.model_version),
+            ("created_at", &created),
+            ("updated_at", &created),
+            ("version", "1"),
+            ("honeypot_filled", if c.honeypot_filled { "1" } else { "0" }),
+        ];
+        // What a stream consumer needs to publish (accepted) or audit (rejected) the comment
+        // without reading the hash.
+        let mut entry: Vec<(&str, &str)> = vec![
+            ("id", &id),
+            ("article_id", c.article_id.as_str()),
+            ("parent_id", &parent),
+            ("author_name", c.author_name.as_str()),
+            ("body", c.body.as_str()),
+            ("created_at", &created),
+        ];
+        if r.outcome == Outcome::Rejected {
+            entry.extend([
+                ("spam", spam.as_str()),
+                ("toxic", toxic.as_str()),
+                ("reasons", reasons_json.as_str()),
+                ("model_version", r.model_version.as_str()),
+            ]);
+        }
+        let mut invocation = self.submit.prepare_invoke();
+        invocation
+            .key(self.idempotency_key(&c.idempotency_key))
+            .key(self.comment_key(r.comment_id))
+            .key(self.key("accepted"))
+            .key(self.key("flagged"))
+            .key(self.key("rejected"))
+            .arg(s.fingerprint)
+            .arg(&receipt_json)
+            .arg(millis(self.settings.idempotency_ttl))
+            .arg(r.outcome.as_str())
+            .arg(&id)
+            .arg(s.created_at_ms)
+            .arg(Self::trim_id(
+                s.created_at_ms,
+                self.settings.accepted_retention,
+            ))
+            .arg(Self::trim_id(
+                s.created_at_ms,
+                self.settings.rejected_retention,
+            ))
+            .arg(millis(self.settings.comment_retention))
+            .arg(comment.len());
+        for (field, value) in comment {
+            invocation.arg(field).arg(value);
+        }
+        invocation.arg(entry.len());
+        for (field, value) in entry {
+            invocation.arg(field).arg(value);
+        }
+        let answer: Vec<String> = invocation
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        match answer.first().map(String::as_str) {
+            Some("stored") => Ok(Saved::Stored),
+            Some("replay") => {
+                let json = answer
+                    .get(1)
+                    .ok_or_else(|| StoreError::Corrupt("replayed answer missing".to_owned()))?;
+                parse_receipt(json).map(Saved::Replayed)
+            }
+            Some("conflict") => Err(StoreError::KeyReused),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected answer from the submit script: {other:?}"
+            ))),
+        }
+    }
+
+    async fn comment(&self, id: CommentId) -> Result<Option<StoredComment>, StoreError> {
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.comment_key(id))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        read_comment(id, &fields).map(Some)
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+/// Reads a comment hash back.
+fn read_comment(id: CommentId, f: &HashMap<String, String>) -> Result<StoredComment, StoreError> {
+    let text = |name: &str| -> Result<String, StoreError> {
+        f.get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt(format!("comment {id} lacks field {name}")))
+    };
+    let optional = |name: &str| f.get(name).filter(|v| !v.is_empty()).cloned();
+    let number = |name: &str| -> Result<f64, StoreError> {
+        text(name)?
+            .parse::<f64>()
+            .map_err(|e| StoreError::Corrupt(format!("comment {id} field {name}: {e}")))
+    };
+    let state = match text("state")?.as_str() {
+        "accepted" => Outcome::Accepted,
+        "pending_review" => Outcome::PendingReview,
+        "rejected" => Outcome::Rejected,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "comment {id} has unknown state {other:?}"
+            )));
+        }
+    };
+    let reasons: Vec<Reason> = serde_json::from_str(&text("reasons")?)
+        .map_err(|e| StoreError::Corrupt(format!("comment {id} reasons: {e}")))?;
+    Ok(StoredComment {
+        id,
+        article_id: text("article_id")?,
+        article_title: optional("article_title"),
+        parent_id: optional("parent_id"),
+        author_name: text("author_name")?,
+        author_email: text("author_email")?,
+        body: text("body")?,
+        state,
+        spam: number("spam")? as f32,
+        toxic: number("toxic")? as f32,
+        reasons,
+        model_version: text("model_version")?,
+        created_at_ms: number("created_at")? as i64,
+        updated_at_ms: number("updated_at")? as i64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_urls_never_print_their_password() {
+        let url = RedisUrl::new("redis://user:s3cret@db.internal:6380/2");
+        assert_eq!(url.to_string(), "redis://user:***@db.internal:6380/2");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let bare = RedisUrl::new("redis://:s3cret@db.internal");
+        assert!(!bare.to_string().contains("s3cret"));
+        assert_eq!(
+            RedisUrl::new("redis://127.0.0.1:6379").to_string(),
+            "redis://127.0.0.1:6379"
+        );
+    }
+
+    #[test]
+    fn trim_ids_are_the_retention_before_now() {
+        assert_eq!(
+            RedisStore::trim_id(10_000, Duration::from_secs(3)),
+            "7000-0"
+        );
+        assert_eq!(RedisStore::trim_id(1_000, Duration::from_secs(3)), "0-0");
+    }
+}
