@@ -51,8 +51,9 @@ pub struct TrainArgs {
     /// Offensive-word list (one word or phrase per line), saved into the model.
     #[arg(long, default_value = "../shared/data/lexicons/vi-badwords.txt")]
     pub lexicon: PathBuf,
-    /// Size of the hashed feature space, as a power of two.
-    #[arg(long, default_value_t = FeatureSettings::default().hash_bits)]
+    /// Size of the hashed feature space, as a power of two (10 to 26).
+    #[arg(long, default_value_t = FeatureSettings::default().hash_bits,
+          value_parser = clap::value_parser!(u8).range(10..=26))]
     pub hash_bits: u8,
     /// Passes over the training data.
     #[arg(long, default_value_t = SgdSettings::default().epochs)]
@@ -75,11 +76,13 @@ pub struct TrainArgs {
     /// Ignore the `author` field.
     #[arg(long)]
     pub no_author: bool,
-    /// Shortest character n-gram.
-    #[arg(long, default_value_t = FeatureSettings::default().char_min)]
+    /// Shortest character n-gram (1 to 8).
+    #[arg(long, default_value_t = FeatureSettings::default().char_min,
+          value_parser = clap::value_parser!(u8).range(1..=8))]
     pub char_min: u8,
-    /// Longest character n-gram.
-    #[arg(long, default_value_t = FeatureSettings::default().char_max)]
+    /// Longest character n-gram (1 to 8).
+    #[arg(long, default_value_t = FeatureSettings::default().char_max,
+          value_parser = clap::value_parser!(u8).range(1..=8))]
     pub char_max: u8,
     /// Ignore features found in fewer training rows than this.
     #[arg(long, default_value_t = FeatureSettings::default().min_rows)]

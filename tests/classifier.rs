@@ -196,38 +196,53 @@ fn damaged_or_foreign_model_files_are_refused_with_a_reason() {
 
     let err = Model::load(&dir.path().join("missing.model")).unwrap_err();
     assert!(matches!(err, ModelError::Io { .. }), "{err}");
+
+    // Bytes left over after the model.
+    let mut padded = good.clone();
+    let payload_len = good.len() - 24;
+    padded.splice(good.len() - 4..good.len() - 4, [0u8; 3]);
+    padded[12..20].copy_from_slice(&((payload_len + 3) as u64).to_le_bytes());
+    let crc = crc32fast::hash(&padded[20..padded.len() - 4]);
+    let end = padded.len();
+    padded[end - 4..].copy_from_slice(&crc.to_le_bytes());
+    let err = Model::from_bytes(&padded, "padded").unwrap_err();
+    assert!(err.to_string().contains("left over"), "{err}");
 }
 
 #[test]
 fn feature_slots_do_not_change_between_builds() {
     // A model stores slots, not strings: if the hash or the reading of a text changed, every
-    // committed model would silently score garbage. These slots were recorded when the feature
-    // extractor was written; a change here needs a new FEATURE_VERSION and retrained models.
+    // committed model would silently score garbage. These values were recorded when the
+    // feature extractor was written; a change here needs a new FEATURE_VERSION and retrained
+    // models. The text exercises words, folded words, phrases, entities, character n-grams
+    // (ASCII and not), the lexicon and signals.
     let extractor = Extractor::new(
         FeatureSettings::default(),
-        Lexicon::default(),
+        Lexicon::new(["đồ ngu"]),
         Idf::default(),
     );
+    let text = "Nhà cái uy tín!!! zalo 0912.345.678, bit.ly/abc 500k đồ ngu 😀 ĐẸP";
     let mut features = Features::default();
-    extractor.features(&analyze("Nhà cái 0912345678"), None, &mut features);
-    let slots: Vec<u32> = features
-        .grams()
-        .iter()
-        .map(|&(slot, _)| slot)
-        .take(6)
-        .collect();
-    assert_eq!(slots, RECORDED_SLOTS);
+    extractor.features(&analyze(text), Some(&analyze("Trần Bình")), &mut features);
+    let slots: Vec<u32> = features.grams().iter().map(|&(slot, _)| slot).collect();
+    let first: [u32; 4] = slots[..4].try_into().unwrap();
+    // FNV-1a over the slots, in order.
+    let digest = slots.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &s| {
+        (h ^ u64::from(s)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    assert_eq!((slots.len(), first, digest), RECORDED);
     // And the same text read twice gives the same slots.
     let mut again = Features::default();
-    extractor.features(&analyze("Nhà cái 0912345678"), None, &mut again);
+    extractor.features(&analyze(text), Some(&analyze("Trần Bình")), &mut again);
     assert_eq!(features.grams(), again.grams());
 }
 
 /// See `feature_slots_do_not_change_between_builds`.
-const RECORDED_SLOTS: [u32; 6] = [224505, 427435, 352092, 108685, 49076, 37888];
+const RECORDED: (usize, [u32; 4], u64) =
+    (149, [224505, 427435, 352092, 108685], 3792153200058477128);
 
 /// Runs the built binary with `args`, feeding `input` on standard input.
-fn run_cli(args: &[&str], input: &str) -> std::process::Output {
+fn run_cli(args: &[&str], input: impl AsRef<[u8]>) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_moderation"))
         .args(args)
         .stdin(Stdio::piped())
@@ -237,7 +252,7 @@ fn run_cli(args: &[&str], input: &str) -> std::process::Output {
         .expect("the binary starts");
     // A command that fails early may not read its input: a broken pipe here is not the test's
     // concern, the exit status and output are.
-    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let _ = child.stdin.take().unwrap().write_all(input.as_ref());
     child.wait_with_output().unwrap()
 }
 
@@ -255,6 +270,9 @@ fn classify_answers_every_line_in_order_and_reports_bad_lines_without_stopping()
         r#"{"author": "no text"}"#,
     ]
     .join("\n");
+    // A line that is not UTF-8 gets an error line too, and the line after it is answered.
+    let mut input = input.into_bytes();
+    input.extend_from_slice(b"\n\xff\xfe\n{\"text\": \"ok\"}\n");
     let out = run_cli(&["classify", "--model", path.to_str().unwrap()], &input);
     assert!(
         out.status.success(),
@@ -266,7 +284,7 @@ fn classify_answers_every_line_in_order_and_reports_bad_lines_without_stopping()
         .lines()
         .map(|l| serde_json::from_str(l).expect("every output line is JSON"))
         .collect();
-    assert_eq!(lines.len(), 5);
+    assert_eq!(lines.len(), 7);
     for (n, line) in lines.iter().enumerate() {
         assert_eq!(line["line"], n + 1);
     }
@@ -281,6 +299,8 @@ fn classify_answers_every_line_in_order_and_reports_bad_lines_without_stopping()
     assert_eq!(lines[2]["model"], "fixture");
     assert_eq!(lines[3]["error"], "empty line");
     assert!(lines[4]["error"].as_str().unwrap().contains("text"));
+    assert_eq!(lines[5]["error"], "not UTF-8");
+    assert!(lines[6]["spam"].is_number());
 }
 
 #[test]

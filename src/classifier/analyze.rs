@@ -48,12 +48,12 @@ pub struct Token {
     pub folded: Range<usize>,
 }
 
-/// Counts read off the text that the dense part of the classifier uses directly.
+/// Counts read off the text, from which the signal features are made.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Signals {
     /// Characters after normalisation.
     pub chars: u32,
-    /// Letters, and how many of them were upper-case in the original text.
+    /// Letters.
     pub letters: u32,
     /// Upper-case letters in the original text.
     pub upper: u32,
@@ -61,7 +61,7 @@ pub struct Signals {
     pub digits: u32,
     /// Word tokens.
     pub words: u32,
-    /// Links, and how many of them go to a known link shortener.
+    /// Links.
     pub urls: u32,
     /// Links to a known link shortener (bit.ly and the like).
     pub short_urls: u32,
@@ -79,7 +79,8 @@ pub struct Signals {
     pub repeats: u32,
     /// Exclamation and question marks.
     pub exclamations: u32,
-    /// Invisible formatting characters removed (zero-width, bidi).
+    /// Invisible characters between letters (zero-width, bidi), which hide words from filters;
+    /// variation selectors and joiners inside emoji are removed but not counted.
     pub invisible: u32,
     /// Words written with spaced letters ("n h à c á i").
     pub spaced: u32,
@@ -132,6 +133,7 @@ pub fn analyze(input: &str) -> Analysis {
 /// Analyses `input` into `out`, reusing its buffers (the batch and serving paths call this in a
 /// loop).
 pub fn analyze_into(input: &str, out: &mut Analysis) {
+    let input = truncate(input, MAX_ANALYSED_BYTES);
     // Most comments are already in NFKC (all of ASCII is): the first pass assumes so and gives
     // up at the first character the normaliser could change.
     if !normalize_into(input, out, false) {
@@ -144,6 +146,23 @@ pub fn analyze_into(input: &str, out: &mut Analysis) {
     Tokenizer::new(&normalized, &chunks, out).run();
     out.normalized = normalized;
     out.chunks = chunks;
+}
+
+/// The analyser reads at most this many bytes of a text (the service's comments are far
+/// shorter): a multi-megabyte line fed to `classify` costs what a long comment costs, not
+/// thousands of times more.
+pub const MAX_ANALYSED_BYTES: usize = 64 * 1024;
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// One pass over the input: NFKC (which also folds full-width and mathematical "styled" letters
@@ -160,11 +179,17 @@ fn normalize_into(input: &str, out: &mut Analysis, nfkc: bool) -> bool {
     out.spelling.push(' ');
     let mut writer = Writer::new(out);
     if nfkc {
-        // Invisible characters are removed first so that they cannot keep a letter and its
-        // combining mark apart.
-        for c in input.chars().filter(|&c| !is_invisible(c)).nfkc() {
+        // Invisible characters are removed (and counted) first so that they cannot keep a
+        // letter and its combining mark apart.
+        let mut hidden = HiddenCount::default();
+        let visible = input.chars().filter(|&c| {
+            hidden.see(c);
+            !is_invisible(c)
+        });
+        for c in visible.nfkc() {
             writer.push(c);
         }
+        writer.invisible = hidden.count;
     } else {
         for c in input.chars() {
             if !is_nfkc_char(c) {
@@ -175,6 +200,30 @@ fn normalize_into(input: &str, out: &mut Analysis, nfkc: bool) -> bool {
     }
     writer.finish();
     true
+}
+
+/// Counts the invisible characters that hide something: zero-width and bidi characters between
+/// letters. Variation selectors and a joiner after an emoji only shape how emoji are drawn.
+#[derive(Default)]
+struct HiddenCount {
+    count: u32,
+    last: char,
+}
+
+impl HiddenCount {
+    fn see(&mut self, c: char) {
+        if is_invisible(c) {
+            self.count += u32::from(Self::hides(c, self.last));
+        }
+        self.last = c;
+    }
+
+    /// Whether invisible `c`, after `previous`, counts as hidden.
+    fn hides(c: char, previous: char) -> bool {
+        let selector = matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}');
+        let emoji_joiner = c == '\u{200D}' && (is_pictographic(previous) || previous == '\u{FE0F}');
+        !selector && !emoji_joiner
+    }
 }
 
 /// Writes normalised characters into an [`Analysis`]. The counts are kept here and written
@@ -188,6 +237,8 @@ struct Writer<'a> {
     letters: u32,
     upper: u32,
     invisible: u32,
+    /// The previous input character (for [`HiddenCount::hides`]).
+    last: char,
 }
 
 impl<'a> Writer<'a> {
@@ -200,6 +251,7 @@ impl<'a> Writer<'a> {
             letters: 0,
             upper: 0,
             invisible: 0,
+            last: '\0',
         }
     }
 
@@ -211,6 +263,7 @@ impl<'a> Writer<'a> {
                 self.letters += 1;
                 self.upper += u32::from(c.is_ascii_uppercase());
             }
+            self.last = c;
             self.put(c.to_ascii_lowercase());
             return;
         }
@@ -221,9 +274,11 @@ impl<'a> Writer<'a> {
             return;
         }
         if is_invisible(c) {
-            self.invisible += 1;
+            self.invisible += u32::from(HiddenCount::hides(c, self.last));
+            self.last = c;
             return;
         }
+        self.last = c;
         if c.is_alphabetic() {
             self.letters += 1;
             self.upper += u32::from(c.is_uppercase());
@@ -268,17 +323,19 @@ impl<'a> Writer<'a> {
     }
 }
 
-/// True when `c` is certainly unchanged by NFKC whatever surrounds it. ASCII and the
-/// precomposed Vietnamese letters are answered without the general lookup, which measured a
-/// fifth of the time of analysing a Vietnamese comment.
+/// True when `c` is certainly unchanged by NFKC whatever surrounds it: NFKC's quick check says
+/// yes and it is not a combining mark (marks may be reordered or composed with their
+/// neighbours). ASCII and the precomposed Vietnamese letters are answered without the general
+/// lookup, which measured a fifth of the time of analysing a Vietnamese comment.
 fn is_nfkc_char(c: char) -> bool {
     match c as u32 {
         0..=0x7F | 0xC0..=0xFF | 0x1EA0..=0x1EF9 => true,
         0x102 | 0x103 | 0x110 | 0x111 | 0x128 | 0x129 | 0x168 | 0x169 => true,
         0x1A0 | 0x1A1 | 0x1AF | 0x1B0 => true,
         _ => {
-            unicode_normalization::is_nfkc_quick(std::iter::once(c))
-                == unicode_normalization::IsNormalized::Yes
+            unicode_normalization::char::canonical_combining_class(c) == 0
+                && unicode_normalization::is_nfkc_quick(std::iter::once(c))
+                    == unicode_normalization::IsNormalized::Yes
         }
     }
 }
@@ -350,7 +407,8 @@ const HANDLE_DOMAINS: &[&str] = &["t.me", "telegram.me", "zalo.me", "m.me", "wa.
 /// Words standing for "dot" in an obfuscated link ("abc chấm com").
 const DOT_WORDS: &[&str] = &[".", "(.)", "[.]", "dot", "(dot)", "[dot]", "chấm", "cham"];
 
-/// Units after a number that make it a sum of money, longest first so "tr" wins over "t".
+/// Units after a number that make it a sum of money. Tried in order: a unit that ends another
+/// must come after it ("vnđ" before "đ").
 const MONEY_UNITS: &[&str] = &[
     "triệu", "trieu", "nghìn", "nghin", "ngàn", "ngan", "đồng", "dong", "vnđ", "vnd", "usd", "tỷ",
     "tỉ", "củ", "cu", "tr", "k", "m", "đ", "$",
@@ -451,10 +509,6 @@ impl<'a> Tokenizer<'a> {
                 i += used;
                 continue;
             }
-            if let Some(used) = self.spaced_letters_at(i) {
-                i += used;
-                continue;
-            }
             let chunk = self.chunk(i);
             self.entity_or_words(chunk);
             i += 1;
@@ -497,18 +551,19 @@ impl<'a> Tokenizer<'a> {
         let mut used = 0;
         let mut best = None;
         while let Some(part) = numeric_chunk(self.chunk(i + used)) {
+            // An amount grouped in thousands ("1.500.000") is never part of a phone number.
+            if part.thousands || (used > 0 && part.plus) {
+                break;
+            }
             if used == 0 {
                 plus = part.plus;
-            } else if part.plus {
-                break;
             }
             digits.push_str(&part.digits);
             used += 1;
             if digits.len() > 13 {
                 break;
             }
-            let grouped_amount = used == 1 && part.thousands;
-            if !grouped_amount && is_phone(&digits, plus) {
+            if is_phone(&digits, plus) {
                 best = Some((used, digits.clone()));
             }
         }
@@ -595,6 +650,13 @@ impl<'a> Tokenizer<'a> {
         if let Some(at) = trimmed.find('@') {
             if at == 0 {
                 let handle = &trimmed[1..];
+                // "@0912345678" is a phone number dressed as a handle.
+                if let Some(part) = numeric_chunk(handle)
+                    && is_phone(&part.digits, part.plus)
+                {
+                    self.push_entity(TokenKind::Phone, &part.digits);
+                    return;
+                }
                 if handle.len() >= 2
                     && handle
                         .chars()
@@ -659,7 +721,7 @@ impl<'a> Tokenizer<'a> {
                     start = Some(i);
                     shape = WordShape::default();
                 }
-                shape.add(c, run);
+                shape.add(c);
                 continue;
             }
             if let Some(s) = start.take() {
@@ -705,25 +767,14 @@ impl<'a> Tokenizer<'a> {
     /// stands for.
     fn push_word(&mut self, word: &str) {
         let mut shape = WordShape::default();
-        let mut previous = '\0';
-        let mut run = 0;
-        for c in word.chars() {
-            if c == previous {
-                run += 1;
-            } else {
-                previous = c;
-                run = 1;
-            }
-            shape.add(c, run);
-        }
+        word.chars().for_each(|c| shape.add(c));
         self.push_shaped_word(word, shape);
     }
 
     /// [`Tokenizer::push_word`] for a word whose shape is known.
     fn push_shaped_word(&mut self, word: &str, shape: WordShape) {
-        let WordShape { has_run, complex } = shape;
-        let simple = !complex;
-        if simple && !has_run {
+        let simple = !shape.complex && !shape.has_run;
+        if simple {
             let buf = &mut self.out.buf;
             let start = buf.len();
             buf.push_str(word);
@@ -749,10 +800,7 @@ impl<'a> Tokenizer<'a> {
         let text_start = buf.len();
         let mut latin = false;
         let mut lookalike = false;
-        for_each_squeezed(chars.iter().copied(), |c, squeezed| {
-            if squeezed {
-                signals.repeats += 1;
-            }
+        for_each_squeezed(chars.iter().copied(), |c, _| {
             latin |= c.is_ascii_alphabetic() || fold_diacritics(c) != c;
             lookalike |= latin_lookalike(c).is_some();
             buf.push(c);
@@ -774,7 +822,11 @@ impl<'a> Tokenizer<'a> {
             }
         });
         let folded_start = buf.len();
-        for_each_squeezed(folded_chars, |c, _| buf.push(c));
+        // Runs are counted once folded: folding only merges runs ("quáaa" → "quaaa").
+        for_each_squeezed(folded_chars, |c, squeezed| {
+            signals.repeats += u32::from(squeezed);
+            buf.push(c);
+        });
         let folded = folded_start..buf.len();
         self.finish_word(text, folded);
     }
@@ -825,17 +877,33 @@ fn is_letter(c: char) -> bool {
 /// What a word needs beyond copying and folding its letters.
 #[derive(Clone, Copy, Debug, Default)]
 struct WordShape {
-    /// A character repeated three times or more in a row: squeeze it.
+    /// A character repeated three times or more in a row, as written or once folded ("quáaa"
+    /// folds to "quaaa"): squeeze it.
     has_run: bool,
     /// A digit (leetspeak) or a look-alike of a Latin letter: fold character by character.
     complex: bool,
+    last: char,
+    run: u32,
+    last_folded: char,
+    folded_run: u32,
 }
 
 impl WordShape {
-    /// Takes in the next character, the `run`-th of its kind in a row.
+    /// Takes in the next character of the word.
     #[inline]
-    fn add(&mut self, c: char, run: usize) {
-        self.has_run |= run >= 3;
+    fn add(&mut self, c: char) {
+        let folded = fold_diacritics(c);
+        (self.run, self.last) = if c == self.last {
+            (self.run + 1, c)
+        } else {
+            (1, c)
+        };
+        (self.folded_run, self.last_folded) = if folded == self.last_folded {
+            (self.folded_run + 1, folded)
+        } else {
+            (1, folded)
+        };
+        self.has_run |= self.run >= 3 || self.folded_run >= 3;
         self.complex |= if c.is_ascii() {
             c.is_ascii_digit()
         } else {
@@ -947,17 +1015,9 @@ fn is_pictographic(c: char) -> bool {
 
 /// Strips sentence punctuation around a chunk ("(0912345678)," → "0912345678").
 fn trim_punct(chunk: &str) -> &str {
-    let mut s = chunk;
-    loop {
-        if let Some(rest) = s.strip_suffix([',', ';', ':', '!', '?', '.', ')', ']', '"', '\'']) {
-            s = rest;
-        } else if let Some(rest) = s.strip_suffix('…') {
-            s = rest;
-        } else {
-            break;
-        }
-    }
-    s.trim_start_matches(['(', '[', '"', '\'', ':'])
+    chunk
+        .trim_end_matches([',', ';', ':', '!', '?', '.', ')', ']', '"', '\''])
+        .trim_start_matches(['(', '[', '"', '\'', ':'])
 }
 
 /// A chunk that is written in digits, possibly disguised.
@@ -1004,6 +1064,8 @@ fn numeric_chunk(chunk: &str) -> Option<NumericChunk> {
                 lookalikes += 1;
                 group += 1;
             }
+            // The keycap mark of "0️⃣9️⃣…" (its variation selector is already gone).
+            '\u{20E3}' => {}
             '.' | ',' | '-' | '_' | '(' | ')' | '/' => {
                 separator_kinds |= match c {
                     '.' | ',' => 1,
@@ -1085,6 +1147,10 @@ fn link_host(chunk: &str) -> Option<Cow<'_, str>> {
 /// The part of a host name its owner registered: "www.shop.abc.com.vn" → "abc.com.vn".
 fn registrable(host: &str) -> &str {
     let host = host.strip_prefix("www.").unwrap_or(host);
+    // An IP address is registered whole.
+    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return host;
+    }
     let dots: Vec<usize> = host.match_indices('.').map(|(i, _)| i).collect();
     let labels_kept = if dots.len() >= 2 {
         let last_two = &host[dots[dots.len() - 2] + 1..];
@@ -1234,7 +1300,7 @@ mod tests {
             ("vào nhacai[dot]com ngay", "nhacai.com"),
             ("vào nhacai . com ngay", "nhacai.com"),
             ("vào nhacai chấm com ngay", "nhacai.com"),
-            ("vào http://192.168.1.1/login", "1.1"),
+            ("vào http://192.168.1.1/login", "192.168.1.1"),
         ] {
             assert!(
                 kinds(input).contains(&(TokenKind::Url, want.to_owned())),
@@ -1327,6 +1393,55 @@ mod tests {
         let k = kinds("đẹp quá😍😍!!!");
         assert_eq!(k.iter().filter(|(k, _)| *k == TokenKind::Emoji).count(), 2);
         assert_eq!(analyze("đẹp quá😍😍!!!").signals.exclamations, 3);
+    }
+
+    #[test]
+    fn hidden_characters_are_counted_the_same_whether_or_not_the_text_needs_nfkc() {
+        // "…" sends the second text through the NFKC path.
+        assert_eq!(analyze("nh\u{200B}à cái...").signals.invisible, 1);
+        assert_eq!(analyze("nh\u{200B}à cái…").signals.invisible, 1);
+        // Emoji presentation selectors and joiners inside emoji hide nothing.
+        assert_eq!(analyze("❤\u{FE0F} 👨\u{200D}👩").signals.invisible, 0);
+        assert_eq!(analyze("❤\u{FE0F} 👨\u{200D}👩…").signals.invisible, 0);
+    }
+
+    #[test]
+    fn squeezing_applies_to_runs_that_appear_once_folded() {
+        assert_eq!(folded_words("quáaa"), folded_words("quá"));
+        assert_eq!(analyze("quáaa").signals.repeats, 1);
+    }
+
+    #[test]
+    fn disguised_phone_numbers_in_keycaps_and_handles_are_found() {
+        let keycaps = "0\u{FE0F}\u{20E3}9\u{FE0F}\u{20E3}1\u{FE0F}\u{20E3}2\u{FE0F}\u{20E3}3\u{FE0F}\u{20E3}4\u{FE0F}\u{20E3}5\u{FE0F}\u{20E3}6\u{FE0F}\u{20E3}7\u{FE0F}\u{20E3}8\u{FE0F}\u{20E3}";
+        assert!(kinds(keycaps).contains(&(TokenKind::Phone, "0912345678".to_owned())));
+        assert!(kinds("ib @0912345678").contains(&(TokenKind::Phone, "0912345678".to_owned())));
+    }
+
+    #[test]
+    fn an_amount_next_to_a_number_is_not_a_phone_number() {
+        let k = kinds("giá 1.500.000 100 suất");
+        assert!(
+            !k.iter().any(|(kind, _)| *kind == TokenKind::Phone),
+            "{k:?}"
+        );
+    }
+
+    #[test]
+    fn canonically_equivalent_texts_read_the_same() {
+        // Two combining marks in either order are the same text once normalised.
+        assert_eq!(
+            analyze("\u{05D0}\u{05B1}\u{05B0}").normalized,
+            analyze("\u{05D0}\u{05B0}\u{05B1}").normalized
+        );
+    }
+
+    #[test]
+    fn very_long_texts_are_read_up_to_a_bound() {
+        let long = "ﷺ".repeat(MAX_ANALYSED_BYTES);
+        let a = analyze(&long);
+        assert!(a.normalized.len() < MAX_ANALYSED_BYTES * 20);
+        assert!(a.signals.chars > 0);
     }
 
     #[test]

@@ -60,12 +60,22 @@ pub fn classify(
     top: usize,
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
-    let mut batch: Vec<String> = Vec::with_capacity(BATCH);
-    let mut lines = input.lines();
+    let mut input = input;
+    let mut batch: Vec<Line> = Vec::with_capacity(BATCH);
     loop {
         batch.clear();
-        for line in lines.by_ref().take(BATCH) {
-            batch.push(line?);
+        while batch.len() < BATCH {
+            let mut bytes = Vec::new();
+            if input.read_until(b'\n', &mut bytes)? == 0 {
+                break;
+            }
+            if bytes.ends_with(b"\n") {
+                bytes.pop();
+                if bytes.ends_with(b"\r") {
+                    bytes.pop();
+                }
+            }
+            batch.push(String::from_utf8(bytes).map_err(|_| ()));
         }
         if batch.is_empty() {
             break;
@@ -82,8 +92,11 @@ pub fn classify(
     Ok(summary)
 }
 
+/// An input line, or `Err` when it is not UTF-8.
+type Line = Result<String, ()>;
+
 /// Answers for `lines` (numbered from `first`), in order, with whether each is an error.
-fn score_batch(model: &Model, lines: &[String], first: usize, top: usize) -> Vec<(String, bool)> {
+fn score_batch(model: &Model, lines: &[Line], first: usize, top: usize) -> Vec<(String, bool)> {
     super::parallel_chunks(lines, |offset, part| {
         part.iter()
             .enumerate()
@@ -92,7 +105,7 @@ fn score_batch(model: &Model, lines: &[String], first: usize, top: usize) -> Vec
     })
 }
 
-fn answer(model: &Model, line: &str, number: usize, top: usize) -> (String, bool) {
+fn answer(model: &Model, line: &Line, number: usize, top: usize) -> (String, bool) {
     let failed = |error: String| {
         let body = serde_json::to_string(&Failed {
             line: number,
@@ -100,6 +113,9 @@ fn answer(model: &Model, line: &str, number: usize, top: usize) -> (String, bool
         })
         .unwrap_or_default();
         (body, true)
+    };
+    let Ok(line) = line else {
+        return failed("not UTF-8".to_owned());
     };
     if line.trim().is_empty() {
         return failed("empty line".to_owned());

@@ -14,7 +14,7 @@ use super::analyze::{Analysis, Token, TokenKind};
 
 /// Bumped whenever extraction changes what an index means; a model trained with another
 /// version is refused at load rather than scoring garbage.
-pub const FEATURE_VERSION: u32 = 1;
+pub const FEATURE_VERSION: u32 = 2;
 
 /// How features are extracted; saved with the model so training and scoring always agree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,15 +46,47 @@ impl Default for FeatureSettings {
     }
 }
 
+/// Bounds of [`FeatureSettings::hash_bits`]: below, nearly every feature collides; above, the
+/// weight table outgrows any sensible memory.
+pub const HASH_BITS: std::ops::RangeInclusive<u8> = 10..=26;
+
+/// Bounds of the character n-gram lengths.
+pub const CHAR_GRAMS: std::ops::RangeInclusive<u8> = 1..=8;
+
 impl FeatureSettings {
     /// Number of slots in the sparse space.
     pub fn dimension(&self) -> usize {
         1usize << self.hash_bits
     }
+
+    /// Why these settings cannot work, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        if !HASH_BITS.contains(&self.hash_bits) {
+            return Some(format!(
+                "hash_bits must be {} to {}, is {}",
+                HASH_BITS.start(),
+                HASH_BITS.end(),
+                self.hash_bits
+            ));
+        }
+        if !CHAR_GRAMS.contains(&self.char_min)
+            || !CHAR_GRAMS.contains(&self.char_max)
+            || self.char_min > self.char_max
+        {
+            return Some(format!(
+                "character n-grams must be {} to {} characters with char_min <= char_max, are {} to {}",
+                CHAR_GRAMS.start(),
+                CHAR_GRAMS.end(),
+                self.char_min,
+                self.char_max
+            ));
+        }
+        None
+    }
 }
 
 /// Signals read off a comment as a whole (counts and shares rather than words). The sparse
-/// model reads each as a bucket of its value ("2 links", "64–127 characters"), so it can learn
+/// model reads each as a bucket of its value ("2 links", "63–126 characters"), so it can learn
 /// that a long comment is normal but a very long one less so, which one weight on the raw value
 /// cannot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -122,13 +154,14 @@ impl Signal {
     /// The readable range of a bucket.
     fn describe(self, bucket: u8, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (one, noun) = self.nouns();
+        let b = u64::from(bucket);
         match self {
-            Signal::Digits | Signal::Capitals => {
-                write!(f, "{}–{} % {noun}", bucket * 10, bucket * 10 + 9)
-            }
+            Signal::Digits | Signal::Capitals => write!(f, "{}–{} % {noun}", b * 10, b * 10 + 9),
             Signal::Length => {
-                let low = (1u32 << bucket) - 1;
-                write!(f, "{low}–{} {noun}", (1u32 << (bucket + 1)) - 2)
+                // Bucket b holds lengths n with 2^b <= n + 1 < 2^(b+1).
+                let low = 1u64.checked_shl(bucket.into()).unwrap_or(u64::MAX) - 1;
+                let high = 1u64.checked_shl(u32::from(bucket) + 1).unwrap_or(u64::MAX) - 2;
+                write!(f, "{low}–{high} {noun}")
             }
             _ if bucket >= COUNT_CAP => write!(f, "{COUNT_CAP} or more {noun}"),
             _ if bucket == 1 => write!(f, "1 {one}"),
@@ -182,11 +215,10 @@ fn signals(a: &Analysis, lexicon_hits: u32) -> impl Iterator<Item = (Signal, u8)
 }
 
 /// A Vietnamese (or any) offensive-word list, matched against whole words and phrases.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lexicon {
     /// Entries as given, one phrase each.
     pub entries: Vec<String>,
-    #[serde(skip)]
     index: LexiconIndex,
 }
 
@@ -214,8 +246,7 @@ impl Lexicon {
         lexicon
     }
 
-    /// Rebuilds the lookup index (after deserialising).
-    pub(crate) fn build_index(&mut self) {
+    fn build_index(&mut self) {
         let mut index = LexiconIndex::default();
         for entry in &self.entries {
             // Entries are read with the same analyser as comments, so "Địt  mẹ" in the list
@@ -312,8 +343,6 @@ pub enum Feature {
     Author(String),
     /// A signal in one of its buckets.
     Signal(Signal, u8),
-    /// The model's prior (intercept).
-    Prior,
 }
 
 impl fmt::Display for Feature {
@@ -332,7 +361,6 @@ impl fmt::Display for Feature {
             Feature::Offensive(w) => write!(f, "offensive word \"{w}\""),
             Feature::Author(w) => write!(f, "author name \"{w}\""),
             Feature::Signal(signal, bucket) => signal.describe(*bucket, f),
-            Feature::Prior => f.write_str("base rate"),
         }
     }
 }
@@ -751,16 +779,22 @@ impl Extractor {
             usize::from(self.settings.char_max),
         );
         let bytes = spelling.as_bytes();
-        // The word an n-gram starting at byte `pos` belongs to, for explanations.
-        let word_at = |pos: usize| {
-            let begin = if bytes[pos] == b' ' {
-                pos + 1
-            } else {
-                spelling[..pos].rfind(' ').map_or(0, |b| b + 1)
+        // Where the word the n-grams starting at the current position belong to begins; its
+        // end is only looked for when an explanation asks for the label.
+        // (The last word's bounds are remembered, so labelling stays linear in the text.)
+        let mut word = 1;
+        let last_word = std::cell::Cell::new((usize::MAX, 0));
+        let label = |begin: usize| {
+            let end = match last_word.get() {
+                (b, end) if b == begin => end,
+                _ => {
+                    let end = spelling[begin..]
+                        .find(' ')
+                        .map_or(spelling.len(), |e| begin + e);
+                    last_word.set((begin, end));
+                    end
+                }
             };
-            let end = spelling[begin..]
-                .find(' ')
-                .map_or(spelling.len(), |e| begin + e);
             Feature::Chars(spelling[begin..end].to_owned())
         };
         if spelling.is_ascii() {
@@ -768,11 +802,14 @@ impl Extractor {
             for first in 0..bytes.len().saturating_sub(1) {
                 let mut h = SlotHasher::new(self.settings.seed, Namespace::Chars);
                 let from_space = bytes[first] == b' ';
+                if from_space {
+                    word = first + 1;
+                }
                 for (n, &b) in bytes[first..].iter().take(hi).enumerate() {
                     h.write(&[b]);
                     let at_space = n > 0 && b == b' ';
                     if n + 1 >= lo || (at_space && from_space) {
-                        sink.add(Group::Chars, self.slot(&h), || word_at(first));
+                        sink.add(Group::Chars, self.slot(&h), || label(word));
                     }
                     if at_space {
                         break;
@@ -789,12 +826,15 @@ impl Extractor {
         for first in 0..starts.len().saturating_sub(2) {
             let mut h = SlotHasher::new(self.settings.seed, Namespace::Chars);
             let from_space = bytes[starts[first]] == b' ';
+            if from_space {
+                word = starts[first] + 1;
+            }
             for (n, w) in starts[first..].windows(2).take(hi).enumerate() {
                 let (from, to) = (w[0], w[1]);
                 h.write(&bytes[from..to]);
                 let at_space = n > 0 && bytes[from] == b' ';
                 if n + 1 >= lo || (at_space && from_space) {
-                    sink.add(Group::Chars, self.slot(&h), || word_at(starts[first]));
+                    sink.add(Group::Chars, self.slot(&h), || label(word));
                 }
                 if at_space {
                     break;

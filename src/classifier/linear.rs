@@ -6,8 +6,8 @@
 //! dense matrix, and even 2^12 dense columns took minutes with linfa-logistic. A comment touches
 //! a few hundred of those columns, so a sparse SGD pass is milliseconds per thousand rows.
 //! Adagrad gives rare n-grams (most of them) larger steps than frequent ones, which is what
-//! TF-IDF weighting achieves for the reference model. linfa is used where it fits, for the small
-//! dense model stacked on top of this one ([`super::stacker`]).
+//! TF-IDF weighting achieves for the reference model. linfa is used where it fits, for the
+//! one-input calibration on top of this model ([`super::calibration`]).
 
 use super::features::Sparse;
 

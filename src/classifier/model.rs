@@ -97,7 +97,7 @@ pub struct Scores {
 pub struct Reason {
     /// The feature, readable (`phone number`, `word "nhà cái"`, `link to bit.ly`).
     pub feature: String,
-    /// How much it raised the log-odds of the head, compared with a typical comment.
+    /// How much it raised the head's calibrated log-odds (weight × value × calibration slope).
     pub weight: f32,
 }
 
@@ -354,7 +354,23 @@ impl Model {
 
     /// Writes the model to `path`.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        let file = ModelFile {
+        let io = |source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        // Written beside the target and renamed, so a reader never sees half a model.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, self.to_bytes()).map_err(io)?;
+        std::fs::rename(&partial, path).map_err(io)
+    }
+
+    /// The model file's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode(&self.file())
+    }
+
+    fn file(&self) -> ModelFile {
+        ModelFile {
             info: self.info.clone(),
             feature_version: FEATURE_VERSION,
             features: self.extractor.settings().clone(),
@@ -365,35 +381,16 @@ impl Model {
                 .iter()
                 .map(|&kind| {
                     let h = kind.index();
-                    let scale = self.scales[h];
                     HeadFile {
                         kind,
                         bias: self.biases[h],
-                        scale,
+                        scale: self.scales[h],
                         weights: self.slots.iter().map(|slot| slot[h]).collect(),
                         calibration: self.calibrations[h],
                     }
                 })
                 .collect(),
-        };
-        let payload = postcard::to_stdvec(&file).map_err(|e| ModelError::Corrupt {
-            path: path.display().to_string(),
-            reason: format!("cannot encode: {e}"),
-        })?;
-        let mut bytes = Vec::with_capacity(payload.len() + 24);
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&payload);
-        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        let io = |source| ModelError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        // Written beside the target and renamed, so a reader never sees half a model.
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, &bytes).map_err(io)?;
-        std::fs::rename(&partial, path).map_err(io)
+        }
     }
 
     /// Reads and checks a model file.
@@ -433,7 +430,7 @@ impl Model {
             });
         }
         let length = u64::from_le_bytes(bytes[12..20].try_into().unwrap_or_default());
-        let expected_len = (length as usize).checked_add(24);
+        let expected_len = usize::try_from(length).ok().and_then(|l| l.checked_add(24));
         if expected_len != Some(bytes.len()) {
             return Err(corrupt(format!(
                 "payload length says {length} bytes but the file has {}",
@@ -447,8 +444,14 @@ impl Model {
                 "checksum does not match (the file was damaged)".into(),
             ));
         }
-        let file: ModelFile =
-            postcard::from_bytes(payload).map_err(|e| corrupt(format!("cannot decode: {e}")))?;
+        let (file, rest): (ModelFile, &[u8]) = postcard::take_from_bytes(payload)
+            .map_err(|e| corrupt(format!("cannot decode: {e}")))?;
+        if !rest.is_empty() {
+            return Err(corrupt(format!(
+                "{} bytes left over after the model",
+                rest.len()
+            )));
+        }
         if file.feature_version != FEATURE_VERSION {
             return Err(mismatch(format!(
                 "trained with feature extractor version {}, this build has version {}",
@@ -456,11 +459,8 @@ impl Model {
             )));
         }
         let settings = file.features;
-        if !(10..=26).contains(&settings.hash_bits)
-            || settings.char_min == 0
-            || settings.char_min > settings.char_max
-        {
-            return Err(mismatch(format!("unusable feature settings {settings:?}")));
+        if let Some(problem) = settings.problem() {
+            return Err(mismatch(format!("unusable feature settings: {problem}")));
         }
         let t = file.thresholds;
         let in_unit = |v: f32| (0.0..=1.0).contains(&v);
@@ -494,13 +494,17 @@ impl Model {
                     head.weights.len()
                 )));
             }
-            let finite = head.bias.is_finite()
-                && head.scale.is_finite()
-                && head.calibration.slope.is_finite()
-                && head.calibration.intercept.is_finite();
-            if !finite {
+            // Bounds far outside anything training produces, but tight enough that no
+            // combination of weights can overflow to an infinite or NaN score.
+            let sane = |v: f32, bound: f32| v.is_finite() && v.abs() <= bound;
+            let usable = sane(head.bias, 1e3)
+                && sane(head.scale, 1.0)
+                && head.scale >= 0.0
+                && sane(head.calibration.slope, 1e2)
+                && sane(head.calibration.intercept, 1e3);
+            if !usable {
                 return Err(mismatch(format!(
-                    "head {} has non-finite parameters",
+                    "head {} has parameters out of range",
                     head.kind
                 )));
             }
@@ -523,6 +527,19 @@ impl Model {
             scales,
         })
     }
+}
+
+/// Frames a model file: magic, format version, length, payload, checksum.
+fn encode(file: &ModelFile) -> Vec<u8> {
+    // Encoding plain data into a Vec cannot fail.
+    let payload = postcard::to_stdvec(file).unwrap_or_default();
+    let mut bytes = Vec::with_capacity(payload.len() + 24);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes
 }
 
 /// Quantises weights to 16-bit integers with one scale for all of them.
@@ -567,8 +584,12 @@ impl Sink for ScoreSink<'_> {
     }
 }
 
-/// Contributions below this (in log-odds) are not worth a label.
-const NEGLIGIBLE: f32 = 0.002;
+/// A single feature's contribution below this (in log-odds) is not given a label: it could
+/// not change a ranking even added to hundreds like it.
+const TINY: f32 = 1e-4;
+
+/// A reason whose total is below this (in log-odds) is not worth naming.
+const NEGLIGIBLE: f32 = 0.005;
 
 /// Adds up each feature's contribution to both heads' calibrated log-odds, by readable label.
 struct ExplainSink<'a> {
@@ -591,7 +612,7 @@ impl Sink for ExplainSink<'_> {
             let weight = f32::from(slot[h]) * self.model.scales[h];
             self.model.calibrations[h].slope * weight * value
         });
-        if c[0].abs() < NEGLIGIBLE && c[1].abs() < NEGLIGIBLE {
+        if c[0].abs() < TINY && c[1].abs() < TINY {
             return;
         }
         let total = self.totals.entry(label()).or_insert([0.0; 2]);
@@ -604,7 +625,7 @@ fn top_reasons(totals: &HashMap<Feature, [f32; 2]>, head: usize, top: usize) -> 
     let mut items: Vec<(&Feature, f32)> = totals
         .iter()
         .map(|(f, c)| (f, c[head]))
-        .filter(|(_, c)| *c > 0.0)
+        .filter(|(_, c)| *c >= NEGLIGIBLE)
         .collect();
     items.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     items
@@ -615,4 +636,93 @@ fn top_reasons(totals: &HashMap<Feature, [f32; 2]>, head: usize, top: usize) -> 
             weight: (c * 1000.0).round() / 1000.0,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Model {
+        let settings = FeatureSettings {
+            hash_bits: 10,
+            ..FeatureSettings::default()
+        };
+        let head = |kind| TrainedHead {
+            kind,
+            sparse: SparseLogistic {
+                weights: vec![0.25; 1 << 10],
+                bias: -1.0,
+            },
+            calibration: Calibration {
+                slope: 1.0,
+                intercept: 0.0,
+            },
+        };
+        Model::from_trained(
+            ModelInfo {
+                name: "tiny".into(),
+                trained_at: "2026-11-27T00:00:00Z".into(),
+                trained_on: vec![],
+            },
+            Extractor::new(settings, Lexicon::default(), Idf::default()),
+            Thresholds {
+                accept_below: 0.3,
+                reject_at: 0.8,
+                review_toxic_at: 0.5,
+            },
+            head(HeadKind::Spam),
+            head(HeadKind::Toxic),
+        )
+    }
+
+    /// The error for a well-framed file whose content was changed by `edit`.
+    fn refusal(edit: impl FnOnce(&mut ModelFile)) -> ModelError {
+        let mut file = tiny().file();
+        edit(&mut file);
+        Model::from_bytes(&encode(&file), "edited").unwrap_err()
+    }
+
+    #[test]
+    fn a_sound_file_loads_and_scores_like_the_original() {
+        let model = tiny();
+        let loaded = Model::from_bytes(&model.to_bytes(), "tiny").unwrap();
+        assert_eq!(
+            model.score("xin chào", None),
+            loaded.score("xin chào", None)
+        );
+    }
+
+    #[test]
+    fn files_that_do_not_fit_this_build_are_refused_with_the_reason() {
+        type Edit = Box<dyn FnOnce(&mut ModelFile)>;
+        let cases: Vec<(&str, Edit)> = vec![
+            (
+                "feature extractor version",
+                Box::new(|f| f.feature_version = 1),
+            ),
+            ("hash_bits", Box::new(|f| f.features.hash_bits = 40)),
+            ("character n-grams", Box::new(|f| f.features.char_max = 0)),
+            ("thresholds", Box::new(|f| f.thresholds.reject_at = 0.1)),
+            (
+                "weights",
+                Box::new(|f| f.heads[0].weights.pop().map(drop).unwrap_or(())),
+            ),
+            ("feature weights", Box::new(|f| f.idf = vec![0; 3])),
+            ("out of range", Box::new(|f| f.heads[1].scale = f32::MAX)),
+            (
+                "out of range",
+                Box::new(|f| f.heads[0].calibration.slope = f32::NAN),
+            ),
+            ("twice", Box::new(|f| f.heads[1].kind = HeadKind::Spam)),
+            ("lacks", Box::new(|f| drop(f.heads.pop()))),
+        ];
+        for (expected, edit) in cases {
+            let err = refusal(edit);
+            assert!(
+                matches!(err, ModelError::Mismatch { .. }),
+                "{expected}: {err}"
+            );
+            assert!(err.to_string().contains(expected), "{expected}: {err}");
+        }
+    }
 }

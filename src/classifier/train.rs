@@ -52,6 +52,9 @@ pub fn train(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Model> {
     ensure!(settings.folds >= 2, "at least two folds are needed");
+    if let Some(problem) = settings.features.problem() {
+        anyhow::bail!("unusable feature settings: {problem}");
+    }
     let started = Instant::now();
     let extractor = Extractor::new(settings.features.clone(), lexicon, Idf::default());
     let features = extract_all(&extractor, records);
