@@ -13,6 +13,8 @@ use crate::classifier::linear::SgdSettings;
 use crate::classifier::model::ModelInfo;
 use crate::classifier::train::TrainSettings;
 use crate::classifier::{Model, batch, corpus, evaluate, train};
+use crate::config::{Config, LogFormat, Overrides};
+use crate::server::{App, shutdown_signal};
 
 /// Comment moderation for news portals.
 #[derive(Debug, Parser)]
@@ -26,6 +28,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gRPC service.
+    Serve(ServeArgs),
     /// Train a model from labeled JSON Lines and save it.
     Train(TrainArgs),
     /// Score a labeled set with a model and print precision, recall, F1, ROC-AUC per source,
@@ -33,6 +37,23 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Score comments in bulk: one JSON line in, one JSON line out.
     Classify(ClassifyArgs),
+}
+
+/// `serve` flags (each overrides the configuration file and the environment).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file (see README); settings it leaves out keep their defaults.
+    #[arg(long, env = "MODERATION_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on (server.listen).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Redis URL (redis.url).
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// Model file (classifier.model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
 }
 
 /// `train` flags.
@@ -123,6 +144,7 @@ pub struct ClassifyArgs {
 /// Runs a parsed command line; errors are printed with their causes.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Serve(args) => run_serve(args),
         Command::Train(args) => run_train(args),
         Command::Evaluate(args) => run_evaluate(args),
         Command::Classify(args) => run_classify(args),
@@ -134,6 +156,42 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_serve(args: ServeArgs) -> Result<()> {
+    let overrides = Overrides {
+        listen: args.listen,
+        redis_url: args.redis_url,
+        model: args.model,
+    };
+    let config = Config::load(args.config.as_deref(), &overrides)?;
+    init_logging(config.server.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listen = config.server.listen;
+        let app = App::build(config)?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen} (server.listen)"))?;
+        app.run(listener, shutdown_signal()).await
+    })
+}
+
+/// Structured logs on standard error; `RUST_LOG` filters (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {

@@ -1,0 +1,343 @@
+//! The gRPC edge. Requests become domain calls once, here, and results become responses or
+//! statuses once, here: the rest of the crate knows nothing of tonic or prost. The mapping from
+//! errors to statuses is the table in [`submit_status`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tracing::{Instrument, field};
+
+use crate::comment::{CaptchaAnswer, CommentId, RawSubmission};
+use crate::decide::{Outcome, Reason};
+use crate::pipeline::{Pipeline, SubmitError, Submitted};
+use crate::proto::v1 as pb;
+use crate::rate_limit::RateLimitError;
+use crate::store::StoredComment;
+
+/// The `google.rpc.ErrorInfo` domain of this service's errors.
+const ERROR_DOMAIN: &str = "moderation.v1";
+
+/// `CommentService`.
+#[derive(Clone)]
+pub struct CommentApi {
+    pipeline: Arc<Pipeline>,
+    request_timeout: Duration,
+}
+
+impl CommentApi {
+    /// The service over `pipeline`; each request may take at most `request_timeout` (or the
+    /// client's shorter `grpc-timeout`).
+    pub fn new(pipeline: Arc<Pipeline>, request_timeout: Duration) -> Self {
+        CommentApi {
+            pipeline,
+            request_timeout,
+        }
+    }
+
+    fn deadline<T>(&self, request: &Request<T>) -> Instant {
+        let timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map_or(self.request_timeout, |t| t.min(self.request_timeout));
+        Instant::now() + timeout
+    }
+}
+
+/// Parses a `grpc-timeout` header value: up to eight digits and a unit (H, M, S, m, u, n).
+/// Written here because it is eight lines and tonic keeps its own parser private.
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+impl From<pb::SubmitCommentRequest> for RawSubmission {
+    fn from(r: pb::SubmitCommentRequest) -> Self {
+        let captcha = r.captcha.and_then(|c| c.answer).map(|answer| match answer {
+            pb::captcha_answer::Answer::Image(a) => CaptchaAnswer::Image {
+                challenge_id: a.challenge_id,
+                answer: a.answer,
+            },
+            pb::captcha_answer::Answer::ProofOfWork(a) => CaptchaAnswer::ProofOfWork {
+                challenge: a.challenge,
+                solution: a.solution,
+            },
+            pb::captcha_answer::Answer::Provider(a) => CaptchaAnswer::Provider { token: a.token },
+        });
+        RawSubmission {
+            article_id: r.article_id,
+            article_title: r.article_title,
+            parent_id: r.parent_id,
+            author_name: r.author_name,
+            author_email: r.author_email,
+            body: r.body,
+            client_ip: r.client_ip,
+            user_agent: r.user_agent,
+            idempotency_key: r.idempotency_key,
+            captcha,
+            honeypot: r.honeypot,
+            form_rendered_at_ms: r
+                .form_rendered_at
+                .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000),
+        }
+    }
+}
+
+impl From<Outcome> for pb::Outcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Accepted => pb::Outcome::Accepted,
+            Outcome::PendingReview => pb::Outcome::PendingReview,
+            Outcome::Rejected => pb::Outcome::Rejected,
+        }
+    }
+}
+
+impl From<Outcome> for pb::CommentState {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Accepted => pb::CommentState::Accepted,
+            Outcome::PendingReview => pb::CommentState::PendingReview,
+            Outcome::Rejected => pb::CommentState::Rejected,
+        }
+    }
+}
+
+impl From<Reason> for pb::Reason {
+    fn from(r: Reason) -> Self {
+        pb::Reason {
+            code: r.code,
+            message: r.message,
+        }
+    }
+}
+
+impl From<Submitted> for pb::SubmitCommentResponse {
+    fn from(s: Submitted) -> Self {
+        let r = s.receipt;
+        pb::SubmitCommentResponse {
+            comment_id: r.comment_id.to_string(),
+            outcome: pb::Outcome::from(r.outcome).into(),
+            spam_score: r.spam,
+            toxic_score: r.toxic,
+            reasons: r.reasons.into_iter().map(Into::into).collect(),
+            model_version: r.model_version,
+            replayed: s.replayed,
+        }
+    }
+}
+
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// A stored comment as sent; the e-mail address only when `show_email`.
+fn comment_message(c: StoredComment, show_email: bool) -> pb::Comment {
+    pb::Comment {
+        id: c.id.to_string(),
+        article_id: c.article_id,
+        article_title: c.article_title,
+        parent_id: c.parent_id,
+        author_name: c.author_name,
+        author_email: show_email.then_some(c.author_email),
+        body: c.body,
+        state: pb::CommentState::from(c.state).into(),
+        spam_score: c.spam,
+        toxic_score: c.toxic,
+        reasons: c.reasons.into_iter().map(Into::into).collect(),
+        model_version: c.model_version,
+        created_at: Some(timestamp(c.created_at_ms)),
+        updated_at: Some(timestamp(c.updated_at_ms)),
+    }
+}
+
+/// The status for a failed submission. One arm per error, each with why that code.
+pub fn submit_status(error: &SubmitError) -> Status {
+    match error {
+        // The portal shows each violation next to its form field.
+        SubmitError::Invalid(violations) => {
+            let details = ErrorDetails::with_bad_request(
+                violations
+                    .iter()
+                    .map(|v| FieldViolation::new(v.field, v.description.clone()))
+                    .collect::<Vec<_>>(),
+            );
+            let fields: Vec<&str> = violations.iter().map(|v| v.field).collect();
+            Status::with_error_details(
+                Code::InvalidArgument,
+                format!("the comment is invalid: {}", fields.join(", ")),
+                details,
+            )
+        }
+        // The key names another comment: retrying cannot help, the portal has a bug.
+        SubmitError::KeyReused => Status::with_error_details(
+            Code::AlreadyExists,
+            "the idempotency key was already used for a different comment",
+            ErrorDetails::with_error_info("IDEMPOTENCY_KEY_REUSED", ERROR_DOMAIN, []),
+        ),
+        // The portal can show "try again in N seconds".
+        SubmitError::RateLimited(RateLimitError::Limited {
+            bucket,
+            retry_after,
+        }) => {
+            let mut details = ErrorDetails::with_retry_info(Some(*retry_after));
+            details.add_quota_failure_violation(
+                bucket.clone(),
+                format!("too many comments for rate limit '{bucket}'"),
+            );
+            Status::with_error_details(
+                Code::ResourceExhausted,
+                format!(
+                    "rate limit '{bucket}' exceeded; retry in {:.1} s",
+                    retry_after.as_secs_f32()
+                ),
+                details,
+            )
+        }
+        // Transient: the same request may succeed in a moment.
+        SubmitError::RateLimited(RateLimitError::Unavailable(_))
+        | SubmitError::Captcha(crate::captcha::CaptchaError::Unavailable(_))
+        | SubmitError::Unavailable(_) => Status::with_error_details(
+            Code::Unavailable,
+            "the service cannot store comments right now; retry with the same idempotency key",
+            ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+        ),
+        // The reader must answer a new challenge; the reason says which message to show.
+        SubmitError::Captcha(e) => Status::with_error_details(
+            Code::FailedPrecondition,
+            e.to_string(),
+            ErrorDetails::with_error_info(e.reason(), ERROR_DOMAIN, []),
+        ),
+        // A bug or broken data: nothing the caller can fix; the cause is in the logs.
+        SubmitError::Unexpected(_) => Status::internal("internal error"),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::comment_service_server::CommentService for CommentApi {
+    async fn submit_comment(
+        &self,
+        request: Request<pb::SubmitCommentRequest>,
+    ) -> Result<Response<pb::SubmitCommentResponse>, Status> {
+        let started = Instant::now();
+        let deadline = self.deadline(&request);
+        let raw = RawSubmission::from(request.into_inner());
+        // Lengths only: comment text, names and e-mail addresses never reach the logs.
+        let span = tracing::info_span!(
+            "SubmitComment",
+            body_bytes = raw.body.len(),
+            comment_id = field::Empty,
+            outcome = field::Empty,
+            spam = field::Empty,
+            toxic = field::Empty,
+            replayed = field::Empty,
+        );
+        let result = self
+            .pipeline
+            .submit(&raw, deadline)
+            .instrument(span.clone())
+            .await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        match result {
+            Ok(submitted) => {
+                let r = &submitted.receipt;
+                span.record("comment_id", field::display(r.comment_id));
+                span.record("outcome", r.outcome.as_str());
+                span.record("spam", r.spam);
+                span.record("toxic", r.toxic);
+                span.record("replayed", submitted.replayed);
+                span.in_scope(|| tracing::info!(elapsed_ms, "comment decided"));
+                Ok(Response::new(submitted.into()))
+            }
+            Err(error) => {
+                let status = submit_status(&error);
+                span.in_scope(|| match &error {
+                    SubmitError::Unexpected(cause) => {
+                        tracing::error!(elapsed_ms, code = ?status.code(), error = format!("{cause:#}"), "submission failed")
+                    }
+                    SubmitError::Unavailable(why) => {
+                        tracing::warn!(elapsed_ms, code = ?status.code(), why, "submission failed")
+                    }
+                    _ => tracing::info!(elapsed_ms, code = ?status.code(), error = %error, "submission refused"),
+                });
+                Err(status)
+            }
+        }
+    }
+
+    async fn get_comment(
+        &self,
+        request: Request<pb::GetCommentRequest>,
+    ) -> Result<Response<pb::GetCommentResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let raw_id = request.into_inner().comment_id;
+        let id = CommentId::parse("comment_id", &raw_id).map_err(|v| {
+            Status::with_error_details(
+                Code::InvalidArgument,
+                "comment_id is not a comment id",
+                ErrorDetails::with_bad_request_violation(v.field, v.description),
+            )
+        })?;
+        match self.pipeline.comment(id, deadline).await {
+            // Roles (which callers may read e-mail addresses) are not configured yet: nobody
+            // is shown one.
+            Ok(Some(comment)) => Ok(Response::new(pb::GetCommentResponse {
+                comment: Some(comment_message(comment, false)),
+            })),
+            Ok(None) => Err(Status::not_found(format!("no comment {id}"))),
+            Err(error) => {
+                if let SubmitError::Unexpected(cause) = &error {
+                    tracing::error!(comment_id = %id, error = format!("{cause:#}"), "reading a comment failed");
+                }
+                Err(submit_status(&error))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit_and_refuse_nonsense() {
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout("9n"), Some(Duration::from_nanos(9)));
+        for bad in ["", "m", "10", "123456789S", "1x", "-1S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_split_milliseconds_into_seconds_and_nanos() {
+        let t = timestamp(1_700_000_000_123);
+        assert_eq!((t.seconds, t.nanos), (1_700_000_000, 123_000_000));
+        let before_epoch = timestamp(-1);
+        assert_eq!(
+            (before_epoch.seconds, before_epoch.nanos),
+            (-1, 999_000_000)
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! What the service tests share: the real server started on port 0 against real Redis, with a
+//! key prefix of its own per test (so tests run in parallel), a generated gRPC client over real
+//! TCP, and a private Redis server for the tests that stop or pause Redis.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use moderation::classifier::{DEFAULT_MODEL, Model};
+use moderation::config::Config;
+use moderation::proto::v1 as pb;
+use moderation::server::App;
+use pb::comment_service_client::CommentServiceClient;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// The Redis the tests use (`TEST_REDIS_URL`, default the local one).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The committed default model, loaded once for all tests of a binary.
+pub fn model() -> Arc<Model> {
+    static MODEL: OnceLock<Arc<Model>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL);
+            Arc::new(Model::load(&path).expect("the default model loads"))
+        })
+        .clone()
+}
+
+/// A configuration for a test: port 0, a fresh key prefix, the local Redis.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.shutdown_grace = Duration::from_secs(5);
+    config.redis.url = moderation::store::redis::RedisUrl::new(redis_url());
+    config.redis.prefix = format!("{{t-{}}}:", uuid::Uuid::now_v7().simple());
+    config
+}
+
+/// A running server.
+pub struct TestApp {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Its configuration.
+    pub config: Config,
+    /// A client connected to it.
+    pub client: CommentServiceClient<Channel>,
+    shutdown: Option<oneshot::Sender<()>>,
+    /// The server task; resolves when it has stopped.
+    pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts the server with `config`.
+    pub async fn spawn(config: Config) -> TestApp {
+        let app = App::build_with_model(config.clone(), model()).expect("the app builds");
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .unwrap();
+        let address = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(app.run(listener, async {
+            let _ = rx.await;
+        }));
+        let client = CommentServiceClient::new(channel(address).await);
+        TestApp {
+            address,
+            config,
+            client,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// A new connection to the server.
+    pub async fn channel(&self) -> Channel {
+        channel(self.address).await
+    }
+
+    /// Asks the server to stop.
+    pub fn shut_down(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// A Redis key under this test's prefix.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.config.redis.prefix)
+    }
+
+    /// A synchronous connection to this test's Redis.
+    pub fn redis(&self) -> redis::Connection {
+        redis::Client::open(self.config.redis.url.expose())
+            .unwrap()
+            .get_connection()
+            .expect("the test Redis answers")
+    }
+
+    /// Waits until the health service reports `status` for the overall server.
+    pub async fn wait_for_health(&self, status: i32) {
+        use tonic_health::pb::health_client::HealthClient;
+        let mut health = HealthClient::new(self.channel().await);
+        for _ in 0..100 {
+            let answer = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
+            if answer.is_ok_and(|a| a.into_inner().status == status) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("health never became {status}");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shut_down();
+        // Leave the shared Redis as it was found.
+        if let Ok(client) = redis::Client::open(self.config.redis.url.expose())
+            && let Ok(mut conn) = client.get_connection()
+        {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.config.redis.prefix))
+                .query(&mut conn)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+            }
+        }
+    }
+}
+
+/// A channel to `address` over TCP.
+pub async fn channel(address: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("the server accepts connections")
+}
+
+/// A valid submission; `key` is its idempotency key.
+pub fn submission(key: &str) -> pb::SubmitCommentRequest {
+    pb::SubmitCommentRequest {
+        article_id: "thoi-su-2026-11-27".into(),
+        article_title: Some("Giá xăng tăng từ chiều nay".into()),
+        author_name: "Nguyễn Văn An".into(),
+        author_email: "an.nguyen@example.com".into(),
+        body: "Giá tăng liên tục thế này thì người lao động khổ quá, mong nhà nước có biện pháp."
+            .into(),
+        client_ip: "203.0.113.7".into(),
+        user_agent: "Mozilla/5.0 (X11; Linux x86_64)".into(),
+        idempotency_key: key.into(),
+        ..pb::SubmitCommentRequest::default()
+    }
+}
+
+/// A Redis server of the test's own, on a free port, without persistence: for tests that stop,
+/// restart or pause Redis without disturbing the others.
+pub struct PrivateRedis {
+    /// Its port.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one and waits until it answers.
+    pub fn start() -> PrivateRedis {
+        let port = free_port();
+        let mut redis = PrivateRedis { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it (the port then refuses connections).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and waits until it answers.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        self.child = Some(child);
+        let client = redis::Client::open(self.url()).unwrap();
+        for _ in 0..100 {
+            if let Ok(mut conn) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the private redis-server did not start on port {}",
+            self.port
+        );
+    }
+
+    /// A connection to it.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A TCP port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
