@@ -225,6 +225,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_documents_exactly_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/moderation.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let from_file: Config = toml::from_str(&text).unwrap();
+        assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
     fn a_wrong_setting_is_named_in_the_error() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[server]\nrequest_timout = \"1s\"\n")?;

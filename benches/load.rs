@@ -1,0 +1,326 @@
+//! Load run: `SubmitComment` end to end (real server process, real Redis, the committed model)
+//! at 50 concurrent streams, beside a bare tonic echo of the same messages measured the same
+//! way, so the ratio is reported. Run with `cargo bench --bench load` (Redis on
+//! 127.0.0.1:6379; `LOAD_SECONDS` sets the measured time, default 10).
+//!
+//! The echo server is this same binary started again with `LOAD_ROLE=echo`: it answers every
+//! `SubmitComment` with a fixed response and does nothing else.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use moderation::proto::v1 as pb;
+use pb::comment_service_client::CommentServiceClient;
+use tonic::transport::Channel;
+
+const STREAMS: usize = 50;
+
+/// Comments in the style of a news site's readers (written for this benchmark), mostly
+/// ordinary, some spam.
+const BODIES: &[&str] = &[
+    "Giá tăng liên tục thế này thì người lao động khổ quá, mong nhà nước có biện pháp bình ổn.",
+    "Bài viết rất hay, cảm ơn tác giả đã phân tích kỹ lưỡng vấn đề này.",
+    "Đội tuyển chơi quá hay, tự hào Việt Nam! Mong các cầu thủ giữ sức khỏe cho trận sau.",
+    "Tôi nghĩ cần kiểm tra lại quy trình cấp phép, không thể để tình trạng này kéo dài mãi.",
+    "Thời tiết dạo này thất thường quá, mọi người nhớ giữ ấm và đi lại cẩn thận nhé.",
+    "Trường học nên giảm tải bài tập về nhà để các cháu có thời gian nghỉ ngơi và vui chơi.",
+    "Mong chính quyền sớm giải quyết dứt điểm chuyện ngập úng ở khu phố tôi mỗi khi mưa lớn.",
+    "Nhà cái uy tín nạp 100k tặng 200k, liên hệ zalo 0912.345.678 để nhận khuyến mãi.",
+    "Vay tiền nhanh không thế chấp, duyệt trong 5 phút, gọi ngay 0987.654.321.",
+    "Thông tin hữu ích, tôi sẽ chia sẻ cho gia đình và bạn bè cùng biết để phòng tránh.",
+];
+
+fn main() {
+    if std::env::var("LOAD_ROLE").as_deref() == Ok("echo") {
+        return run_echo_server();
+    }
+    // `cargo bench` passes `--bench`; nothing else is expected.
+    let seconds: u64 = std::env::var("LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let measured = Duration::from_secs(seconds);
+
+    let echo_port = free_port();
+    let echo = Server::start(
+        Command::new(std::env::current_exe().unwrap())
+            .env("LOAD_ROLE", "echo")
+            .env("LOAD_PORT", echo_port.to_string()),
+        echo_port,
+    );
+    let echo_result = run_load(echo.address(), measured, "echo");
+    let echo_rss = echo.peak_rss_kib();
+    drop(echo);
+
+    let port = free_port();
+    let prefix = format!("{{bench-{}}}:", std::process::id());
+    let binary = env!("CARGO_MANIFEST_DIR").to_owned() + "/target/release/moderation";
+    let service = Server::start(
+        Command::new(&binary)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("MODERATION_REDIS__PREFIX", &prefix)
+            .env("RUST_LOG", "warn"),
+        port,
+    );
+    let result = run_load(service.address(), measured, "SubmitComment");
+    let rss = service.peak_rss_kib();
+    drop(service);
+    clean_up(&prefix);
+
+    println!(
+        "\n{STREAMS} concurrent streams on one HTTP/2 connection, {seconds} s measured after 2 s warm-up"
+    );
+    println!(
+        "{:<16} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "server", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "peak RSS"
+    );
+    for (name, r, rss) in [
+        ("tonic echo", &echo_result, echo_rss),
+        ("SubmitComment", &result, rss),
+    ] {
+        println!(
+            "{:<16} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9} {:>7} MB",
+            name,
+            r.per_second,
+            r.percentile(0.50),
+            r.percentile(0.90),
+            r.percentile(0.99),
+            r.errors,
+            rss / 1024
+        );
+    }
+    println!(
+        "SubmitComment / echo throughput: {:.2}",
+        result.per_second / echo_result.per_second
+    );
+    if !binary_is_fresh(&binary) {
+        println!("(note: {binary} is older than the sources; run `cargo build --release` first)");
+    }
+}
+
+/// Throughput and latencies of one run.
+struct LoadResult {
+    per_second: f64,
+    latencies_ms: Vec<f64>,
+    errors: usize,
+}
+
+impl LoadResult {
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies_ms.is_empty() {
+            return f64::NAN;
+        }
+        let k = ((self.latencies_ms.len() - 1) as f64 * p).round() as usize;
+        self.latencies_ms[k]
+    }
+}
+
+/// Keeps `STREAMS` calls in flight for 2 s of warm-up and `measured` of measurement.
+fn run_load(address: SocketAddr, measured: Duration, what: &str) -> LoadResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("the server accepts connections");
+        let measuring = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let run = format!("{}-{}", what, std::process::id());
+        let workers: Vec<_> = (0..STREAMS)
+            .map(|w| {
+                let mut client = CommentServiceClient::new(channel.clone());
+                let (measuring, stop, run) = (measuring.clone(), stop.clone(), run.clone());
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut errors = 0;
+                    let mut n = 0usize;
+                    while !stop.load(Ordering::Relaxed) {
+                        let request = request(&run, w, n);
+                        n += 1;
+                        let started = Instant::now();
+                        let ok = client.submit_comment(request).await.is_ok();
+                        if measuring.load(Ordering::Relaxed) {
+                            latencies.push(started.elapsed().as_secs_f64() * 1e3);
+                            errors += usize::from(!ok);
+                        }
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        measuring.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        tokio::time::sleep(measured).await;
+        measuring.store(false, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let mut latencies_ms = Vec::new();
+        let mut errors = 0;
+        for w in workers {
+            let (l, e) = w.await.unwrap();
+            latencies_ms.extend(l);
+            errors += e;
+        }
+        latencies_ms.sort_by(f64::total_cmp);
+        LoadResult {
+            per_second: latencies_ms.len() as f64 / elapsed.as_secs_f64(),
+            latencies_ms,
+            errors,
+        }
+    })
+}
+
+fn request(run: &str, worker: usize, n: usize) -> pb::SubmitCommentRequest {
+    pb::SubmitCommentRequest {
+        article_id: format!("bai-{}", n % 97),
+        article_title: Some("Tin thời sự".into()),
+        author_name: "Trần Thị Bình".into(),
+        author_email: "binh.tran@example.com".into(),
+        body: BODIES[(worker + n) % BODIES.len()].into(),
+        client_ip: format!("203.0.113.{}", worker + 1),
+        user_agent: "Mozilla/5.0 (load run)".into(),
+        idempotency_key: format!("{run}-{worker}-{n}"),
+        ..pb::SubmitCommentRequest::default()
+    }
+}
+
+/// A server process under test.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(command: &mut Command, port: u16) -> Server {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server starts");
+        let server = Server { child, port };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(server.address()).is_ok() {
+                // Give the service time to see Redis before it is measured.
+                std::thread::sleep(Duration::from_millis(700));
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the server did not listen on port {port}");
+    }
+
+    fn address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Peak resident memory (VmHWM) of the process, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Removes the run's keys from Redis.
+fn clean_up(prefix: &str) {
+    let Ok(mut conn) =
+        redis::Client::open("redis://127.0.0.1:6379").and_then(|c| c.get_connection())
+    else {
+        return;
+    };
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(10_000)
+            .query(&mut conn)
+            .unwrap_or((0, Vec::new()));
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("UNLINK").arg(keys).query(&mut conn);
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+}
+
+fn binary_is_fresh(binary: &str) -> bool {
+    let modified = |p: &str| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (
+        modified(binary),
+        modified(concat!(env!("CARGO_MANIFEST_DIR"), "/src/pipeline.rs")),
+    ) {
+        (Some(b), Some(s)) => b >= s,
+        _ => true,
+    }
+}
+
+/// The echo server: `CommentService` answering every submission with a fixed response.
+fn run_echo_server() {
+    struct Echo;
+    #[tonic::async_trait]
+    impl pb::comment_service_server::CommentService for Echo {
+        async fn submit_comment(
+            &self,
+            request: tonic::Request<pb::SubmitCommentRequest>,
+        ) -> Result<tonic::Response<pb::SubmitCommentResponse>, tonic::Status> {
+            let r = request.into_inner();
+            Ok(tonic::Response::new(pb::SubmitCommentResponse {
+                comment_id: r.idempotency_key,
+                outcome: pb::Outcome::Accepted.into(),
+                model_version: "echo".into(),
+                ..pb::SubmitCommentResponse::default()
+            }))
+        }
+
+        async fn get_comment(
+            &self,
+            _request: tonic::Request<pb::GetCommentRequest>,
+        ) -> Result<tonic::Response<pb::GetCommentResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("echo"))
+        }
+    }
+    let port: u16 = std::env::var("LOAD_PORT").unwrap().parse().unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            tonic::transport::Server::builder()
+                .add_service(pb::comment_service_server::CommentServiceServer::new(Echo))
+                .serve(SocketAddr::from(([127, 0, 0, 1], port)))
+                .await
+                .unwrap();
+        });
+}
