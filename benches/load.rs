@@ -51,62 +51,82 @@ fn main() {
             .env("LOAD_PORT", echo_port.to_string()),
         echo_port,
     );
-    let echo_result = run_load(echo.address(), measured, "echo");
-    let echo_rss = echo.peak_rss_kib();
+    let echo_result = run_load(&echo, measured, "echo");
     drop(echo);
 
-    let port = free_port();
-    let prefix = format!("{{bench-{}}}:", std::process::id());
     let binary = env!("CARGO_MANIFEST_DIR").to_owned() + "/target/release/moderation";
-    let service = Server::start(
-        Command::new(&binary)
+    let mut results = vec![("tonic echo", echo_result)];
+    for (name, rate_limited) in [("SubmitComment", false), ("+ rate limits", true)] {
+        let port = free_port();
+        let prefix = format!("{{bench-{}-{port}}}:", std::process::id());
+        let mut command = Command::new(&binary);
+        command
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("MODERATION_REDIS__PREFIX", &prefix)
-            .env("RUST_LOG", "warn"),
-        port,
-    );
-    let result = run_load(service.address(), measured, "SubmitComment");
-    let rss = service.peak_rss_kib();
-    drop(service);
-    clean_up(&prefix);
+            .env("RUST_LOG", "warn");
+        if rate_limited {
+            // All four buckets, with quotas no run reaches: every request is admitted, so
+            // the cost measured is the whole step.
+            command
+                .env("MODERATION_RATE_LIMIT__ENABLED", "true")
+                .env("MODERATION_RATE_LIMIT__EMAIL_HASH_KEY", "load run");
+            for bucket in ["IP", "EMAIL", "ARTICLE", "GLOBAL"] {
+                let var =
+                    |field: &str| format!("MODERATION_RATE_LIMIT__BUCKETS__{bucket}__{field}");
+                command
+                    .env(var("RATE"), "100000000")
+                    .env(var("PER"), "1s")
+                    .env(var("BURST"), "100000000");
+            }
+        }
+        let service = Server::start(&mut command, port);
+        results.push((name, run_load(&service, measured, name)));
+        drop(service);
+        clean_up(&prefix);
+    }
 
     println!(
         "\n{STREAMS} concurrent streams on one HTTP/2 connection, {seconds} s measured after 2 s warm-up"
     );
     println!(
-        "{:<16} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10}",
-        "server", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "peak RSS"
+        "{:<16} {:>9} {:>8} {:>8} {:>8} {:>7} {:>9} {:>11}",
+        "server", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "peak RSS", "CPU µs/req"
     );
-    for (name, r, rss) in [
-        ("tonic echo", &echo_result, echo_rss),
-        ("SubmitComment", &result, rss),
-    ] {
+    for (name, r) in &results {
         println!(
-            "{:<16} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9} {:>7} MB",
+            "{:<16} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>6} MB {:>11.1}",
             name,
             r.per_second,
             r.percentile(0.50),
             r.percentile(0.90),
             r.percentile(0.99),
             r.errors,
-            rss / 1024
+            r.peak_rss_kib / 1024,
+            r.cpu_us_per_request
         );
     }
     println!(
         "SubmitComment / echo throughput: {:.2}",
-        result.per_second / echo_result.per_second
+        results[1].1.per_second / results[0].1.per_second
+    );
+    println!(
+        "rate-limit step: {:+.1} µs of server CPU per request",
+        results[2].1.cpu_us_per_request - results[1].1.cpu_us_per_request
     );
     if !binary_is_fresh(&binary) {
         println!("(note: {binary} is older than the sources; run `cargo build --release` first)");
     }
 }
 
-/// Throughput and latencies of one run.
+/// Throughput, latencies and server cost of one run.
 struct LoadResult {
     per_second: f64,
     latencies_ms: Vec<f64>,
     errors: usize,
+    peak_rss_kib: u64,
+    /// Server CPU time (user + system) over the measured time, per request.
+    cpu_us_per_request: f64,
 }
 
 impl LoadResult {
@@ -120,7 +140,8 @@ impl LoadResult {
 }
 
 /// Keeps `STREAMS` calls in flight for 2 s of warm-up and `measured` of measurement.
-fn run_load(address: SocketAddr, measured: Duration, what: &str) -> LoadResult {
+fn run_load(server: &Server, measured: Duration, what: &str) -> LoadResult {
+    let address = server.address();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -134,11 +155,15 @@ fn run_load(address: SocketAddr, measured: Duration, what: &str) -> LoadResult {
             .expect("the server accepts connections");
         let measuring = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let run = format!("{}-{}", what, std::process::id());
+        let run: String = format!("{what}-{}", std::process::id())
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
         let workers: Vec<_> = (0..STREAMS)
             .map(|w| {
                 let mut client = CommentServiceClient::new(channel.clone());
                 let (measuring, stop, run) = (measuring.clone(), stop.clone(), run.clone());
+                let what = what.to_owned();
                 tokio::spawn(async move {
                     let mut latencies = Vec::new();
                     let mut errors = 0;
@@ -147,7 +172,14 @@ fn run_load(address: SocketAddr, measured: Duration, what: &str) -> LoadResult {
                         let request = request(&run, w, n);
                         n += 1;
                         let started = Instant::now();
-                        let ok = client.submit_comment(request).await.is_ok();
+                        let answer = client.submit_comment(request).await;
+                        if let Err(status) = &answer
+                            && errors == 0
+                            && measuring.load(Ordering::Relaxed)
+                        {
+                            eprintln!("{what}: first error of stream {w}: {status:?}");
+                        }
+                        let ok = answer.is_ok();
                         if measuring.load(Ordering::Relaxed) {
                             latencies.push(started.elapsed().as_secs_f64() * 1e3);
                             errors += usize::from(!ok);
@@ -160,9 +192,11 @@ fn run_load(address: SocketAddr, measured: Duration, what: &str) -> LoadResult {
         tokio::time::sleep(Duration::from_secs(2)).await;
         measuring.store(true, Ordering::Relaxed);
         let started = Instant::now();
+        let cpu_before = server.cpu_seconds();
         tokio::time::sleep(measured).await;
         measuring.store(false, Ordering::Relaxed);
         let elapsed = started.elapsed();
+        let cpu = server.cpu_seconds() - cpu_before;
         stop.store(true, Ordering::Relaxed);
         let mut latencies_ms = Vec::new();
         let mut errors = 0;
@@ -174,8 +208,10 @@ fn run_load(address: SocketAddr, measured: Duration, what: &str) -> LoadResult {
         latencies_ms.sort_by(f64::total_cmp);
         LoadResult {
             per_second: latencies_ms.len() as f64 / elapsed.as_secs_f64(),
+            cpu_us_per_request: cpu * 1e6 / latencies_ms.len().max(1) as f64,
             latencies_ms,
             errors,
+            peak_rss_kib: server.peak_rss_kib(),
         }
     })
 }
@@ -221,6 +257,27 @@ impl Server {
 
     fn address(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// CPU time (user + system) the process has used, in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name; the clock
+        // tick is 100 Hz on Linux.
+        (ticks(11) + ticks(12)) / 100.0
     }
 
     /// Peak resident memory (VmHWM) of the process, in KiB.

@@ -12,6 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::comment::Limits;
+use crate::rate_limit::RateLimitSettings;
 use crate::store::redis::RedisSettings;
 
 /// Everything the service reads at start-up.
@@ -28,6 +29,8 @@ pub struct Config {
     pub classifier: ClassifierSettings,
     /// `[decision]`: thresholds; a threshold left out takes the model's recommended value.
     pub decision: DecisionSettings,
+    /// `[rate_limit]`: quotas shared by every instance.
+    pub rate_limit: RateLimitSettings,
 }
 
 /// `[server]`.
@@ -158,6 +161,9 @@ impl Config {
         }
         if self.redis.consumer_group.is_empty() {
             bail!("redis.consumer_group must not be empty");
+        }
+        if let Some((name, problem)) = self.rate_limit.problems().into_iter().next() {
+            bail!("{name} {problem}");
         }
         for (name, value) in [
             ("decision.accept_below", self.decision.accept_below),

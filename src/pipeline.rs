@@ -122,7 +122,7 @@ impl Pipeline {
         within(
             deadline,
             "the rate limiter",
-            self.rate_limiter.admit(&comment),
+            self.rate_limiter.admit(&comment, deadline),
         )
         .await?;
 

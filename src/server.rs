@@ -23,6 +23,8 @@ use crate::decide::Thresholds;
 use crate::grpc::CommentApi;
 use crate::pipeline::Pipeline;
 use crate::proto::v1::comment_service_server::CommentServiceServer;
+use crate::rate_limit::cluster::ClusterLimiter;
+use crate::rate_limit::{RateLimiter, TwoTier};
 use crate::store::Store;
 use crate::store::redis::RedisStore;
 use crate::{captcha, rate_limit};
@@ -38,6 +40,31 @@ pub struct App {
     config: Config,
     pipeline: Arc<Pipeline>,
     store: Arc<RedisStore>,
+    limiter: Option<Arc<TwoTier>>,
+}
+
+/// The rate limiter of `config`, on the store's Redis unless `rate_limit.redis_url` names
+/// another.
+fn two_tier_limiter(config: &Config, store: &RedisStore) -> Result<TwoTier> {
+    let settings = &config.rate_limit;
+    let connection = match &settings.redis_url {
+        Some(url) => {
+            let limiter_redis = crate::store::redis::RedisSettings {
+                url: url.clone(),
+                ..config.redis.clone()
+            };
+            RedisStore::new(limiter_redis, settings.cluster_timeout)
+                .context("setting up the rate limiter's Redis (rate_limit.redis_url)")?
+                .connection()
+        }
+        None => store.connection(),
+    };
+    let cluster = ClusterLimiter::new(connection, &config.redis.prefix, &settings.buckets);
+    Ok(TwoTier::new(
+        settings,
+        cluster,
+        governor::clock::DefaultClock::default(),
+    ))
 }
 
 impl App {
@@ -69,10 +96,19 @@ impl App {
             RedisStore::new(config.redis.clone(), config.server.request_timeout)
                 .context("setting up Redis (redis.url)")?,
         );
+        let limiter = if config.rate_limit.enabled {
+            Some(Arc::new(two_tier_limiter(&config, &store)?))
+        } else {
+            None
+        };
+        let rate_limiter: Arc<dyn RateLimiter> = match &limiter {
+            Some(l) => l.clone(),
+            None => Arc::new(rate_limit::Off),
+        };
         let pipeline = Arc::new(Pipeline {
             limits: config.comments,
             thresholds,
-            rate_limiter: Arc::new(rate_limit::Off),
+            rate_limiter,
             captcha: Arc::new(captcha::Off),
             classifier: Arc::new(ModelClassifier::new(model)),
             store: store.clone(),
@@ -81,6 +117,7 @@ impl App {
             config,
             pipeline,
             store,
+            limiter,
         })
     }
 
@@ -114,6 +151,10 @@ impl App {
         .max_decoding_message_size(server.max_message_bytes);
 
         let watch = tokio::spawn(watch_redis(self.store.clone(), health.clone()));
+        let watch_limiter = self
+            .limiter
+            .clone()
+            .map(|l| tokio::spawn(watch_rate_limiter(l, health.clone())));
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -127,15 +168,21 @@ impl App {
         tracing::info!(%address, model = %self.pipeline_model(), redis = %self.config.redis.url, "serving");
 
         tokio::pin!(serving);
+        let stop_watching = || {
+            watch.abort();
+            if let Some(w) = &watch_limiter {
+                w.abort();
+            }
+        };
         tokio::select! {
             result = &mut serving => {
-                watch.abort();
+                stop_watching();
                 return result.context("the gRPC server failed");
             }
             () = shutdown => {}
         }
         tracing::info!("shutting down: health NOT_SERVING, finishing in-flight requests");
-        watch.abort();
+        stop_watching();
         set_health(&health, ServingStatus::NotServing).await;
         let _ = stop_tx.send(());
         match tokio::time::timeout(server.shutdown_grace, &mut serving).await {
@@ -196,6 +243,28 @@ async fn watch_redis(store: Arc<RedisStore>, health: HealthReporter) {
                 "Redis is not reachable; start one (for example `redis-server --port 6379`) or set MODERATION_REDIS__URL. Serving NOT_SERVING until it answers."
             );
             warned = true;
+        }
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}
+
+/// The health name under which the rate limiter reports its mode: SERVING while the cluster
+/// tier decides, NOT_SERVING while it cannot be reached and the failure policy decides.
+pub const RATE_LIMIT_HEALTH: &str = "moderation.v1.RateLimit";
+
+/// Reports the rate limiter's mode under [`RATE_LIMIT_HEALTH`].
+async fn watch_rate_limiter(limiter: Arc<TwoTier>, health: HealthReporter) {
+    let mut reported = None;
+    loop {
+        let degraded = limiter.degraded();
+        if reported != Some(degraded) {
+            let status = if degraded {
+                ServingStatus::NotServing
+            } else {
+                ServingStatus::Serving
+            };
+            health.set_service_status(RATE_LIMIT_HEALTH, status).await;
+            reported = Some(degraded);
         }
         tokio::time::sleep(HEALTH_INTERVAL).await;
     }
