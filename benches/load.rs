@@ -350,6 +350,13 @@ fn run_echo_server() {
     struct Echo;
     #[tonic::async_trait]
     impl pb::comment_service_server::CommentService for Echo {
+        async fn issue_captcha(
+            &self,
+            _request: tonic::Request<pb::IssueCaptchaRequest>,
+        ) -> Result<tonic::Response<pb::IssueCaptchaResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("echo"))
+        }
+
         async fn submit_comment(
             &self,
             request: tonic::Request<pb::SubmitCommentRequest>,

@@ -11,7 +11,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::captcha::CaptchaSettings;
 use crate::comment::Limits;
+use crate::decide::BotRules;
 use crate::rate_limit::RateLimitSettings;
 use crate::store::redis::RedisSettings;
 
@@ -31,6 +33,10 @@ pub struct Config {
     pub decision: DecisionSettings,
     /// `[rate_limit]`: quotas shared by every instance.
     pub rate_limit: RateLimitSettings,
+    /// `[captcha]`: the challenge under the form.
+    pub captcha: CaptchaSettings,
+    /// `[bots]`: bot signals that need no CAPTCHA.
+    pub bots: BotRules,
 }
 
 /// `[server]`.
@@ -162,7 +168,8 @@ impl Config {
         if self.redis.consumer_group.is_empty() {
             bail!("redis.consumer_group must not be empty");
         }
-        if let Some((name, problem)) = self.rate_limit.problems().into_iter().next() {
+        let problems = self.rate_limit.problems().into_iter();
+        if let Some((name, problem)) = problems.chain(self.captcha.problems()).next() {
             bail!("{name} {problem}");
         }
         for (name, value) in [

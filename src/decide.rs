@@ -56,6 +56,54 @@ impl From<crate::classifier::Thresholds> for Thresholds {
     }
 }
 
+/// What a bot signal does to a comment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BotAction {
+    /// Nothing (the signal is not used).
+    Ignore,
+    /// At least review.
+    Review,
+    /// Reject.
+    #[default]
+    Reject,
+}
+
+/// `[bots]`: signals that need no CAPTCHA.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BotRules {
+    /// What a filled honeypot field does (people never see the field; form-filling bots fill
+    /// it).
+    pub honeypot: BotAction,
+    /// A form sent sooner than this after the portal rendered it was not typed by a person;
+    /// zero switches the check off.
+    #[serde(with = "humantime_serde")]
+    pub min_fill_time: std::time::Duration,
+    /// What a too-fast form does.
+    pub too_fast: BotAction,
+}
+
+impl Default for BotRules {
+    fn default() -> Self {
+        BotRules {
+            honeypot: BotAction::Reject,
+            min_fill_time: std::time::Duration::from_secs(3),
+            too_fast: BotAction::Review,
+        }
+    }
+}
+
+/// What the bot checks saw in a submission.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BotSignals {
+    /// The honeypot field was filled.
+    pub honeypot_filled: bool,
+    /// How long the form was open before it was sent, when the portal said when it was
+    /// rendered.
+    pub fill_time: Option<std::time::Duration>,
+}
+
 /// Where a comment goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -94,6 +142,10 @@ pub enum ReasonCode {
     SpamLikely,
     /// Toxic score at or above `review_toxic_at`.
     ToxicLikely,
+    /// The honeypot field was filled.
+    BotHoneypot,
+    /// The form was sent faster than a person can fill it.
+    BotTooFast,
 }
 
 impl ReasonCode {
@@ -103,6 +155,8 @@ impl ReasonCode {
             ReasonCode::SpamCertain => "SPAM_CERTAIN",
             ReasonCode::SpamLikely => "SPAM_LIKELY",
             ReasonCode::ToxicLikely => "TOXIC_LIKELY",
+            ReasonCode::BotHoneypot => "BOT_HONEYPOT",
+            ReasonCode::BotTooFast => "BOT_TOO_FAST",
         }
     }
 }
@@ -127,8 +181,9 @@ pub struct Decision {
 
 /// Decides: spam below `accept_below` is accepted, at or above `reject_at` rejected, between
 /// held for review; a toxic score at or above `review_toxic_at` sends an accepted comment to
-/// review (abuse is a moderator's call, never an automatic rejection).
-pub fn decide(scores: Scores, t: &Thresholds) -> Decision {
+/// review (abuse is a moderator's call, never an automatic rejection); a bot signal rejects or
+/// sends to review as `bots` says.
+pub fn decide(scores: Scores, t: &Thresholds, bots: &BotRules, seen: BotSignals) -> Decision {
     let mut rules = Vec::new();
     let mut outcome = if scores.spam >= t.reject_at {
         rules.push(ReasonCode::SpamCertain);
@@ -141,11 +196,41 @@ pub fn decide(scores: Scores, t: &Thresholds) -> Decision {
     };
     if scores.toxic >= t.review_toxic_at {
         rules.push(ReasonCode::ToxicLikely);
-        if outcome == Outcome::Accepted {
-            outcome = Outcome::PendingReview;
+        outcome = outcome.max_severity(Outcome::PendingReview);
+    }
+    let too_fast =
+        !bots.min_fill_time.is_zero() && seen.fill_time.is_some_and(|t| t < bots.min_fill_time);
+    for (fired, rule, action) in [
+        (seen.honeypot_filled, ReasonCode::BotHoneypot, bots.honeypot),
+        (too_fast, ReasonCode::BotTooFast, bots.too_fast),
+    ] {
+        let at_least = match action {
+            BotAction::Ignore => continue,
+            BotAction::Review => Outcome::PendingReview,
+            BotAction::Reject => Outcome::Rejected,
+        };
+        if fired {
+            rules.push(rule);
+            outcome = outcome.max_severity(at_least);
         }
     }
     Decision { outcome, rules }
+}
+
+impl Outcome {
+    /// The more severe of two outcomes.
+    fn max_severity(self, other: Outcome) -> Outcome {
+        let rank = |o: Outcome| match o {
+            Outcome::Accepted => 0,
+            Outcome::PendingReview => 1,
+            Outcome::Rejected => 2,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 #[cfg(test)]
@@ -174,7 +259,12 @@ mod tests {
             (0.9, 0.9, Rejected, &[SpamCertain, ToxicLikely]),
         ];
         for &(spam, toxic, outcome, rules) in table {
-            let d = decide(Scores { spam, toxic }, &T);
+            let d = decide(
+                Scores { spam, toxic },
+                &T,
+                &BotRules::default(),
+                BotSignals::default(),
+            );
             assert_eq!(d.outcome, outcome, "spam {spam} toxic {toxic}");
             assert_eq!(d.rules, rules, "spam {spam} toxic {toxic}");
         }
@@ -187,28 +277,124 @@ mod tests {
             reject_at: 0.5,
             review_toxic_at: 1.0,
         };
-        assert_eq!(
+        let d = |spam| {
             decide(
-                Scores {
-                    spam: 0.49,
-                    toxic: 0.0
-                },
-                &t
+                Scores { spam, toxic: 0.0 },
+                &t,
+                &BotRules::default(),
+                BotSignals::default(),
             )
-            .outcome,
-            Outcome::Accepted
+        };
+        assert_eq!(d(0.49).outcome, Outcome::Accepted);
+        assert_eq!(d(0.5).outcome, Outcome::Rejected);
+    }
+
+    #[test]
+    fn bot_signals_reject_or_hold_as_configured() {
+        use BotAction::*;
+        use std::time::Duration;
+        let clean = Scores {
+            spam: 0.0,
+            toxic: 0.0,
+        };
+        let quick = Some(Duration::from_millis(800));
+        let slow = Some(Duration::from_secs(30));
+        /// (honeypot action, too-fast action, honeypot filled, fill time, outcome, rules)
+        type Row = (
+            BotAction,
+            BotAction,
+            bool,
+            Option<Duration>,
+            Outcome,
+            &'static [ReasonCode],
         );
-        assert_eq!(
-            decide(
-                Scores {
-                    spam: 0.5,
-                    toxic: 0.0
-                },
-                &t
-            )
-            .outcome,
-            Outcome::Rejected
-        );
+        let table: &[Row] = &[
+            (Reject, Review, false, slow, Outcome::Accepted, &[]),
+            (Reject, Review, false, None, Outcome::Accepted, &[]),
+            (
+                Reject,
+                Review,
+                true,
+                slow,
+                Outcome::Rejected,
+                &[ReasonCode::BotHoneypot],
+            ),
+            (
+                Review,
+                Review,
+                true,
+                slow,
+                Outcome::PendingReview,
+                &[ReasonCode::BotHoneypot],
+            ),
+            (Ignore, Review, true, slow, Outcome::Accepted, &[]),
+            (
+                Reject,
+                Review,
+                false,
+                quick,
+                Outcome::PendingReview,
+                &[ReasonCode::BotTooFast],
+            ),
+            (
+                Reject,
+                Reject,
+                false,
+                quick,
+                Outcome::Rejected,
+                &[ReasonCode::BotTooFast],
+            ),
+            (Reject, Ignore, false, quick, Outcome::Accepted, &[]),
+            (
+                Review,
+                Review,
+                true,
+                quick,
+                Outcome::PendingReview,
+                &[ReasonCode::BotHoneypot, ReasonCode::BotTooFast],
+            ),
+        ];
+        for &(honeypot, too_fast, filled, fill_time, outcome, rules) in table {
+            let bots = BotRules {
+                honeypot,
+                too_fast,
+                min_fill_time: Duration::from_secs(3),
+            };
+            let seen = BotSignals {
+                honeypot_filled: filled,
+                fill_time,
+            };
+            let d = decide(clean, &T, &bots, seen);
+            assert_eq!(
+                d.outcome, outcome,
+                "{honeypot:?} {too_fast:?} {filled} {fill_time:?}"
+            );
+            assert_eq!(d.rules, rules);
+        }
+        // A zero minimum switches the timing check off.
+        let off = BotRules {
+            min_fill_time: Duration::ZERO,
+            ..BotRules::default()
+        };
+        let seen = BotSignals {
+            honeypot_filled: false,
+            fill_time: Some(Duration::ZERO),
+        };
+        assert_eq!(decide(clean, &T, &off, seen).outcome, Outcome::Accepted);
+        // Spam rejection is not softened by a review-only bot rule.
+        let spam = Scores {
+            spam: 0.95,
+            toxic: 0.0,
+        };
+        let seen = BotSignals {
+            honeypot_filled: true,
+            fill_time: None,
+        };
+        let bots = BotRules {
+            honeypot: Review,
+            ..BotRules::default()
+        };
+        assert_eq!(decide(spam, &T, &bots, seen).outcome, Outcome::Rejected);
     }
 
     #[test]

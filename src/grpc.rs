@@ -9,7 +9,8 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 use tracing::{Instrument, field};
 
-use crate::comment::{CaptchaAnswer, CommentId, RawSubmission};
+use crate::captcha::{CaptchaError, Captchas, Challenge, Mode};
+use crate::comment::{ArticleId, CaptchaAnswer, CommentId, RawSubmission};
 use crate::decide::{Outcome, Reason};
 use crate::pipeline::{Pipeline, SubmitError, Submitted};
 use crate::proto::v1 as pb;
@@ -23,15 +24,21 @@ const ERROR_DOMAIN: &str = "moderation.v1";
 #[derive(Clone)]
 pub struct CommentApi {
     pipeline: Arc<Pipeline>,
+    captchas: Arc<Captchas>,
     request_timeout: Duration,
 }
 
 impl CommentApi {
-    /// The service over `pipeline`; each request may take at most `request_timeout` (or the
-    /// client's shorter `grpc-timeout`).
-    pub fn new(pipeline: Arc<Pipeline>, request_timeout: Duration) -> Self {
+    /// The service over `pipeline` and `captchas`; each request may take at most
+    /// `request_timeout` (or the client's shorter `grpc-timeout`).
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        captchas: Arc<Captchas>,
+        request_timeout: Duration,
+    ) -> Self {
         CommentApi {
             pipeline,
+            captchas,
             request_timeout,
         }
     }
@@ -212,9 +219,26 @@ pub fn submit_status(error: &SubmitError) -> Status {
                 details,
             )
         }
+        // Guessing CAPTCHA answers is throttled like a rate limit: the portal can tell when.
+        SubmitError::Captcha(CaptchaError::Throttled(retry_after)) => {
+            let mut details = ErrorDetails::with_retry_info(Some(*retry_after));
+            details.add_quota_failure_violation(
+                "captcha_wrong_answers",
+                "too many wrong CAPTCHA answers from this address",
+            );
+            details.set_error_info("CAPTCHA_THROTTLED", ERROR_DOMAIN, []);
+            Status::with_error_details(
+                Code::ResourceExhausted,
+                format!(
+                    "too many wrong CAPTCHA answers; retry in {:.0} s",
+                    retry_after.as_secs_f32().ceil()
+                ),
+                details,
+            )
+        }
         // Transient: the same request may succeed in a moment.
         SubmitError::RateLimited(RateLimitError::Unavailable(_))
-        | SubmitError::Captcha(crate::captcha::CaptchaError::Unavailable(_))
+        | SubmitError::Captcha(CaptchaError::Unavailable(_))
         | SubmitError::Unavailable(_) => Status::with_error_details(
             Code::Unavailable,
             "the service cannot store comments right now; retry with the same idempotency key",
@@ -231,8 +255,117 @@ pub fn submit_status(error: &SubmitError) -> Status {
     }
 }
 
+impl From<pb::CaptchaKind> for Option<Mode> {
+    fn from(kind: pb::CaptchaKind) -> Self {
+        match kind {
+            pb::CaptchaKind::Unspecified => None,
+            pb::CaptchaKind::None => Some(Mode::Off),
+            pb::CaptchaKind::Image => Some(Mode::Image),
+            pb::CaptchaKind::ProofOfWork => Some(Mode::ProofOfWork),
+            pb::CaptchaKind::Turnstile => Some(Mode::Turnstile),
+            pb::CaptchaKind::Hcaptcha => Some(Mode::Hcaptcha),
+            pb::CaptchaKind::RecaptchaV2 => Some(Mode::RecaptchaV2),
+            pb::CaptchaKind::RecaptchaV3 => Some(Mode::RecaptchaV3),
+        }
+    }
+}
+
+impl From<Mode> for pb::CaptchaKind {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Off => pb::CaptchaKind::None,
+            Mode::Image => pb::CaptchaKind::Image,
+            Mode::ProofOfWork => pb::CaptchaKind::ProofOfWork,
+            Mode::Turnstile => pb::CaptchaKind::Turnstile,
+            Mode::Hcaptcha => pb::CaptchaKind::Hcaptcha,
+            Mode::RecaptchaV2 => pb::CaptchaKind::RecaptchaV2,
+            Mode::RecaptchaV3 => pb::CaptchaKind::RecaptchaV3,
+        }
+    }
+}
+
+impl From<Challenge> for pb::IssueCaptchaResponse {
+    fn from(challenge: Challenge) -> Self {
+        use pb::issue_captcha_response::Challenge as C;
+        match challenge {
+            Challenge::None => pb::IssueCaptchaResponse {
+                kind: pb::CaptchaKind::None.into(),
+                ..Default::default()
+            },
+            Challenge::Image(i) => pb::IssueCaptchaResponse {
+                kind: pb::CaptchaKind::Image.into(),
+                expires_at: Some(timestamp(i.expires_at_ms)),
+                challenge: Some(C::Image(pb::ImageChallenge {
+                    challenge_id: i.id,
+                    png: i.png,
+                    width: i.width,
+                    height: i.height,
+                })),
+            },
+            Challenge::ProofOfWork(p) => pb::IssueCaptchaResponse {
+                kind: pb::CaptchaKind::ProofOfWork.into(),
+                expires_at: Some(timestamp(p.expires_at_ms)),
+                challenge: Some(C::ProofOfWork(pb::ProofOfWorkChallenge {
+                    algorithm: p.algorithm,
+                    challenge: p.challenge,
+                    salt: p.salt,
+                    max_number: p.max_number,
+                    signature: p.signature,
+                    token: p.token,
+                })),
+            },
+            Challenge::Provider { mode, site_key } => pb::IssueCaptchaResponse {
+                kind: pb::CaptchaKind::from(mode).into(),
+                expires_at: None,
+                challenge: Some(C::Provider(pb::ProviderChallenge { site_key })),
+            },
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl pb::comment_service_server::CommentService for CommentApi {
+    async fn issue_captcha(
+        &self,
+        request: Request<pb::IssueCaptchaRequest>,
+    ) -> Result<Response<pb::IssueCaptchaResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let request = request.into_inner();
+        let kind = request.kind();
+        let article = ArticleId::parse(&request.article_id).map_err(|v| {
+            Status::with_error_details(
+                Code::InvalidArgument,
+                format!("article_id {}", v.description),
+                ErrorDetails::with_bad_request_violation(v.field, v.description),
+            )
+        })?;
+        let issued =
+            tokio::time::timeout_at(deadline.into(), self.captchas.issue(&article, kind.into()))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CaptchaError::Unavailable(
+                        "no answer before the deadline".into(),
+                    ))
+                });
+        match issued {
+            Ok(challenge) => Ok(Response::new(challenge.into())),
+            // The article requires another kind: the portal asked for the wrong one.
+            Err(e @ CaptchaError::WrongKind(_)) => Err(Status::with_error_details(
+                Code::FailedPrecondition,
+                e.to_string(),
+                ErrorDetails::with_error_info(e.reason(), ERROR_DOMAIN, []),
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "issuing a CAPTCHA failed");
+                Err(Status::with_error_details(
+                    Code::Unavailable,
+                    "no CAPTCHA can be issued right now; retry",
+                    ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+                ))
+            }
+        }
+    }
+
     async fn submit_comment(
         &self,
         request: Request<pb::SubmitCommentRequest>,

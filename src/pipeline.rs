@@ -16,7 +16,7 @@ use crate::captcha::{CaptchaError, CaptchaVerifier};
 use crate::classifier::{Explanation, Reason as Feature};
 use crate::classify::Classifier;
 use crate::comment::{CommentId, Limits, NewComment, RawSubmission, Violation};
-use crate::decide::{self, Decision, Reason, ReasonCode, Thresholds};
+use crate::decide::{self, BotRules, BotSignals, Decision, Reason, ReasonCode, Thresholds};
 use crate::rate_limit::{RateLimitError, RateLimiter};
 use crate::store::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
 
@@ -69,6 +69,8 @@ pub struct Pipeline {
     pub limits: Limits,
     /// Decision thresholds.
     pub thresholds: Thresholds,
+    /// What bot signals do.
+    pub bots: BotRules,
     /// Rate-limit stage.
     pub rate_limiter: Arc<dyn RateLimiter>,
     /// CAPTCHA stage.
@@ -129,27 +131,36 @@ impl Pipeline {
         within(
             deadline,
             "the CAPTCHA verifier",
-            self.captcha.verify(&comment),
+            self.captcha.verify(&comment, deadline),
         )
         .await?;
 
         let (scores, model_version) = self.classifier.score(&comment);
 
-        let decision = decide::decide(scores, &self.thresholds);
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let seen = BotSignals {
+            honeypot_filled: comment.honeypot_filled,
+            // A render time in the future (the portal's clock ahead of ours) tells nothing.
+            fill_time: comment
+                .form_rendered_at_ms
+                .and_then(|rendered| u64::try_from(now_ms - rendered).ok())
+                .map(std::time::Duration::from_millis),
+        };
+        let decision = decide::decide(scores, &self.thresholds, &self.bots, seen);
 
         let receipt = Receipt {
             comment_id: CommentId::new(),
             outcome: decision.outcome,
             spam: scores.spam,
             toxic: scores.toxic,
-            reasons: self.reasons(&comment, &decision),
+            reasons: self.reasons(&comment, &decision, seen),
             model_version: model_version.to_string(),
         };
         let submission = Submission {
             comment: &comment,
             receipt: &receipt,
             fingerprint: &fingerprint,
-            created_at_ms: jiff::Timestamp::now().as_millisecond(),
+            created_at_ms: now_ms,
         };
         match within(deadline, "storage", self.store.save(submission)).await? {
             Saved::Stored => Ok(Submitted {
@@ -173,34 +184,46 @@ impl Pipeline {
     }
 
     /// The reasons behind a decision, each with the features that weighed most. Explaining is
-    /// ten times the cost of scoring, so it is done only when a rule fired.
-    fn reasons(&self, comment: &NewComment, decision: &Decision) -> Vec<Reason> {
-        if decision.rules.is_empty() {
-            return Vec::new();
-        }
-        let explanation = self.classifier.explain(comment);
+    /// ten times the cost of scoring, so it is done only when a classifier rule fired.
+    fn reasons(&self, comment: &NewComment, decision: &Decision, seen: BotSignals) -> Vec<Reason> {
+        let classified = decision.rules.iter().any(|r| {
+            matches!(
+                r,
+                ReasonCode::SpamCertain | ReasonCode::SpamLikely | ReasonCode::ToxicLikely
+            )
+        });
+        let explanation = classified.then(|| self.classifier.explain(comment));
         decision
             .rules
             .iter()
-            .map(|&rule| reason(rule, &explanation))
+            .map(|&rule| reason(rule, explanation.as_ref(), seen, &self.bots))
             .collect()
     }
 }
 
-/// One rule as a reason: its code and "spam score 0.93: 1 phone number, link to bit.ly".
-fn reason(rule: ReasonCode, e: &Explanation) -> Reason {
-    let (what, score, features) = match rule {
-        ReasonCode::SpamCertain | ReasonCode::SpamLikely => ("spam", e.scores.spam, &e.spam),
-        ReasonCode::ToxicLikely => ("toxic", e.scores.toxic, &e.toxic),
+/// One rule as a reason: its code and a readable message ("spam score 0.93: 1 phone number,
+/// link to bit.ly").
+fn reason(rule: ReasonCode, e: Option<&Explanation>, seen: BotSignals, bots: &BotRules) -> Reason {
+    let message = |what: &str, score: f32, features: &[Feature]| {
+        let named: Vec<&str> = features.iter().map(|f| f.feature.as_str()).collect();
+        if named.is_empty() {
+            format!("{what} score {score:.2}")
+        } else {
+            format!("{what} score {score:.2}: {}", named.join(", "))
+        }
     };
-    let named: Vec<&str> = features
-        .iter()
-        .map(|f: &Feature| f.feature.as_str())
-        .collect();
-    let message = if named.is_empty() {
-        format!("{what} score {score:.2}")
-    } else {
-        format!("{what} score {score:.2}: {}", named.join(", "))
+    let message = match (rule, e) {
+        (ReasonCode::SpamCertain | ReasonCode::SpamLikely, Some(e)) => {
+            message("spam", e.scores.spam, &e.spam)
+        }
+        (ReasonCode::ToxicLikely, Some(e)) => message("toxic", e.scores.toxic, &e.toxic),
+        (ReasonCode::BotHoneypot, _) => "the hidden form field was filled in".to_owned(),
+        (ReasonCode::BotTooFast, _) => format!(
+            "the form was sent {:.1} s after it was shown (a person needs {:.0} s)",
+            seen.fill_time.unwrap_or_default().as_secs_f32(),
+            bots.min_fill_time.as_secs_f32()
+        ),
+        (_, None) => String::new(),
     };
     Reason {
         code: rule.as_str().to_owned(),

@@ -16,6 +16,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::captcha::Captchas;
 use crate::classifier::Model;
 use crate::classify::ModelClassifier;
 use crate::config::Config;
@@ -23,11 +24,11 @@ use crate::decide::Thresholds;
 use crate::grpc::CommentApi;
 use crate::pipeline::Pipeline;
 use crate::proto::v1::comment_service_server::CommentServiceServer;
+use crate::rate_limit;
 use crate::rate_limit::cluster::ClusterLimiter;
 use crate::rate_limit::{RateLimiter, TwoTier};
 use crate::store::Store;
 use crate::store::redis::RedisStore;
-use crate::{captcha, rate_limit};
 
 /// The gRPC service names whose health is reported (besides the overall "").
 const SERVICE_NAMES: &[&str] = &["moderation.v1.CommentService"];
@@ -39,6 +40,7 @@ const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
 pub struct App {
     config: Config,
     pipeline: Arc<Pipeline>,
+    captchas: Arc<Captchas>,
     store: Arc<RedisStore>,
     limiter: Option<Arc<TwoTier>>,
 }
@@ -105,17 +107,24 @@ impl App {
             Some(l) => l.clone(),
             None => Arc::new(rate_limit::Off),
         };
+        let captchas = Arc::new(Captchas::new(
+            config.captcha.clone(),
+            store.connection(),
+            &config.redis.prefix,
+        ));
         let pipeline = Arc::new(Pipeline {
             limits: config.comments,
             thresholds,
+            bots: config.bots,
             rate_limiter,
-            captcha: Arc::new(captcha::Off),
+            captcha: captchas.clone(),
             classifier: Arc::new(ModelClassifier::new(model)),
             store: store.clone(),
         });
         Ok(App {
             config,
             pipeline,
+            captchas,
             store,
             limiter,
         })
@@ -124,6 +133,11 @@ impl App {
     /// The pipeline (for tests that drive it directly).
     pub fn pipeline(&self) -> &Arc<Pipeline> {
         &self.pipeline
+    }
+
+    /// The CAPTCHAs (for tests, which cannot read the images they issue).
+    pub fn captchas(&self) -> &Arc<Captchas> {
+        &self.captchas
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops gracefully: health turns
@@ -146,6 +160,7 @@ impl App {
         let server = &self.config.server;
         let comments = CommentServiceServer::new(CommentApi::new(
             self.pipeline.clone(),
+            self.captchas.clone(),
             server.request_timeout,
         ))
         .max_decoding_message_size(server.max_message_bytes);

@@ -51,6 +51,8 @@ pub struct TestApp {
     pub config: Config,
     /// A client connected to it.
     pub client: CommentServiceClient<Channel>,
+    /// Its CAPTCHAs (to issue image challenges whose answer the test knows).
+    pub captchas: Arc<moderation::captcha::Captchas>,
     shutdown: Option<oneshot::Sender<()>>,
     /// The server task; resolves when it has stopped.
     pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -60,6 +62,7 @@ impl TestApp {
     /// Starts the server with `config`.
     pub async fn spawn(config: Config) -> TestApp {
         let app = App::build_with_model(config.clone(), model()).expect("the app builds");
+        let captchas = app.captchas().clone();
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .unwrap();
@@ -73,6 +76,7 @@ impl TestApp {
             address,
             config,
             client,
+            captchas,
             shutdown: Some(tx),
             task: Some(task),
         }
