@@ -20,7 +20,7 @@ pub struct Violation {
 }
 
 impl Violation {
-    fn new(field: &'static str, description: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &'static str, description: impl Into<String>) -> Self {
         Violation {
             field,
             description: description.into(),
@@ -54,7 +54,7 @@ impl Default for Limits {
 }
 
 /// Cleans a text field and checks its length in characters.
-fn text_field(
+pub(crate) fn text_field(
     field: &'static str,
     raw: &str,
     multiline: bool,

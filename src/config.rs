@@ -15,6 +15,7 @@ use crate::captcha::CaptchaSettings;
 use crate::comment::Limits;
 use crate::decide::BotRules;
 use crate::rate_limit::RateLimitSettings;
+use crate::review::ReviewSettings;
 use crate::store::redis::RedisSettings;
 
 /// Everything the service reads at start-up.
@@ -37,6 +38,8 @@ pub struct Config {
     pub captcha: CaptchaSettings,
     /// `[bots]`: bot signals that need no CAPTCHA.
     pub bots: BotRules,
+    /// `[review]`: moderators' claims.
+    pub review: ReviewSettings,
 }
 
 /// `[server]`.
@@ -167,6 +170,13 @@ impl Config {
         }
         if self.redis.consumer_group.is_empty() {
             bail!("redis.consumer_group must not be empty");
+        }
+        let r = &self.review;
+        if r.lease.is_zero() || r.lease > r.max_lease {
+            bail!("review.lease must be more than 0 and at most review.max_lease");
+        }
+        if r.max_claim == 0 {
+            bail!("review.max_claim must be more than 0");
         }
         let problems = self.rate_limit.problems().into_iter();
         if let Some((name, problem)) = problems.chain(self.captcha.problems()).next() {

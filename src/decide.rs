@@ -149,6 +149,15 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
+    /// Every rule, most severe first.
+    pub const ALL: [ReasonCode; 5] = [
+        ReasonCode::SpamCertain,
+        ReasonCode::SpamLikely,
+        ReasonCode::ToxicLikely,
+        ReasonCode::BotHoneypot,
+        ReasonCode::BotTooFast,
+    ];
+
     /// The stable code sent to the portal.
     pub fn as_str(self) -> &'static str {
         match self {

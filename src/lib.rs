@@ -21,6 +21,7 @@ pub mod grpc;
 pub mod pipeline;
 pub mod proto;
 pub mod rate_limit;
+pub mod review;
 pub mod server;
 pub mod store;
 pub mod text;

@@ -18,6 +18,7 @@ use crate::classify::Classifier;
 use crate::comment::{CommentId, Limits, NewComment, RawSubmission, Violation};
 use crate::decide::{self, BotRules, BotSignals, Decision, Reason, ReasonCode, Thresholds};
 use crate::rate_limit::{RateLimitError, RateLimiter};
+use crate::review::Explained;
 use crate::store::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
 
 /// Why a submission got no decision. The gRPC layer maps each to a status.
@@ -148,19 +149,26 @@ impl Pipeline {
         };
         let decision = decide::decide(scores, &self.thresholds, &self.bots, seen);
 
+        let explanation = self.explain(&comment, &decision);
         let receipt = Receipt {
             comment_id: CommentId::new(),
             outcome: decision.outcome,
             spam: scores.spam,
             toxic: scores.toxic,
-            reasons: self.reasons(&comment, &decision, seen),
+            reasons: decision
+                .rules
+                .iter()
+                .map(|&rule| reason(rule, explanation.as_ref(), seen, &self.bots))
+                .collect(),
             model_version: model_version.to_string(),
         };
+        let explained = explanation.map(explained).unwrap_or_default();
         let submission = Submission {
             comment: &comment,
             receipt: &receipt,
             fingerprint: &fingerprint,
             created_at_ms: now_ms,
+            explanation: &explained,
         };
         match within(deadline, "storage", self.store.save(submission)).await? {
             Saved::Stored => Ok(Submitted {
@@ -183,22 +191,32 @@ impl Pipeline {
         within(deadline, "storage", self.store.comment(id)).await
     }
 
-    /// The reasons behind a decision, each with the features that weighed most. Explaining is
-    /// ten times the cost of scoring, so it is done only when a classifier rule fired.
-    fn reasons(&self, comment: &NewComment, decision: &Decision, seen: BotSignals) -> Vec<Reason> {
+    /// The features that weighed most in a decision. Explaining is ten times the cost of
+    /// scoring, so it is done only when a classifier rule fired.
+    fn explain(&self, comment: &NewComment, decision: &Decision) -> Option<Explanation> {
         let classified = decision.rules.iter().any(|r| {
             matches!(
                 r,
                 ReasonCode::SpamCertain | ReasonCode::SpamLikely | ReasonCode::ToxicLikely
             )
         });
-        let explanation = classified.then(|| self.classifier.explain(comment));
-        decision
-            .rules
-            .iter()
-            .map(|&rule| reason(rule, explanation.as_ref(), seen, &self.bots))
-            .collect()
+        classified.then(|| self.classifier.explain(comment))
     }
+}
+
+/// An explanation flattened for storage: both heads' top features, kept for moderators.
+fn explained(e: Explanation) -> Vec<Explained> {
+    let head = |name: &str, features: Vec<Feature>| {
+        features.into_iter().map({
+            let name = name.to_owned();
+            move |f| Explained {
+                head: name.clone(),
+                feature: f.feature,
+                weight: f.weight,
+            }
+        })
+    };
+    head("spam", e.spam).chain(head("toxic", e.toxic)).collect()
 }
 
 /// One rule as a reason: its code and a readable message ("spam score 0.93: 1 phone number,

@@ -21,9 +21,11 @@ use crate::classifier::Model;
 use crate::classify::ModelClassifier;
 use crate::config::Config;
 use crate::decide::Thresholds;
-use crate::grpc::CommentApi;
+use crate::grpc::{CommentApi, ModerationApi};
 use crate::pipeline::Pipeline;
 use crate::proto::v1::comment_service_server::CommentServiceServer;
+use crate::proto::v1::moderation_service_server::ModerationServiceServer;
+use crate::review::Queue;
 use crate::rate_limit;
 use crate::rate_limit::cluster::ClusterLimiter;
 use crate::rate_limit::{RateLimiter, TwoTier};
@@ -31,7 +33,10 @@ use crate::store::Store;
 use crate::store::redis::RedisStore;
 
 /// The gRPC service names whose health is reported (besides the overall "").
-const SERVICE_NAMES: &[&str] = &["moderation.v1.CommentService"];
+const SERVICE_NAMES: &[&str] = &[
+    "moderation.v1.CommentService",
+    "moderation.v1.ModerationService",
+];
 
 /// How often Redis is pinged for the health status.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
@@ -42,6 +47,7 @@ pub struct App {
     pipeline: Arc<Pipeline>,
     captchas: Arc<Captchas>,
     store: Arc<RedisStore>,
+    queue: Arc<Queue>,
     limiter: Option<Arc<TwoTier>>,
 }
 
@@ -121,11 +127,13 @@ impl App {
             classifier: Arc::new(ModelClassifier::new(model)),
             store: store.clone(),
         });
+        let queue = Arc::new(Queue::new(store.clone(), config.review));
         Ok(App {
             config,
             pipeline,
             captchas,
             store,
+            queue,
             limiter,
         })
     }
@@ -164,6 +172,9 @@ impl App {
             server.request_timeout,
         ))
         .max_decoding_message_size(server.max_message_bytes);
+        let moderation =
+            ModerationServiceServer::new(ModerationApi::new(self.queue.clone(), server.request_timeout))
+                .max_decoding_message_size(server.max_message_bytes);
 
         let watch = tokio::spawn(watch_redis(self.store.clone(), health.clone()));
         let watch_limiter = self
@@ -177,6 +188,7 @@ impl App {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(comments)
+            .add_service(moderation)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;
             });

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::comment::{CommentId, IdempotencyKey, NewComment};
 use crate::decide::{Outcome, Reason};
+use crate::review::{
+    Explained, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, ReviewError, Verdict,
+};
 
 /// The answer given for a submission. Stored with its idempotency key, so a retry gets the same
 /// answer.
@@ -39,6 +42,8 @@ pub struct Submission<'a> {
     pub fingerprint: &'a str,
     /// When it was submitted, Unix milliseconds.
     pub created_at_ms: i64,
+    /// Why it scored as it did (for held comments; empty for most accepted ones).
+    pub explanation: &'a [Explained],
 }
 
 /// The result of [`Store::save`].
@@ -66,6 +71,8 @@ pub struct StoredComment {
     pub author_name: String,
     /// The reader's e-mail address.
     pub author_email: String,
+    /// The reader's IP address.
+    pub client_ip: String,
     /// The text.
     pub body: String,
     /// Where it is now.
@@ -120,4 +127,43 @@ pub trait Store: Send + Sync {
 
     /// Succeeds when the backend answers.
     async fn check(&self) -> Result<(), StoreError>;
+
+    /// A page of comments waiting for review, oldest first, and where the next page starts.
+    async fn flagged(
+        &self,
+        query: &Query,
+        now_ms: i64,
+    ) -> Result<(Vec<FlaggedItem>, Option<crate::review::Cursor>), StoreError>;
+
+    /// Leases waiting comments to `moderator` until `until_ms`: the oldest `count` unclaimed
+    /// ones, or exactly `ids` (all or none).
+    async fn claim(
+        &self,
+        moderator: &Moderator,
+        count: usize,
+        ids: &[CommentId],
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<FlaggedItem>, ReviewError>;
+
+    /// Approves or rejects a waiting comment at `version`; returns its new state and version.
+    async fn decide(
+        &self,
+        id: CommentId,
+        version: u64,
+        moderator: &Moderator,
+        verdict: Verdict,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<(Outcome, u64), ReviewError>;
+
+    /// Brings a published comment back to the queue with a reader's report; returns its new
+    /// version.
+    async fn report(&self, id: CommentId, reason: &str, now_ms: i64) -> Result<u64, ReviewError>;
+
+    /// What happened to a comment, oldest first.
+    async fn history(&self, id: CommentId) -> Result<Vec<HistoryEvent>, StoreError>;
+
+    /// Labeled examples from moderators' decisions made at or after `since_ms`.
+    async fn feedback(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError>;
 }

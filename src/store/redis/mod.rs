@@ -9,6 +9,11 @@
 //! | `<prefix>flagged` | sorted set | ids waiting for a moderator, scored by arrival (ms) |
 //! | `<prefix>rejected` | stream | rejected comments, trimmed to the retention |
 //! | `<prefix>idem:<key>` | hash | fingerprint and answer of a submission, for retries |
+//! | `<prefix>flagged:article:<id>`, `<prefix>flagged:reason:<code>` | sorted sets | the flagged set by article and by reason |
+//! | `<prefix>history:<id>` | list | what happened to a comment (JSON events) |
+//! | `<prefix>stats:author:<hash>`, `<prefix>stats:ip:<ip>` | hashes | accepted and rejected counts |
+//! | `<prefix>feedback` | stream | moderators' decisions as labeled examples |
+//! | `<prefix>removed` | stream | published comments rejected after a report, to take down |
 //!
 //! A submission is stored by one Lua script: it checks the idempotency key, queues the comment
 //! by its outcome, writes the comment hash and records the answer, atomically and in one round
@@ -17,14 +22,20 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
+mod review;
+
 use super::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
 use crate::comment::{CommentId, IdempotencyKey};
 use crate::decide::{Outcome, Reason};
+use crate::review::{
+    Cursor, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, ReviewError, Verdict,
+};
 
 /// A Redis URL. It may hold a password, so it never prints in full: `Display` and `Debug`
 /// replace the password with `***`.
@@ -95,6 +106,9 @@ pub struct RedisSettings {
     /// decided).
     #[serde(with = "humantime_serde")]
     pub comment_retention: Duration,
+    /// How long moderators' decisions are kept as labeled examples for retraining.
+    #[serde(with = "humantime_serde")]
+    pub feedback_retention: Duration,
     /// Longest wait for a connection to Redis.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -110,19 +124,22 @@ impl Default for RedisSettings {
             accepted_retention: Duration::from_secs(7 * 24 * 3600),
             rejected_retention: Duration::from_secs(30 * 24 * 3600),
             comment_retention: Duration::from_secs(90 * 24 * 3600),
+            feedback_retention: Duration::from_secs(365 * 24 * 3600),
             connect_timeout: Duration::from_millis(500),
         }
     }
 }
 
 /// The submission script. KEYS: idempotency hash, comment hash, accepted stream, flagged set,
-/// rejected stream. ARGV: fingerprint, answer (JSON), idempotency TTL (ms), outcome, comment id,
-/// created (ms), accepted trim id, rejected trim id, comment TTL (ms), then the number of comment
-/// fields and the fields, then the number of stream fields and the fields.
+/// rejected stream, history list, author's and address's counts, then the flagged indexes (by
+/// article, by reason) a held comment joins. ARGV: fingerprint, answer (JSON), idempotency TTL
+/// (ms), outcome, comment id, created (ms), accepted trim id, rejected trim id, record TTL (ms),
+/// history event (JSON), then the number of comment fields and the fields, then the number of
+/// stream fields and the fields.
 ///
-/// The queue write comes first: if anything fails after it, the comment is queued but has no
-/// answer recorded, and a retry is told to store again (never the reverse, an answer without a
-/// queued comment).
+/// The queue write comes first: Redis never stops a script halfway once it has written (an
+/// out-of-memory refusal comes before the first write), and if anything did fail after it, the
+/// comment would be queued without an answer recorded, never an answer without a queued comment.
 const SUBMIT: &str = r#"
 local previous = redis.call('HMGET', KEYS[1], 'fingerprint', 'receipt')
 if previous[1] then
@@ -131,7 +148,7 @@ if previous[1] then
   end
   return {'conflict'}
 end
-local i = 10
+local i = 11
 local comment = {}
 for k = 1, tonumber(ARGV[i]) * 2 do comment[k] = ARGV[i + k] end
 i = i + tonumber(ARGV[i]) * 2 + 1
@@ -142,12 +159,19 @@ if outcome == 'accepted' then
   redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[7], '*', unpack(entry))
 elseif outcome == 'pending_review' then
   redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
+  for k = 9, #KEYS do redis.call('ZADD', KEYS[k], ARGV[6], ARGV[5]) end
 else
   redis.call('XADD', KEYS[5], 'MINID', '~', ARGV[8], '*', unpack(entry))
 end
 redis.call('HSET', KEYS[2], unpack(comment))
+redis.call('RPUSH', KEYS[6], ARGV[10])
 if outcome ~= 'pending_review' then
   redis.call('PEXPIRE', KEYS[2], ARGV[9])
+  redis.call('PEXPIRE', KEYS[6], ARGV[9])
+  for k = 7, 8 do
+    redis.call('HINCRBY', KEYS[k], outcome, 1)
+    redis.call('PEXPIRE', KEYS[k], ARGV[9])
+  end
 end
 redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'receipt', ARGV[2], 'comment', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -159,7 +183,15 @@ return {'stored'}
 pub struct RedisStore {
     connection: ConnectionManager,
     settings: RedisSettings,
+    scripts: Arc<Scripts>,
+}
+
+/// The Lua scripts, hashed once.
+struct Scripts {
     submit: redis::Script,
+    claim: redis::Script,
+    decide: redis::Script,
+    report: redis::Script,
 }
 
 impl fmt::Debug for RedisStore {
@@ -203,7 +235,12 @@ impl RedisStore {
         Ok(RedisStore {
             connection,
             settings,
-            submit: redis::Script::new(SUBMIT),
+            scripts: Arc::new(Scripts {
+                submit: redis::Script::new(SUBMIT),
+                claim: redis::Script::new(review::CLAIM),
+                decide: redis::Script::new(review::DECIDE),
+                report: redis::Script::new(review::REPORT),
+            }),
         })
     }
 
@@ -219,6 +256,30 @@ impl RedisStore {
 
     fn comment_key(&self, id: CommentId) -> String {
         self.key(&format!("comment:{id}"))
+    }
+
+    fn history_key(&self, id: CommentId) -> String {
+        self.key(&format!("history:{id}"))
+    }
+
+    /// Counts of an author's comments, under a hash of the e-mail address.
+    fn author_stats_key(&self, email: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(email.to_lowercase().as_bytes());
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        self.key(&format!("stats:author:{hex}"))
+    }
+
+    fn ip_stats_key(&self, ip: &str) -> String {
+        self.key(&format!("stats:ip:{ip}"))
+    }
+
+    fn article_index_key(&self, article: &str) -> String {
+        self.key(&format!("flagged:article:{article}"))
+    }
+
+    fn reason_index_key(&self, code: &str) -> String {
+        self.key(&format!("flagged:reason:{code}"))
     }
 
     fn idempotency_key(&self, key: &IdempotencyKey) -> String {
@@ -295,7 +356,9 @@ impl Store for RedisStore {
         let ip = c.client_ip.to_string();
         let spam = r.spam.to_string();
         let toxic = r.toxic.to_string();
-        let comment: [(&str, &str); 19] = [
+        let explanation =
+            serde_json::to_string(s.explanation).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let comment: [(&str, &str); 24] = [
             ("id", &id),
             ("article_id", c.article_id.as_str()),
             ("article_title", title),
@@ -315,6 +378,11 @@ impl Store for RedisStore {
             ("updated_at", &created),
             ("version", "1"),
             ("honeypot_filled", if c.honeypot_filled { "1" } else { "0" }),
+            ("explanation", &explanation),
+            ("claimed_by", ""),
+            ("claim_until", "0"),
+            ("reports", "[]"),
+            ("decided_by", ""),
         ];
         // What a stream consumer needs to publish (accepted) or audit (rejected) the comment
         // without reading the hash.
@@ -334,13 +402,29 @@ impl Store for RedisStore {
                 ("model_version", r.model_version.as_str()),
             ]);
         }
-        let mut invocation = self.submit.prepare_invoke();
+        let event = serde_json::to_string(&HistoryEvent {
+            at_ms: s.created_at_ms,
+            actor: "service".into(),
+            action: "submitted".into(),
+            state: r.outcome,
+            note: String::new(),
+        })
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut invocation = self.scripts.submit.prepare_invoke();
         invocation
             .key(self.idempotency_key(&c.idempotency_key))
             .key(self.comment_key(r.comment_id))
             .key(self.key("accepted"))
             .key(self.key("flagged"))
             .key(self.key("rejected"))
+            .key(self.history_key(r.comment_id))
+            .key(self.author_stats_key(c.author_email.as_str()))
+            .key(self.ip_stats_key(&ip))
+            .key(self.article_index_key(c.article_id.as_str()));
+        for reason in &r.reasons {
+            invocation.key(self.reason_index_key(&reason.code));
+        }
+        invocation
             .arg(s.fingerprint)
             .arg(&receipt_json)
             .arg(millis(self.settings.idempotency_ttl))
@@ -356,6 +440,7 @@ impl Store for RedisStore {
                 self.settings.rejected_retention,
             ))
             .arg(millis(self.settings.comment_retention))
+            .arg(&event)
             .arg(comment.len());
         for (field, value) in comment {
             invocation.arg(field).arg(value);
@@ -402,10 +487,55 @@ impl Store for RedisStore {
             .map_err(classify)?;
         Ok(())
     }
+
+    async fn flagged(
+        &self,
+        query: &Query,
+        now_ms: i64,
+    ) -> Result<(Vec<FlaggedItem>, Option<Cursor>), StoreError> {
+        self.list_flagged(query, now_ms).await
+    }
+
+    async fn claim(
+        &self,
+        moderator: &Moderator,
+        count: usize,
+        ids: &[CommentId],
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<FlaggedItem>, ReviewError> {
+        self.claim_flagged(moderator, count, ids, until_ms, now_ms)
+            .await
+    }
+
+    async fn decide(
+        &self,
+        id: CommentId,
+        version: u64,
+        moderator: &Moderator,
+        verdict: Verdict,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<(Outcome, u64), ReviewError> {
+        self.decide_comment(id, version, moderator, verdict, note, now_ms)
+            .await
+    }
+
+    async fn report(&self, id: CommentId, reason: &str, now_ms: i64) -> Result<u64, ReviewError> {
+        self.report_comment(id, reason, now_ms).await
+    }
+
+    async fn history(&self, id: CommentId) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.comment_history(id).await
+    }
+
+    async fn feedback(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError> {
+        self.feedback_since(since_ms).await
+    }
 }
 
 /// Reads a comment hash back.
-fn read_comment(id: CommentId, f: &HashMap<String, String>) -> Result<StoredComment, StoreError> {
+pub(super) fn read_comment(id: CommentId, f: &HashMap<String, String>) -> Result<StoredComment, StoreError> {
     let text = |name: &str| -> Result<String, StoreError> {
         f.get(name)
             .cloned()
@@ -436,6 +566,7 @@ fn read_comment(id: CommentId, f: &HashMap<String, String>) -> Result<StoredComm
         parent_id: optional("parent_id"),
         author_name: text("author_name")?,
         author_email: text("author_email")?,
+        client_ip: text("client_ip")?,
         body: text("body")?,
         state,
         spam: number("spam")? as f32,

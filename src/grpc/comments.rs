@@ -1,6 +1,5 @@
-//! The gRPC edge. Requests become domain calls once, here, and results become responses or
-//! statuses once, here: the rest of the crate knows nothing of tonic or prost. The mapping from
-//! errors to statuses is the table in [`submit_status`].
+//! `CommentService`: CAPTCHA challenges, submissions and reading a comment back. The mapping
+//! from submission errors to statuses is the table in [`submit_status`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,16 +8,12 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 use tracing::{Instrument, field};
 
+use super::{ERROR_DOMAIN, comment_message, deadline, timestamp};
 use crate::captcha::{CaptchaError, Captchas, Challenge, Mode};
 use crate::comment::{ArticleId, CaptchaAnswer, CommentId, RawSubmission};
-use crate::decide::{Outcome, Reason};
 use crate::pipeline::{Pipeline, SubmitError, Submitted};
 use crate::proto::v1 as pb;
 use crate::rate_limit::RateLimitError;
-use crate::store::StoredComment;
-
-/// The `google.rpc.ErrorInfo` domain of this service's errors.
-const ERROR_DOMAIN: &str = "moderation.v1";
 
 /// `CommentService`.
 #[derive(Clone)]
@@ -44,34 +39,10 @@ impl CommentApi {
     }
 
     fn deadline<T>(&self, request: &Request<T>) -> Instant {
-        let timeout = request
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .map_or(self.request_timeout, |t| t.min(self.request_timeout));
-        Instant::now() + timeout
+        deadline(request, self.request_timeout)
     }
 }
 
-/// Parses a `grpc-timeout` header value: up to eight digits and a unit (H, M, S, m, u, n).
-/// Written here because it is eight lines and tonic keeps its own parser private.
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
 
 impl From<pb::SubmitCommentRequest> for RawSubmission {
     fn from(r: pb::SubmitCommentRequest) -> Self {
@@ -105,35 +76,6 @@ impl From<pb::SubmitCommentRequest> for RawSubmission {
     }
 }
 
-impl From<Outcome> for pb::Outcome {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Accepted => pb::Outcome::Accepted,
-            Outcome::PendingReview => pb::Outcome::PendingReview,
-            Outcome::Rejected => pb::Outcome::Rejected,
-        }
-    }
-}
-
-impl From<Outcome> for pb::CommentState {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Accepted => pb::CommentState::Accepted,
-            Outcome::PendingReview => pb::CommentState::PendingReview,
-            Outcome::Rejected => pb::CommentState::Rejected,
-        }
-    }
-}
-
-impl From<Reason> for pb::Reason {
-    fn from(r: Reason) -> Self {
-        pb::Reason {
-            code: r.code,
-            message: r.message,
-        }
-    }
-}
-
 impl From<Submitted> for pb::SubmitCommentResponse {
     fn from(s: Submitted) -> Self {
         let r = s.receipt;
@@ -146,33 +88,6 @@ impl From<Submitted> for pb::SubmitCommentResponse {
             model_version: r.model_version,
             replayed: s.replayed,
         }
-    }
-}
-
-fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
-
-/// A stored comment as sent; the e-mail address only when `show_email`.
-fn comment_message(c: StoredComment, show_email: bool) -> pb::Comment {
-    pb::Comment {
-        id: c.id.to_string(),
-        article_id: c.article_id,
-        article_title: c.article_title,
-        parent_id: c.parent_id,
-        author_name: c.author_name,
-        author_email: show_email.then_some(c.author_email),
-        body: c.body,
-        state: pb::CommentState::from(c.state).into(),
-        spam_score: c.spam,
-        toxic_score: c.toxic,
-        reasons: c.reasons.into_iter().map(Into::into).collect(),
-        model_version: c.model_version,
-        created_at: Some(timestamp(c.created_at_ms)),
-        updated_at: Some(timestamp(c.updated_at_ms)),
     }
 }
 
@@ -446,31 +361,3 @@ impl pb::comment_service_server::CommentService for CommentApi {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeouts_parse_in_every_unit_and_refuse_nonsense() {
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
-        assert_eq!(parse_grpc_timeout("9n"), Some(Duration::from_nanos(9)));
-        for bad in ["", "m", "10", "123456789S", "1x", "-1S", "1.5S"] {
-            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn timestamps_split_milliseconds_into_seconds_and_nanos() {
-        let t = timestamp(1_700_000_000_123);
-        assert_eq!((t.seconds, t.nanos), (1_700_000_000, 123_000_000));
-        let before_epoch = timestamp(-1);
-        assert_eq!(
-            (before_epoch.seconds, before_epoch.nanos),
-            (-1, 999_000_000)
-        );
-    }
-}

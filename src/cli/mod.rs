@@ -1,7 +1,7 @@
 //! The command line: one binary, one subcommand per job. Each subcommand parses its flags and
 //! calls into the library; nothing here decides anything a test would need to check.
 
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,6 +15,10 @@ use crate::classifier::train::TrainSettings;
 use crate::classifier::{Model, batch, corpus, evaluate, train};
 use crate::config::{Config, LogFormat, Overrides};
 use crate::server::{App, shutdown_signal};
+use crate::store::Store;
+use crate::store::redis::RedisStore;
+
+mod review;
 
 /// Comment moderation for news portals.
 #[derive(Debug, Parser)]
@@ -37,6 +41,10 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Score comments in bulk: one JSON line in, one JSON line out.
     Classify(ClassifyArgs),
+    /// Work the review queue of a running server (for moderators).
+    Review(review::ReviewArgs),
+    /// Write moderators' decisions as labeled corpus records (JSON Lines) for `train`.
+    ExportFeedback(ExportFeedbackArgs),
 }
 
 /// `serve` flags (each overrides the configuration file and the environment).
@@ -141,6 +149,44 @@ pub struct ClassifyArgs {
     pub top: usize,
 }
 
+/// `export-feedback` flags.
+#[derive(Debug, Args)]
+pub struct ExportFeedbackArgs {
+    /// Decisions made at or after this time: a date (`2026-11-01`, UTC), a timestamp
+    /// (`2026-11-01T08:00:00+07:00`) or a span back from now (`7days`, `36h`).
+    #[arg(long)]
+    pub since: String,
+    /// Where to write the records; standard output if absent.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A TOML configuration file (its `[redis]` section says where the decisions are).
+    #[arg(long, env = "MODERATION_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Redis URL (redis.url).
+    #[arg(long)]
+    pub redis_url: Option<String>,
+}
+
+/// Reads `--since`: a date (midnight UTC), a timestamp with its offset, or a span back from
+/// `now`. Returns Unix milliseconds.
+pub fn parse_since(raw: &str, now: jiff::Timestamp) -> Result<i64> {
+    let raw = raw.trim();
+    if let Ok(t) = raw.parse::<jiff::Timestamp>() {
+        return Ok(t.as_millisecond());
+    }
+    if let Ok(date) = raw.parse::<jiff::civil::Date>() {
+        return Ok(date.to_zoned_datetime(jiff::tz::TimeZone::UTC)?.timestamp().as_millisecond());
+    }
+    if let Ok(span) = humantime::parse_duration(raw) {
+        let back = i64::try_from(span.as_millis()).unwrap_or(i64::MAX);
+        return Ok(now.as_millisecond().saturating_sub(back));
+    }
+    anyhow::bail!(
+        "--since {raw:?} is neither a date (2026-11-01), a timestamp (2026-11-01T08:00:00Z) \
+         nor a span (7days)"
+    )
+}
+
 /// Runs a parsed command line; errors are printed with their causes.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
@@ -148,6 +194,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Train(args) => run_train(args),
         Command::Evaluate(args) => run_evaluate(args),
         Command::Classify(args) => run_classify(args),
+        Command::Review(command) => review::run(command),
+        Command::ExportFeedback(args) => run_export_feedback(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -301,4 +349,57 @@ fn run_classify(args: ClassifyArgs) -> Result<()> {
         summary.lines as f64 / seconds.max(1e-9)
     );
     Ok(())
+}
+
+fn run_export_feedback(args: ExportFeedbackArgs) -> Result<()> {
+    let since = parse_since(&args.since, jiff::Timestamp::now())?;
+    let overrides = Overrides {
+        redis_url: args.redis_url,
+        ..Overrides::default()
+    };
+    let config = Config::load(args.config.as_deref(), &overrides)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let feedback = runtime.block_on(async {
+        let store = RedisStore::new(config.redis.clone(), config.server.request_timeout * 10)?;
+        store.feedback(since).await
+    });
+    let feedback = feedback.with_context(|| format!("reading decisions from {}", config.redis.url))?;
+    let decisions = feedback.len();
+    let examples = crate::review::training_examples(feedback);
+    let mut output: Box<dyn std::io::Write> = match &args.out {
+        Some(path) => Box::new(BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    for record in &examples {
+        serde_json::to_writer(&mut output, record)?;
+        output.write_all(b"\n")?;
+    }
+    output.flush()?;
+    eprintln!(
+        "{} labeled examples from {decisions} decisions since {}",
+        examples.len(),
+        jiff::Timestamp::from_millisecond(since)?
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_dates_timestamps_and_spans() {
+        let now: jiff::Timestamp = "2026-11-27T12:00:00Z".parse().unwrap();
+        let at = |s: &str| jiff::Timestamp::from_millisecond(parse_since(s, now).unwrap()).unwrap();
+        assert_eq!(at("2026-11-01").to_string(), "2026-11-01T00:00:00Z");
+        assert_eq!(at("2026-11-01T08:00:00+07:00").to_string(), "2026-11-01T01:00:00Z");
+        assert_eq!(at("7days").to_string(), "2026-11-20T12:00:00Z");
+        assert_eq!(at("36h").to_string(), "2026-11-26T00:00:00Z");
+        assert!(parse_since("last tuesday", now).is_err());
+    }
 }

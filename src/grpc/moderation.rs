@@ -1,0 +1,306 @@
+//! `ModerationService`: the review queue for moderators and readers' reports from the portal.
+//! The mapping from review errors to statuses is the table in [`review_status`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use super::{ERROR_DOMAIN, comment_message, deadline, timestamp};
+use crate::comment::{CommentId, Violation};
+use crate::proto::v1 as pb;
+use crate::review::{
+    ClaimRequest, Decision, FlaggedItem, HistoryEvent, Label, Query, Queue, ReviewError, Verdict,
+    report_reason,
+};
+use crate::store::StoreError;
+
+/// `ModerationService`.
+#[derive(Clone)]
+pub struct ModerationApi {
+    queue: Arc<Queue>,
+    request_timeout: Duration,
+}
+
+impl ModerationApi {
+    /// The service over `queue`; each request may take at most `request_timeout` (or the
+    /// client's shorter `grpc-timeout`).
+    pub fn new(queue: Arc<Queue>, request_timeout: Duration) -> Self {
+        ModerationApi {
+            queue,
+            request_timeout,
+        }
+    }
+
+    fn deadline<T>(&self, request: &Request<T>) -> Instant {
+        deadline(request, self.request_timeout)
+    }
+}
+
+fn invalid(violations: Vec<Violation>) -> ReviewError {
+    ReviewError::Invalid(violations)
+}
+
+/// The status for a refused review operation. One arm per error, each with why that code.
+pub fn review_status(error: &ReviewError) -> Status {
+    let info = |reason: &str, metadata: Vec<(&str, String)>| {
+        ErrorDetails::with_error_info(
+            reason,
+            ERROR_DOMAIN,
+            metadata
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect::<std::collections::HashMap<_, _>>(),
+        )
+    };
+    match error {
+        // The moderator's tool shows each violation next to its field.
+        ReviewError::Invalid(violations) => {
+            let fields: Vec<&str> = violations.iter().map(|v| v.field).collect();
+            Status::with_error_details(
+                Code::InvalidArgument,
+                format!("the request is invalid: {}", fields.join(", ")),
+                ErrorDetails::with_bad_request(
+                    violations
+                        .iter()
+                        .map(|v| FieldViolation::new(v.field, v.description.clone()))
+                        .collect::<Vec<_>>(),
+                ),
+            )
+        }
+        ReviewError::NotFound(id) => Status::with_error_details(
+            Code::NotFound,
+            error.to_string(),
+            ErrorDetails::with_resource_info("comment", id.to_string(), "", "no such comment"),
+        ),
+        // Someone else changed it since it was read: read it again, then decide.
+        ReviewError::Stale { current, given, .. } => Status::with_error_details(
+            Code::Aborted,
+            error.to_string(),
+            info(
+                "STALE_VERSION",
+                vec![
+                    ("current_version", current.to_string()),
+                    ("given_version", given.to_string()),
+                ],
+            ),
+        ),
+        // Retrying cannot help until the other moderator's claim ends.
+        ReviewError::ClaimedByOther { moderator, .. } => Status::with_error_details(
+            Code::FailedPrecondition,
+            error.to_string(),
+            info("CLAIMED_BY_OTHER", vec![("moderator", moderator.clone())]),
+        ),
+        ReviewError::NotInReview { state, .. } => Status::with_error_details(
+            Code::FailedPrecondition,
+            error.to_string(),
+            info("NOT_IN_REVIEW", vec![("state", state.as_str().to_owned())]),
+        ),
+        ReviewError::NotPublished { state, .. } => Status::with_error_details(
+            Code::FailedPrecondition,
+            error.to_string(),
+            info("NOT_PUBLISHED", vec![("state", state.as_str().to_owned())]),
+        ),
+        // Transient: the same request may succeed in a moment.
+        ReviewError::Store(StoreError::Unavailable(_)) => Status::with_error_details(
+            Code::Unavailable,
+            "the review queue cannot be reached right now; retry",
+            ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+        ),
+        // Broken data or a bug: the cause is in the logs.
+        ReviewError::Store(StoreError::Corrupt(_) | StoreError::KeyReused) => {
+            Status::internal("internal error")
+        }
+    }
+}
+
+/// Logs what the caller cannot act on, then answers with the status.
+fn refuse(operation: &str, error: ReviewError) -> Status {
+    let status = review_status(&error);
+    match &error {
+        ReviewError::Store(StoreError::Unavailable(why)) => {
+            tracing::warn!(operation, why, "review operation failed")
+        }
+        ReviewError::Store(e) => tracing::error!(operation, error = %e, "review operation failed"),
+        _ => tracing::info!(operation, code = ?status.code(), error = %error, "review operation refused"),
+    }
+    status
+}
+
+impl From<FlaggedItem> for pb::FlaggedItem {
+    fn from(item: FlaggedItem) -> Self {
+        pb::FlaggedItem {
+            // Moderators may see the reader's e-mail address.
+            comment: Some(comment_message(item.comment, true)),
+            version: item.version,
+            explanation: item
+                .explanation
+                .into_iter()
+                .map(|e| pb::Feature {
+                    head: e.head,
+                    feature: e.feature,
+                    weight: e.weight,
+                })
+                .collect(),
+            claim: item.claim.map(|c| pb::Claim {
+                moderator: c.moderator,
+                until: Some(timestamp(c.until_ms)),
+            }),
+            author_record: Some(pb::AuthorRecord {
+                accepted: item.author.accepted,
+                rejected: item.author.rejected,
+            }),
+            ip_record: Some(pb::AuthorRecord {
+                accepted: item.ip.accepted,
+                rejected: item.ip.rejected,
+            }),
+            reports: item.reports,
+        }
+    }
+}
+
+impl From<HistoryEvent> for pb::HistoryEvent {
+    fn from(e: HistoryEvent) -> Self {
+        pb::HistoryEvent {
+            at: Some(timestamp(e.at_ms)),
+            actor: e.actor,
+            action: e.action,
+            state: pb::CommentState::from(e.state).into(),
+            note: e.note,
+        }
+    }
+}
+
+fn comment_id(raw: &str) -> Result<CommentId, ReviewError> {
+    CommentId::parse("comment_id", raw).map_err(|v| invalid(vec![v]))
+}
+
+#[tonic::async_trait]
+impl pb::moderation_service_server::ModerationService for ModerationApi {
+    async fn list_flagged(
+        &self,
+        request: Request<pb::ListFlaggedRequest>,
+    ) -> Result<Response<pb::ListFlaggedResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let r = request.into_inner();
+        let page = async {
+            let query = Query::parse(
+                r.article_id.as_deref(),
+                r.reason.as_deref(),
+                r.min_age_seconds,
+                r.max_age_seconds,
+                r.page_size,
+                &r.page_token,
+            )
+            .map_err(invalid)?;
+            self.queue.list(&query, deadline).await
+        }
+        .await
+        .map_err(|e| refuse("ListFlagged", e))?;
+        Ok(Response::new(pb::ListFlaggedResponse {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_page_token: page.next.map(|c| c.token()).unwrap_or_default(),
+        }))
+    }
+
+    async fn claim_flagged(
+        &self,
+        request: Request<pb::ClaimFlaggedRequest>,
+    ) -> Result<Response<pb::ClaimFlaggedResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let r = request.into_inner();
+        let items = async {
+            let claim = ClaimRequest::parse(
+                &r.moderator,
+                r.count,
+                &r.comment_ids,
+                r.lease_seconds,
+                self.queue.settings(),
+            )
+            .map_err(invalid)?;
+            self.queue.claim(&claim, deadline).await
+        }
+        .await
+        .map_err(|e| refuse("ClaimFlagged", e))?;
+        Ok(Response::new(pb::ClaimFlaggedResponse {
+            items: items.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn decide_comment(
+        &self,
+        request: Request<pb::DecideCommentRequest>,
+    ) -> Result<Response<pb::DecideCommentResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let r = request.into_inner();
+        let label = match r.label() {
+            pb::RejectLabel::Unspecified => None,
+            pb::RejectLabel::Spam => Some(Label::Spam),
+            pb::RejectLabel::Abuse => Some(Label::Abuse),
+        };
+        let verdict = match r.decision() {
+            pb::ModeratorDecision::Unspecified => None,
+            pb::ModeratorDecision::Approve => Some(Verdict::Approve),
+            pb::ModeratorDecision::Reject => Some(Verdict::Reject(label)),
+        };
+        let (state, version) = async {
+            let decision = Decision::parse(&r.comment_id, r.version, &r.moderator, verdict, &r.note)
+                .map_err(invalid)?;
+            self.queue.decide(&decision, deadline).await
+        }
+        .await
+        .map_err(|e| refuse("DecideComment", e))?;
+        Ok(Response::new(pb::DecideCommentResponse {
+            state: pb::CommentState::from(state).into(),
+            version,
+        }))
+    }
+
+    async fn report_comment(
+        &self,
+        request: Request<pb::ReportCommentRequest>,
+    ) -> Result<Response<pb::ReportCommentResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let r = request.into_inner();
+        let version = async {
+            let (id, reason) = match (comment_id(&r.comment_id), report_reason(&r.reason)) {
+                (Ok(id), Ok(reason)) => (id, reason),
+                (id, reason) => {
+                    let mut violations = Vec::new();
+                    if let Err(ReviewError::Invalid(v)) = id {
+                        violations.extend(v);
+                    }
+                    if let Err(v) = reason {
+                        violations.push(v);
+                    }
+                    return Err(invalid(violations));
+                }
+            };
+            self.queue.report(id, &reason, deadline).await
+        }
+        .await
+        .map_err(|e| refuse("ReportComment", e))?;
+        Ok(Response::new(pb::ReportCommentResponse {
+            state: pb::CommentState::PendingReview.into(),
+            version,
+        }))
+    }
+
+    async fn get_comment_history(
+        &self,
+        request: Request<pb::GetCommentHistoryRequest>,
+    ) -> Result<Response<pb::GetCommentHistoryResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let r = request.into_inner();
+        let events = async {
+            let id = comment_id(&r.comment_id)?;
+            self.queue.history(id, deadline).await
+        }
+        .await
+        .map_err(|e| refuse("GetCommentHistory", e))?;
+        Ok(Response::new(pb::GetCommentHistoryResponse {
+            events: events.into_iter().map(Into::into).collect(),
+        }))
+    }
+}

@@ -1,0 +1,685 @@
+//! The review queue as the domain sees it: what moderators list, claim and decide, readers'
+//! reports, the history of a comment, and the labeled examples decisions become. Storage is in
+//! [`crate::store`]; the wire protocol in [`crate::grpc`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::comment::{ArticleId, CommentId, Violation, text_field};
+use crate::decide::{Outcome, Reason, ReasonCode};
+use crate::store::{Store, StoreError, StoredComment};
+
+/// The reason code of a comment a reader reported.
+pub const REPORTED: &str = "REPORTED";
+
+/// Section `[review]` of the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewSettings {
+    /// How long a claim lasts when the moderator does not say.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// The longest claim a moderator may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_lease: Duration,
+    /// The most comments one claim may take.
+    pub max_claim: usize,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        ReviewSettings {
+            lease: Duration::from_secs(10 * 60),
+            max_lease: Duration::from_secs(3600),
+            max_claim: 100,
+        }
+    }
+}
+
+/// Who acts: a moderator's name (1–100 characters of letters, digits and `. _ - @`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Moderator(String);
+
+impl Moderator {
+    /// Parses the `moderator` field.
+    pub fn parse(raw: &str) -> Result<Self, Violation> {
+        let ok = (1..=100).contains(&raw.chars().count())
+            && raw
+                .chars()
+                .all(|c| c.is_alphanumeric() || ".-_@".contains(c));
+        if ok {
+            Ok(Moderator(raw.to_owned()))
+        } else {
+            Err(Violation {
+                field: "moderator",
+                description: "must be 1 to 100 letters, digits and . _ - @".into(),
+            })
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a page of the queue starts: after the item with this arrival time and id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// Arrival time (Unix ms) of the last item of the previous page.
+    pub arrived_ms: i64,
+    /// Its id.
+    pub id: CommentId,
+}
+
+impl Cursor {
+    /// The page token sent to clients.
+    pub fn token(&self) -> String {
+        format!("{:x}.{}", self.arrived_ms, self.id)
+    }
+
+    /// Reads a page token.
+    pub fn parse(token: &str) -> Result<Self, Violation> {
+        let bad = || Violation {
+            field: "page_token",
+            description: "is not a token from a previous page".into(),
+        };
+        let (ms, id) = token.split_once('.').ok_or_else(bad)?;
+        Ok(Cursor {
+            arrived_ms: i64::from_str_radix(ms, 16).map_err(|_| bad())?,
+            id: CommentId::parse("page_token", id).map_err(|_| bad())?,
+        })
+    }
+}
+
+/// Which waiting comments to list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// Only under this article.
+    pub article: Option<ArticleId>,
+    /// Only held for this reason code.
+    pub reason: Option<String>,
+    /// Only waiting at least this long.
+    pub min_age: Option<Duration>,
+    /// Only waiting at most this long.
+    pub max_age: Option<Duration>,
+    /// Items per page.
+    pub page_size: usize,
+    /// Where the page starts.
+    pub after: Option<Cursor>,
+}
+
+/// Largest page.
+pub const MAX_PAGE: usize = 200;
+
+/// Page size when the caller does not say.
+pub const DEFAULT_PAGE: usize = 50;
+
+impl Query {
+    /// Parses a listing request; a page size above [`MAX_PAGE`] is lowered to it.
+    pub fn parse(
+        article: Option<&str>,
+        reason: Option<&str>,
+        min_age_seconds: Option<u32>,
+        max_age_seconds: Option<u32>,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Query, Vec<Violation>> {
+        let mut violations = Vec::new();
+        let article = article
+            .map(ArticleId::parse)
+            .transpose()
+            .map_err(|v| violations.push(v))
+            .ok()
+            .flatten();
+        let known = |code: &str| code == REPORTED || ReasonCode::ALL.iter().any(|r| r.as_str() == code);
+        let reason = match reason {
+            Some(code) if !known(code) => {
+                let codes: Vec<&str> = ReasonCode::ALL.iter().map(|r| r.as_str()).collect();
+                violations.push(Violation::new(
+                    "reason",
+                    format!("must be one of {}, {REPORTED}", codes.join(", ")),
+                ));
+                None
+            }
+            other => other.map(str::to_owned),
+        };
+        if let (Some(min), Some(max)) = (min_age_seconds, max_age_seconds)
+            && min > max
+        {
+            violations.push(Violation::new(
+                "max_age_seconds",
+                format!("must not be below min_age_seconds ({min})"),
+            ));
+        }
+        let after = (!page_token.is_empty())
+            .then(|| Cursor::parse(page_token))
+            .transpose()
+            .map_err(|v| violations.push(v))
+            .ok()
+            .flatten();
+        if !violations.is_empty() {
+            return Err(violations);
+        }
+        let seconds = |s: u32| Duration::from_secs(u64::from(s));
+        Ok(Query {
+            article,
+            reason,
+            min_age: min_age_seconds.map(seconds),
+            max_age: max_age_seconds.map(seconds),
+            page_size: match page_size {
+                0 => DEFAULT_PAGE,
+                n => (n as usize).min(MAX_PAGE),
+            },
+            after,
+        })
+    }
+}
+
+/// A page of the queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page {
+    /// Oldest first.
+    pub items: Vec<FlaggedItem>,
+    /// Where the next page starts; `None` at the end.
+    pub next: Option<Cursor>,
+}
+
+/// What to claim: the oldest unclaimed comments, or given ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claiming {
+    /// This many of the oldest unclaimed comments.
+    Oldest(usize),
+    /// Exactly these (all or none).
+    These(Vec<CommentId>),
+}
+
+/// A claim request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// Who claims.
+    pub moderator: Moderator,
+    /// What.
+    pub what: Claiming,
+    /// For how long.
+    pub lease: Duration,
+}
+
+impl ClaimRequest {
+    /// Parses a claim request against the limits in `settings`.
+    pub fn parse(
+        moderator: &str,
+        count: u32,
+        ids: &[String],
+        lease_seconds: Option<u32>,
+        settings: &ReviewSettings,
+    ) -> Result<Self, Vec<Violation>> {
+        let mut violations = Vec::new();
+        let moderator = Moderator::parse(moderator).map_err(|v| violations.push(v)).ok();
+        let max = settings.max_claim;
+        let what = if ids.is_empty() {
+            if count == 0 || count as usize > max {
+                violations.push(Violation::new(
+                    "count",
+                    format!("must be 1 to {max} when no comment_ids are given"),
+                ));
+            }
+            Claiming::Oldest(count as usize)
+        } else {
+            if ids.len() > max {
+                violations.push(Violation::new(
+                    "comment_ids",
+                    format!("at most {max} ids, {} given", ids.len()),
+                ));
+            }
+            let mut parsed: Vec<CommentId> = Vec::with_capacity(ids.len());
+            for raw in ids {
+                match CommentId::parse("comment_ids", raw) {
+                    Ok(id) if !parsed.contains(&id) => parsed.push(id),
+                    Ok(_) => {}
+                    Err(v) => violations.push(v),
+                }
+            }
+            Claiming::These(parsed)
+        };
+        let longest = settings.max_lease.as_secs();
+        let lease = match lease_seconds {
+            None => settings.lease,
+            Some(s) if s >= 1 && u64::from(s) <= longest => Duration::from_secs(u64::from(s)),
+            Some(_) => {
+                violations.push(Violation::new(
+                    "lease_seconds",
+                    format!("must be 1 to {longest}"),
+                ));
+                settings.lease
+            }
+        };
+        match moderator {
+            Some(moderator) if violations.is_empty() => Ok(ClaimRequest {
+                moderator,
+                what,
+                lease,
+            }),
+            _ => Err(violations),
+        }
+    }
+}
+
+/// A moderator's decision on one comment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The comment.
+    pub id: CommentId,
+    /// The version the moderator saw.
+    pub version: u64,
+    /// Who decides.
+    pub moderator: Moderator,
+    /// Approve or reject.
+    pub verdict: Verdict,
+    /// A note for the history (up to 1,000 characters).
+    pub note: String,
+}
+
+impl Decision {
+    /// Parses a decision; `verdict` is `None` when the request named none.
+    pub fn parse(
+        id: &str,
+        version: u64,
+        moderator: &str,
+        verdict: Option<Verdict>,
+        note: &str,
+    ) -> Result<Self, Vec<Violation>> {
+        let mut violations = Vec::new();
+        let id = CommentId::parse("comment_id", id).map_err(|v| violations.push(v)).ok();
+        if version == 0 {
+            violations.push(Violation::new(
+                "version",
+                "must be the version of the comment as listed or claimed",
+            ));
+        }
+        let moderator = Moderator::parse(moderator).map_err(|v| violations.push(v)).ok();
+        if verdict.is_none() {
+            violations.push(Violation::new("decision", "must be APPROVE or REJECT"));
+        }
+        let note = text_field("note", note, true, 0, 1000)
+            .map_err(|v| violations.push(v))
+            .ok();
+        match (id, moderator, verdict, note) {
+            (Some(id), Some(moderator), Some(verdict), Some(note)) if violations.is_empty() => {
+                Ok(Decision {
+                    id,
+                    version,
+                    moderator,
+                    verdict,
+                    note,
+                })
+            }
+            _ => Err(violations),
+        }
+    }
+}
+
+/// Parses a reader's report reason (1–500 characters).
+pub fn report_reason(raw: &str) -> Result<String, Violation> {
+    text_field("reason", raw, true, 1, 500)
+}
+
+/// What a source's earlier comments became.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// Published.
+    pub accepted: u32,
+    /// Rejected.
+    pub rejected: u32,
+}
+
+/// A moderator's lease on a comment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// Who holds it.
+    pub moderator: String,
+    /// Until when (Unix ms).
+    pub until_ms: i64,
+}
+
+/// One feature's share in a score, as stored with a held comment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Explained {
+    /// `spam` or `toxic`.
+    pub head: String,
+    /// The feature, readable.
+    pub feature: String,
+    /// Its share of the head's log-odds.
+    pub weight: f32,
+}
+
+/// A waiting comment with what a moderator needs to decide.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlaggedItem {
+    /// The comment.
+    pub comment: StoredComment,
+    /// Its version (for optimistic concurrency).
+    pub version: u64,
+    /// Why it scored as it did.
+    pub explanation: Vec<Explained>,
+    /// A live claim on it, if any.
+    pub claim: Option<Claim>,
+    /// The same author's earlier comments.
+    pub author: Record,
+    /// The same IP address's earlier comments.
+    pub ip: Record,
+    /// Readers' reports, if it came back after publication.
+    pub reports: Vec<String>,
+}
+
+/// Why a rejected comment is rejected, for its training label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Label {
+    /// Spam.
+    Spam,
+    /// Abuse.
+    Abuse,
+}
+
+/// A moderator's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Publish.
+    Approve,
+    /// Reject; the label if the moderator gave one.
+    Reject(Option<Label>),
+}
+
+impl Verdict {
+    /// The training labels of this decision on a comment held for `reasons`: (spam, toxic),
+    /// `None` where the decision says nothing.
+    pub fn labels(self, reasons: &[Reason]) -> (Option<bool>, Option<bool>) {
+        match self {
+            Verdict::Approve => (Some(false), Some(false)),
+            Verdict::Reject(Some(Label::Spam)) => (Some(true), None),
+            Verdict::Reject(Some(Label::Abuse)) => (Some(false), Some(true)),
+            Verdict::Reject(None) => {
+                // Readers report abuse far more often than spam that got through.
+                let held_for = |prefix: &str| reasons.iter().any(|r| r.code.starts_with(prefix));
+                if (held_for("TOXIC") || held_for("REPORTED")) && !held_for("SPAM") {
+                    (Some(false), Some(true))
+                } else {
+                    (Some(true), None)
+                }
+            }
+        }
+    }
+}
+
+/// A moderator's decision as a labeled example: the corpus record, plus which comment, when
+/// and who.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Feedback {
+    /// The decided comment.
+    pub comment_id: String,
+    /// The labeled comment, in the corpus format.
+    pub record: crate::classifier::corpus::Record,
+    /// When it was decided (Unix ms).
+    pub decided_at: i64,
+    /// Who decided.
+    pub moderator: String,
+}
+
+/// The training examples in `feedback` (oldest first): one per comment, its latest decision
+/// (a comment approved, then reported and rejected, was abuse after all).
+pub fn training_examples(feedback: Vec<Feedback>) -> Vec<crate::classifier::corpus::Record> {
+    let mut latest: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (k, f) in feedback.iter().enumerate() {
+        latest.insert(f.comment_id.clone(), k);
+    }
+    feedback
+        .into_iter()
+        .enumerate()
+        .filter(|(k, f)| latest.get(&f.comment_id) == Some(k))
+        .map(|(_, f)| f.record)
+        .collect()
+}
+
+/// One thing that happened to a comment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// Who: `service`, `reader`, or a moderator.
+    pub actor: String,
+    /// What: `submitted`, `claimed`, `approved`, `rejected`, `reported`.
+    pub action: String,
+    /// The state after it.
+    pub state: Outcome,
+    /// A note or a report's reason.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Why a review operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// No such comment.
+    #[error("no comment {0}")]
+    NotFound(CommentId),
+    /// The comment changed since the caller read it.
+    #[error("comment {id} is at version {current}, not {given}")]
+    Stale {
+        /// The comment.
+        id: CommentId,
+        /// Its version now.
+        current: u64,
+        /// The version the caller sent.
+        given: u64,
+    },
+    /// Another moderator holds the claim.
+    #[error("comment {id} is claimed by {moderator}")]
+    ClaimedByOther {
+        /// The comment.
+        id: CommentId,
+        /// Who holds the claim.
+        moderator: String,
+    },
+    /// The comment is not waiting for review.
+    #[error("comment {id} is {state}, not waiting for review")]
+    NotInReview {
+        /// The comment.
+        id: CommentId,
+        /// Where it is.
+        state: Outcome,
+    },
+    /// Only published comments can be reported.
+    #[error("comment {id} is {state}, not published")]
+    NotPublished {
+        /// The comment.
+        id: CommentId,
+        /// Where it is.
+        state: Outcome,
+    },
+    /// Invalid input.
+    #[error("invalid request")]
+    Invalid(Vec<Violation>),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The review queue: every operation bounded by a deadline, times taken from the clock.
+pub struct Queue {
+    store: Arc<dyn Store>,
+    settings: ReviewSettings,
+}
+
+/// Runs a storage call, failing as unavailable when it outlasts `deadline`.
+async fn within<T, E>(
+    deadline: Instant,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, ReviewError>
+where
+    ReviewError: From<E>,
+{
+    match tokio::time::timeout_at(deadline.into(), call).await {
+        Ok(result) => result.map_err(ReviewError::from),
+        Err(_) => Err(ReviewError::Store(StoreError::Unavailable(
+            "storage did not answer before the deadline".into(),
+        ))),
+    }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl Queue {
+    /// The queue kept in `store`.
+    pub fn new(store: Arc<dyn Store>, settings: ReviewSettings) -> Self {
+        Queue { store, settings }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &ReviewSettings {
+        &self.settings
+    }
+
+    /// A page of waiting comments.
+    pub async fn list(&self, query: &Query, deadline: Instant) -> Result<Page, ReviewError> {
+        let (items, next) = within(deadline, self.store.flagged(query, now_ms())).await?;
+        Ok(Page { items, next })
+    }
+
+    /// Leases comments to a moderator; returns what was claimed (possibly fewer than asked
+    /// when the queue is short).
+    pub async fn claim(
+        &self,
+        request: &ClaimRequest,
+        deadline: Instant,
+    ) -> Result<Vec<FlaggedItem>, ReviewError> {
+        let now = now_ms();
+        let until = now + i64::try_from(request.lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let (count, ids) = match &request.what {
+            Claiming::Oldest(n) => (*n, &[][..]),
+            Claiming::These(ids) => (ids.len(), &ids[..]),
+        };
+        within(
+            deadline,
+            self.store.claim(&request.moderator, count, ids, until, now),
+        )
+        .await
+    }
+
+    /// Approves or rejects a waiting comment; returns its new state and version.
+    pub async fn decide(
+        &self,
+        d: &Decision,
+        deadline: Instant,
+    ) -> Result<(Outcome, u64), ReviewError> {
+        within(
+            deadline,
+            self.store
+                .decide(d.id, d.version, &d.moderator, d.verdict, &d.note, now_ms()),
+        )
+        .await
+    }
+
+    /// Brings a published comment back for review; returns its new version.
+    pub async fn report(
+        &self,
+        id: CommentId,
+        reason: &str,
+        deadline: Instant,
+    ) -> Result<u64, ReviewError> {
+        within(deadline, self.store.report(id, reason, now_ms())).await
+    }
+
+    /// What happened to a comment; [`ReviewError::NotFound`] when nothing is recorded.
+    pub async fn history(
+        &self,
+        id: CommentId,
+        deadline: Instant,
+    ) -> Result<Vec<HistoryEvent>, ReviewError> {
+        let events = within(deadline, self.store.history(id)).await?;
+        if events.is_empty() {
+            return Err(ReviewError::NotFound(id));
+        }
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_refuse_anything_else() {
+        let cursor = Cursor {
+            arrived_ms: 1_764_252_147_958,
+            id: CommentId::new(),
+        };
+        assert_eq!(Cursor::parse(&cursor.token()).unwrap(), cursor);
+        for bad in ["", "x", "zz.abc", "19a.not-a-uuid"] {
+            assert_eq!(Cursor::parse(bad).unwrap_err().field, "page_token");
+        }
+    }
+
+    #[test]
+    fn decisions_become_labels() {
+        let held = |codes: &[&str]| -> Vec<Reason> {
+            codes
+                .iter()
+                .map(|c| Reason {
+                    code: (*c).to_owned(),
+                    message: String::new(),
+                })
+                .collect()
+        };
+        let approve = Verdict::Approve;
+        assert_eq!(approve.labels(&held(&["SPAM_LIKELY"])), (Some(false), Some(false)));
+        let reject = Verdict::Reject(None);
+        assert_eq!(reject.labels(&held(&["SPAM_LIKELY"])), (Some(true), None));
+        assert_eq!(reject.labels(&held(&["TOXIC_LIKELY"])), (Some(false), Some(true)));
+        assert_eq!(reject.labels(&held(&["REPORTED"])), (Some(false), Some(true)));
+        assert_eq!(
+            reject.labels(&held(&["TOXIC_LIKELY", "SPAM_LIKELY"])),
+            (Some(true), None)
+        );
+        assert_eq!(reject.labels(&held(&["BOT_TOO_FAST"])), (Some(true), None));
+        let abuse = Verdict::Reject(Some(Label::Abuse));
+        assert_eq!(abuse.labels(&held(&["SPAM_LIKELY"])), (Some(false), Some(true)));
+        let spam = Verdict::Reject(Some(Label::Spam));
+        assert_eq!(spam.labels(&held(&["TOXIC_LIKELY"])), (Some(true), None));
+    }
+
+    #[test]
+    fn only_the_latest_decision_on_a_comment_is_an_example() {
+        let decided = |id: &str, spam: bool, at: i64| Feedback {
+            comment_id: id.to_owned(),
+            record: crate::classifier::corpus::Record {
+                text: format!("comment {id}"),
+                spam: Some(spam),
+                ..Default::default()
+            },
+            decided_at: at,
+            moderator: "lan".to_owned(),
+        };
+        let examples = training_examples(vec![
+            decided("a", false, 1),
+            decided("b", true, 2),
+            decided("a", true, 3),
+        ]);
+        let labels: Vec<(&str, Option<bool>)> =
+            examples.iter().map(|r| (r.text.as_str(), r.spam)).collect();
+        assert_eq!(labels, [("comment b", Some(true)), ("comment a", Some(true))]);
+    }
+
+    #[test]
+    fn moderator_names_are_checked() {
+        assert!(Moderator::parse("lan.nguyen@toasoan").is_ok());
+        assert!(Moderator::parse("Trần Bình").is_err(), "no spaces");
+        assert!(Moderator::parse("").is_err());
+        assert!(Moderator::parse(&"m".repeat(101)).is_err());
+    }
+}
