@@ -136,7 +136,8 @@ impl Query {
             .map_err(|v| violations.push(v))
             .ok()
             .flatten();
-        let known = |code: &str| code == REPORTED || ReasonCode::ALL.iter().any(|r| r.as_str() == code);
+        let known =
+            |code: &str| code == REPORTED || ReasonCode::ALL.iter().any(|r| r.as_str() == code);
         let reason = match reason {
             Some(code) if !known(code) => {
                 let codes: Vec<&str> = ReasonCode::ALL.iter().map(|r| r.as_str()).collect();
@@ -219,7 +220,9 @@ impl ClaimRequest {
         settings: &ReviewSettings,
     ) -> Result<Self, Vec<Violation>> {
         let mut violations = Vec::new();
-        let moderator = Moderator::parse(moderator).map_err(|v| violations.push(v)).ok();
+        let moderator = Moderator::parse(moderator)
+            .map_err(|v| violations.push(v))
+            .ok();
         let max = settings.max_claim;
         let what = if ids.is_empty() {
             if count == 0 || count as usize > max {
@@ -294,14 +297,18 @@ impl Decision {
         note: &str,
     ) -> Result<Self, Vec<Violation>> {
         let mut violations = Vec::new();
-        let id = CommentId::parse("comment_id", id).map_err(|v| violations.push(v)).ok();
+        let id = CommentId::parse("comment_id", id)
+            .map_err(|v| violations.push(v))
+            .ok();
         if version == 0 {
             violations.push(Violation::new(
                 "version",
                 "must be the version of the comment as listed or claimed",
             ));
         }
-        let moderator = Moderator::parse(moderator).map_err(|v| violations.push(v)).ok();
+        let moderator = Moderator::parse(moderator)
+            .map_err(|v| violations.push(v))
+            .ok();
         if verdict.is_none() {
             violations.push(Violation::new("decision", "must be APPROVE or REJECT"));
         }
@@ -403,9 +410,10 @@ impl Verdict {
             Verdict::Reject(Some(Label::Spam)) => (Some(true), None),
             Verdict::Reject(Some(Label::Abuse)) => (Some(false), Some(true)),
             Verdict::Reject(None) => {
-                // Readers report abuse far more often than spam that got through.
+                // A report is the latest word on a comment, and readers report abuse far
+                // more often than spam that got through; otherwise, what it was held for.
                 let held_for = |prefix: &str| reasons.iter().any(|r| r.code.starts_with(prefix));
-                if (held_for("TOXIC") || held_for("REPORTED")) && !held_for("SPAM") {
+                if held_for(REPORTED) || (held_for("TOXIC") && !held_for("SPAM")) {
                     (Some(false), Some(true))
                 } else {
                     (Some(true), None)
@@ -637,18 +645,34 @@ mod tests {
                 .collect()
         };
         let approve = Verdict::Approve;
-        assert_eq!(approve.labels(&held(&["SPAM_LIKELY"])), (Some(false), Some(false)));
+        assert_eq!(
+            approve.labels(&held(&["SPAM_LIKELY"])),
+            (Some(false), Some(false))
+        );
         let reject = Verdict::Reject(None);
         assert_eq!(reject.labels(&held(&["SPAM_LIKELY"])), (Some(true), None));
-        assert_eq!(reject.labels(&held(&["TOXIC_LIKELY"])), (Some(false), Some(true)));
-        assert_eq!(reject.labels(&held(&["REPORTED"])), (Some(false), Some(true)));
+        assert_eq!(
+            reject.labels(&held(&["TOXIC_LIKELY"])),
+            (Some(false), Some(true))
+        );
+        assert_eq!(
+            reject.labels(&held(&["REPORTED"])),
+            (Some(false), Some(true))
+        );
+        assert_eq!(
+            reject.labels(&held(&["SPAM_LIKELY", "REPORTED"])),
+            (Some(false), Some(true))
+        );
         assert_eq!(
             reject.labels(&held(&["TOXIC_LIKELY", "SPAM_LIKELY"])),
             (Some(true), None)
         );
         assert_eq!(reject.labels(&held(&["BOT_TOO_FAST"])), (Some(true), None));
         let abuse = Verdict::Reject(Some(Label::Abuse));
-        assert_eq!(abuse.labels(&held(&["SPAM_LIKELY"])), (Some(false), Some(true)));
+        assert_eq!(
+            abuse.labels(&held(&["SPAM_LIKELY"])),
+            (Some(false), Some(true))
+        );
         let spam = Verdict::Reject(Some(Label::Spam));
         assert_eq!(spam.labels(&held(&["TOXIC_LIKELY"])), (Some(true), None));
     }
@@ -672,7 +696,10 @@ mod tests {
         ]);
         let labels: Vec<(&str, Option<bool>)> =
             examples.iter().map(|r| (r.text.as_str(), r.spam)).collect();
-        assert_eq!(labels, [("comment b", Some(true)), ("comment a", Some(true))]);
+        assert_eq!(
+            labels,
+            [("comment b", Some(true)), ("comment a", Some(true))]
+        );
     }
 
     #[test]

@@ -25,10 +25,10 @@ use crate::grpc::{CommentApi, ModerationApi};
 use crate::pipeline::Pipeline;
 use crate::proto::v1::comment_service_server::CommentServiceServer;
 use crate::proto::v1::moderation_service_server::ModerationServiceServer;
-use crate::review::Queue;
 use crate::rate_limit;
 use crate::rate_limit::cluster::ClusterLimiter;
 use crate::rate_limit::{RateLimiter, TwoTier};
+use crate::review::Queue;
 use crate::store::Store;
 use crate::store::redis::RedisStore;
 
@@ -172,9 +172,11 @@ impl App {
             server.request_timeout,
         ))
         .max_decoding_message_size(server.max_message_bytes);
-        let moderation =
-            ModerationServiceServer::new(ModerationApi::new(self.queue.clone(), server.request_timeout))
-                .max_decoding_message_size(server.max_message_bytes);
+        let moderation = ModerationServiceServer::new(ModerationApi::new(
+            self.queue.clone(),
+            server.request_timeout,
+        ))
+        .max_decoding_message_size(server.max_message_bytes);
 
         let watch = tokio::spawn(watch_redis(self.store.clone(), health.clone()));
         let watch_limiter = self

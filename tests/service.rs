@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{PrivateRedis, TestApp, submission, test_config};
+use common::{PrivateRedis, TestApp, stream, submission, test_config};
 use moderation::proto::v1 as pb;
 use redis::Commands;
 use tonic::Code;
@@ -16,25 +16,6 @@ use tonic_types::StatusExt;
 
 const SERVING: i32 = 1;
 const NOT_SERVING: i32 = 2;
-
-/// Entries of a stream, oldest first, as field maps.
-fn stream(app: &TestApp, name: &str) -> Vec<HashMap<String, String>> {
-    let reply: redis::streams::StreamRangeReply = app
-        .redis()
-        .xrange_all(app.key(name))
-        .expect("XRANGE answers");
-    reply
-        .ids
-        .into_iter()
-        .map(|entry| {
-            entry
-                .map
-                .into_iter()
-                .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap()))
-                .collect()
-        })
-        .collect()
-}
 
 fn comment_hash(app: &TestApp, id: &str) -> HashMap<String, String> {
     app.redis()

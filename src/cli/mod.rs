@@ -175,7 +175,10 @@ pub fn parse_since(raw: &str, now: jiff::Timestamp) -> Result<i64> {
         return Ok(t.as_millisecond());
     }
     if let Ok(date) = raw.parse::<jiff::civil::Date>() {
-        return Ok(date.to_zoned_datetime(jiff::tz::TimeZone::UTC)?.timestamp().as_millisecond());
+        return Ok(date
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)?
+            .timestamp()
+            .as_millisecond());
     }
     if let Ok(span) = humantime::parse_duration(raw) {
         let back = i64::try_from(span.as_millis()).unwrap_or(i64::MAX);
@@ -366,7 +369,8 @@ fn run_export_feedback(args: ExportFeedbackArgs) -> Result<()> {
         let store = RedisStore::new(config.redis.clone(), config.server.request_timeout * 10)?;
         store.feedback(since).await
     });
-    let feedback = feedback.with_context(|| format!("reading decisions from {}", config.redis.url))?;
+    let feedback =
+        feedback.with_context(|| format!("reading decisions from {}", config.redis.url))?;
     let decisions = feedback.len();
     let examples = crate::review::training_examples(feedback);
     let mut output: Box<dyn std::io::Write> = match &args.out {
@@ -397,7 +401,10 @@ mod tests {
         let now: jiff::Timestamp = "2026-11-27T12:00:00Z".parse().unwrap();
         let at = |s: &str| jiff::Timestamp::from_millisecond(parse_since(s, now).unwrap()).unwrap();
         assert_eq!(at("2026-11-01").to_string(), "2026-11-01T00:00:00Z");
-        assert_eq!(at("2026-11-01T08:00:00+07:00").to_string(), "2026-11-01T01:00:00Z");
+        assert_eq!(
+            at("2026-11-01T08:00:00+07:00").to_string(),
+            "2026-11-01T01:00:00Z"
+        );
         assert_eq!(at("7days").to_string(), "2026-11-20T12:00:00Z");
         assert_eq!(at("36h").to_string(), "2026-11-26T00:00:00Z");
         assert!(parse_since("last tuesday", now).is_err());

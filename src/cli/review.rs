@@ -16,7 +16,12 @@ use crate::proto::v1::moderation_service_client::ModerationServiceClient;
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
     /// The server's gRPC address.
-    #[arg(long, env = "MODERATION_SERVER", default_value = "http://127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "MODERATION_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
     pub server: String,
     /// Who you are, as recorded in the history (default: the login name).
     #[arg(long, env = "MODERATION_MODERATOR", global = true)]
@@ -150,15 +155,23 @@ fn explain(status: tonic::Status) -> anyhow::Error {
         }
     }
     if let Some(info) = details.error_info() {
-        let mut metadata: Vec<String> =
-            info.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut metadata: Vec<String> = info
+            .metadata
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         metadata.sort();
         text.push_str(&format!("\n  {} {}", info.reason, metadata.join(" ")));
     }
     anyhow::anyhow!(text)
 }
 
-async fn act(channel: Channel, moderator: &str, action: ReviewAction, now_ms: i64) -> Result<String> {
+async fn act(
+    channel: Channel,
+    moderator: &str,
+    action: ReviewAction,
+    now_ms: i64,
+) -> Result<String> {
     let mut client = ModerationServiceClient::new(channel);
     match action {
         ReviewAction::List(a) => {
@@ -176,7 +189,10 @@ async fn act(channel: Channel, moderator: &str, action: ReviewAction, now_ms: i6
                 .into_inner();
             let mut out = table(&page.items, now_ms);
             if !page.next_page_token.is_empty() {
-                out.push_str(&format!("next page: --page-token {}\n", page.next_page_token));
+                out.push_str(&format!(
+                    "next page: --page-token {}\n",
+                    page.next_page_token
+                ));
             }
             Ok(out)
         }
@@ -194,14 +210,28 @@ async fn act(channel: Channel, moderator: &str, action: ReviewAction, now_ms: i6
             Ok(table(&claimed.items, now_ms))
         }
         ReviewAction::Approve(a) => {
-            decide(&mut client, moderator, a, pb::ModeratorDecision::Approve, None).await
+            decide(
+                &mut client,
+                moderator,
+                a,
+                pb::ModeratorDecision::Approve,
+                None,
+            )
+            .await
         }
         ReviewAction::Reject(r) => {
             let label = r.label.map(|l| match l {
                 LabelArg::Spam => pb::RejectLabel::Spam,
                 LabelArg::Abuse => pb::RejectLabel::Abuse,
             });
-            decide(&mut client, moderator, r.decide, pb::ModeratorDecision::Reject, label).await
+            decide(
+                &mut client,
+                moderator,
+                r.decide,
+                pb::ModeratorDecision::Reject,
+                label,
+            )
+            .await
         }
         ReviewAction::History { id } => {
             let history = client

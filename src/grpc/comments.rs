@@ -43,7 +43,6 @@ impl CommentApi {
     }
 }
 
-
 impl From<pb::SubmitCommentRequest> for RawSubmission {
     fn from(r: pb::SubmitCommentRequest) -> Self {
         let captcha = r.captcha.and_then(|c| c.answer).map(|answer| match answer {
@@ -360,4 +359,3 @@ impl pb::comment_service_server::CommentService for CommentApi {
         }
     }
 }
-

@@ -123,7 +123,9 @@ fn refuse(operation: &str, error: ReviewError) -> Status {
             tracing::warn!(operation, why, "review operation failed")
         }
         ReviewError::Store(e) => tracing::error!(operation, error = %e, "review operation failed"),
-        _ => tracing::info!(operation, code = ?status.code(), error = %error, "review operation refused"),
+        _ => {
+            tracing::info!(operation, code = ?status.code(), error = %error, "review operation refused")
+        }
     }
     status
 }
@@ -245,8 +247,9 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
             pb::ModeratorDecision::Reject => Some(Verdict::Reject(label)),
         };
         let (state, version) = async {
-            let decision = Decision::parse(&r.comment_id, r.version, &r.moderator, verdict, &r.note)
-                .map_err(invalid)?;
+            let decision =
+                Decision::parse(&r.comment_id, r.version, &r.moderator, verdict, &r.note)
+                    .map_err(invalid)?;
             self.queue.decide(&decision, deadline).await
         }
         .await

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -14,6 +15,7 @@ use moderation::config::Config;
 use moderation::proto::v1 as pb;
 use moderation::server::App;
 use pb::comment_service_client::CommentServiceClient;
+use redis::Commands;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
@@ -151,6 +153,25 @@ pub async fn channel(address: SocketAddr) -> Channel {
         .connect()
         .await
         .expect("the server accepts connections")
+}
+
+/// Entries of a stream, oldest first, as field maps.
+pub fn stream(app: &TestApp, name: &str) -> Vec<HashMap<String, String>> {
+    let reply: redis::streams::StreamRangeReply = app
+        .redis()
+        .xrange_all(app.key(name))
+        .expect("XRANGE answers");
+    reply
+        .ids
+        .into_iter()
+        .map(|entry| {
+            entry
+                .map
+                .into_iter()
+                .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap()))
+                .collect()
+        })
+        .collect()
 }
 
 /// A valid submission; `key` is its idempotency key.

@@ -21,8 +21,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -203,11 +203,20 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-/// Classifies a Redis error at the boundary: everything Redis reports is treated as transient
-/// (connection refused or reset, timeouts, LOADING, READONLY, BUSY), except answers of the
-/// wrong shape, which mean the data or the script is broken.
+/// Classifies a Redis error at the boundary: what Redis reports about itself is transient
+/// (connection refused or reset, timeouts, LOADING, READONLY, BUSY, OOM, too many clients), and
+/// the portal may retry; answers of the wrong shape, values of the wrong type, and errors
+/// raised inside our scripts mean the data or the code is broken, and retrying cannot help.
 fn classify(error: redis::RedisError) -> StoreError {
-    if error.kind() == redis::ErrorKind::UnexpectedReturnType {
+    let broken = match error.kind() {
+        redis::ErrorKind::UnexpectedReturnType | redis::ErrorKind::Parse => true,
+        _ if error.code() == Some("WRONGTYPE") => true,
+        redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => error
+            .detail()
+            .is_some_and(|d| d.contains("user_script") || d.contains("script")),
+        _ => false,
+    };
+    if broken {
         StoreError::Corrupt(error.to_string())
     } else {
         StoreError::Unavailable(error.to_string())
@@ -535,7 +544,10 @@ impl Store for RedisStore {
 }
 
 /// Reads a comment hash back.
-pub(super) fn read_comment(id: CommentId, f: &HashMap<String, String>) -> Result<StoredComment, StoreError> {
+pub(super) fn read_comment(
+    id: CommentId,
+    f: &HashMap<String, String>,
+) -> Result<StoredComment, StoreError> {
     let text = |name: &str| -> Result<String, StoreError> {
         f.get(name)
             .cloned()

@@ -8,8 +8,8 @@ use super::{RedisStore, classify, millis, read_comment};
 use crate::comment::CommentId;
 use crate::decide::{Outcome, Reason};
 use crate::review::{
-    Claim, Cursor, Explained, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, Record, ReviewError,
-    Verdict,
+    Claim, Cursor, Explained, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, Record,
+    ReviewError, Verdict,
 };
 use crate::store::StoreError;
 
@@ -18,7 +18,7 @@ use crate::store::StoreError;
 /// ids), history event (JSON, without the comment). Returns the positions (1-based) claimed, or
 /// {'refused', position, why, detail} when all-or-none fails.
 pub(super) const CLAIM: &str = r#"
-local moderator, until, now, want = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local moderator, lease_end, now, want = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local all = ARGV[5] == '1'
 local claimed = {}
 local n = #KEYS / 2
@@ -41,7 +41,7 @@ for i = 1, n do
   end
 end
 for _, i in ipairs(claimed) do
-  redis.call('HSET', KEYS[i * 2 - 1], 'claimed_by', moderator, 'claim_until', until)
+  redis.call('HSET', KEYS[i * 2 - 1], 'claimed_by', moderator, 'claim_until', lease_end)
   redis.call('RPUSH', KEYS[i * 2], ARGV[6])
 end
 local answer = {'claimed'}
@@ -137,7 +137,8 @@ return {'reported', tostring(version)}
 /// Vietnamese uses, else English.
 fn language(text: &str) -> &'static str {
     let vietnamese = text.chars().any(|c| {
-        matches!(c, 'đ' | 'Đ' | 'ơ' | 'Ơ' | 'ư' | 'Ư' | 'ă' | 'Ă') || ('\u{1EA0}'..='\u{1EF9}').contains(&c)
+        matches!(c, 'đ' | 'Đ' | 'ơ' | 'Ơ' | 'ư' | 'Ư' | 'ă' | 'Ă')
+            || ('\u{1EA0}'..='\u{1EF9}').contains(&c)
     });
     if vietnamese { "vi" } else { "en" }
 }
@@ -172,7 +173,9 @@ impl RedisStore {
         let newest = query
             .min_age
             .map_or("+inf".to_owned(), |a| (now_ms - age_ms(a)).to_string());
-        let oldest = query.max_age.map_or(0, |a| now_ms.saturating_sub(age_ms(a)));
+        let oldest = query
+            .max_age
+            .map_or(0, |a| now_ms.saturating_sub(age_ms(a)));
         let batch = query.page_size + 1;
         let mut items = Vec::with_capacity(query.page_size);
         let mut cursor = query.after;
@@ -204,7 +207,9 @@ impl RedisStore {
             let candidates: Vec<(CommentId, i64)> = read
                 .iter()
                 .copied()
-                .filter(|&(id, arrived)| cursor.is_none_or(|c| (arrived, id) > (c.arrived_ms, c.id)))
+                .filter(|&(id, arrived)| {
+                    cursor.is_none_or(|c| (arrived, id) > (c.arrived_ms, c.id))
+                })
                 .collect();
             let loaded = self.load_items(&candidates, now_ms).await?;
             for (&(id, arrived), item) in candidates.iter().zip(loaded) {
@@ -227,9 +232,16 @@ impl RedisStore {
             if exhausted {
                 return Ok((items, None));
             }
+            if items.len() == query.page_size {
+                return Ok((items, cursor));
+            }
             let next_from = cursor.map_or(oldest, |c| c.arrived_ms.max(oldest));
             let at_next = read.iter().filter(|(_, a)| *a == next_from).count();
-            skip = if next_from == from { skip + at_next } else { at_next };
+            skip = if next_from == from {
+                skip + at_next
+            } else {
+                at_next
+            };
         }
         Ok((items, cursor))
     }
@@ -277,10 +289,11 @@ impl RedisStore {
                 let comment = read_comment(*id, hash)?;
                 let field = |name: &str| hash.get(name).map_or("", String::as_str);
                 let claim_until: i64 = field("claim_until").parse().unwrap_or(0);
-                let claim = (!field("claimed_by").is_empty() && claim_until > now_ms).then(|| Claim {
-                    moderator: field("claimed_by").to_owned(),
-                    until_ms: claim_until,
-                });
+                let claim =
+                    (!field("claimed_by").is_empty() && claim_until > now_ms).then(|| Claim {
+                        moderator: field("claimed_by").to_owned(),
+                        until_ms: claim_until,
+                    });
                 Ok(Some(FlaggedItem {
                     version: field("version").parse().unwrap_or(0),
                     explanation: serde_json::from_str::<Vec<Explained>>(field("explanation"))
@@ -332,16 +345,28 @@ impl RedisStore {
             };
             let mut invocation = self.scripts.claim.prepare_invoke();
             for id in &candidates {
-                invocation.key(self.comment_key(*id)).key(self.history_key(*id));
+                invocation
+                    .key(self.comment_key(*id))
+                    .key(self.history_key(*id));
             }
-            let want = if explicit { candidates.len() } else { count - claimed.len() };
+            let want = if explicit {
+                candidates.len()
+            } else {
+                count - claimed.len()
+            };
             let answer: Vec<String> = invocation
                 .arg(moderator.as_str())
                 .arg(until_ms)
                 .arg(now_ms)
                 .arg(want)
                 .arg(if explicit { "1" } else { "0" })
-                .arg(event(now_ms, moderator.as_str(), "claimed", Outcome::PendingReview, ""))
+                .arg(event(
+                    now_ms,
+                    moderator.as_str(),
+                    "claimed",
+                    Outcome::PendingReview,
+                    "",
+                ))
                 .invoke_async(&mut self.connection())
                 .await
                 .map_err(classify)?;
@@ -430,7 +455,11 @@ impl RedisStore {
             .arg(event(
                 now_ms,
                 moderator.as_str(),
-                if state == Outcome::Accepted { "approved" } else { "rejected" },
+                if state == Outcome::Accepted {
+                    "approved"
+                } else {
+                    "rejected"
+                },
                 state,
                 note,
             ))
@@ -478,7 +507,8 @@ impl RedisStore {
             message: reason.to_owned(),
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let answer: Vec<String> = self.scripts
+        let answer: Vec<String> = self
+            .scripts
             .report
             .key(self.comment_key(id))
             .key(self.key("flagged"))
@@ -487,7 +517,13 @@ impl RedisStore {
             .key(self.reason_index_key("REPORTED"))
             .arg(reported)
             .arg(now_ms)
-            .arg(event(now_ms, "reader", "reported", Outcome::PendingReview, reason))
+            .arg(event(
+                now_ms,
+                "reader",
+                "reported",
+                Outcome::PendingReview,
+                reason,
+            ))
             .invoke_async(&mut self.connection())
             .await
             .map_err(classify)?;
