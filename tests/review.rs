@@ -447,6 +447,16 @@ async fn a_reported_comment_comes_back_and_its_rejection_takes_it_down() {
             .into_inner();
         assert_eq!(answer.state(), pb::CommentState::PendingReview);
     }
+    // A second reader's report joins the first; the version does not move.
+    let again = moderation
+        .report_comment(pb::ReportCommentRequest {
+            comment_id: kept.clone(),
+            reason: "Nói tục".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.version, 3);
     let reported = moderation
         .list_flagged(pb::ListFlaggedRequest {
             reason: Some("REPORTED".into()),
@@ -456,7 +466,7 @@ async fn a_reported_comment_comes_back_and_its_rejection_takes_it_down() {
         .unwrap()
         .into_inner();
     assert_eq!(ids_of(&reported.items), [kept.clone(), removed.clone()]);
-    assert_eq!(reported.items[0].reports, ["Xúc phạm tác giả"]);
+    assert_eq!(reported.items[0].reports, ["Xúc phạm tác giả", "Nói tục"]);
     let codes: Vec<&str> = reported.items[0]
         .comment
         .as_ref()

@@ -113,12 +113,18 @@ return {'decided', state, tostring(version)}
 /// article index, REPORTED index. ARGV: report reason (JSON string of a Reason), now (ms),
 /// history event (JSON).
 pub(super) const REPORT: &str = r#"
-local f = redis.call('HMGET', KEYS[1], 'state', 'version', 'id', 'reports', 'reasons')
+local f = redis.call('HMGET', KEYS[1], 'state', 'version', 'id', 'reports', 'reasons', 'reported')
 if not f[1] then return {'missing'} end
-if f[1] ~= 'accepted' then return {'not_published', f[1]} end
 local reason = cjson.decode(ARGV[1])
 local reports = cjson.decode(f[4] or '[]')
 reports[#reports + 1] = reason.message
+if f[1] == 'pending_review' and f[6] == '1' then
+  -- Already back for review: one more reader's report joins the others.
+  redis.call('HSET', KEYS[1], 'reports', cjson.encode(reports))
+  redis.call('RPUSH', KEYS[3], ARGV[3])
+  return {'reported', f[2]}
+end
+if f[1] ~= 'accepted' then return {'not_published', f[1]} end
 local reasons = cjson.decode(f[5] or '[]')
 reasons[#reasons + 1] = reason
 local version = tonumber(f[2]) + 1
