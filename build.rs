@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/moderation/v1/comments.proto",
         "proto/moderation/v1/moderation.proto",
+        "proto/moderation/v1/admin.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;

@@ -87,6 +87,7 @@ async fn seed(store: Arc<RedisStore>, n: usize) {
                     fingerprint: &comment.fingerprint(),
                     created_at_ms: started_ms + k as i64,
                     explanation: &explanation,
+                    tallies: &[],
                 })
                 .await
                 .unwrap();
@@ -111,6 +112,7 @@ fn review(c: &mut Criterion) {
     let _inside = runtime.enter();
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.metrics.enabled = false;
     config.redis.prefix = format!("{{bench-review-{}}}:", std::process::id());
     let redis = redis::Client::open(config.redis.url.expose()).unwrap();
     let mut sync = redis

@@ -11,6 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::AuthSettings;
 use crate::captcha::CaptchaSettings;
 use crate::comment::Limits;
 use crate::decide::BotRules;
@@ -40,6 +41,67 @@ pub struct Config {
     pub bots: BotRules,
     /// `[review]`: moderators' claims.
     pub review: ReviewSettings,
+    /// `[runtime]`: how runtime settings reach this instance.
+    pub runtime: RuntimeSettings,
+    /// `[metrics]`: the Prometheus endpoint.
+    pub metrics: MetricsSettings,
+    /// `[auth]`: API keys and roles.
+    pub auth: AuthSettings,
+}
+
+/// `[runtime]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSettings {
+    /// How often the stored runtime settings are re-read even without an announcement (a
+    /// safety net: announcements arrive within milliseconds).
+    #[serde(with = "humantime_serde")]
+    pub refresh: Duration,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            refresh: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Serve Prometheus metrics.
+    pub enabled: bool,
+    /// Address and port of the metrics endpoint (`GET /metrics`), apart from gRPC.
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
+        }
+    }
+}
+
+/// `[server.tls]`: serve gRPC over TLS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The server's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// Certificates (PEM) of the authorities client certificates must be signed by; when set,
+    /// clients must present one.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: accept clients without a certificate too (they still need an API key
+    /// where auth is on).
+    #[serde(default)]
+    pub client_auth_optional: bool,
 }
 
 /// `[server]`.
@@ -60,6 +122,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
+    /// TLS; plain HTTP/2 when absent (behind a terminating proxy, or on a private network).
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for ServerSettings {
@@ -70,6 +134,7 @@ impl Default for ServerSettings {
             max_message_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(10),
             log_format: LogFormat::Text,
+            tls: None,
         }
     }
 }
@@ -89,14 +154,17 @@ pub enum LogFormat {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClassifierSettings {
-    /// The model file to load.
+    /// The model file loaded at start-up (ops may activate another at runtime).
     pub model: PathBuf,
+    /// Where model versions are kept: `models list` shows them, `models activate` picks one.
+    pub models_dir: PathBuf,
 }
 
 impl Default for ClassifierSettings {
     fn default() -> Self {
         ClassifierSettings {
             model: PathBuf::from(crate::classifier::DEFAULT_MODEL),
+            models_dir: PathBuf::from("models"),
         }
     }
 }
@@ -178,8 +246,15 @@ impl Config {
         if r.max_claim == 0 {
             bail!("review.max_claim must be more than 0");
         }
+        if self.runtime.refresh.is_zero() {
+            bail!("runtime.refresh must be more than 0");
+        }
         let problems = self.rate_limit.problems().into_iter();
-        if let Some((name, problem)) = problems.chain(self.captcha.problems()).next() {
+        if let Some((name, problem)) = problems
+            .chain(self.captcha.problems())
+            .chain(self.auth.problems())
+            .next()
+        {
             bail!("{name} {problem}");
         }
         for (name, value) in [

@@ -146,16 +146,28 @@ pub enum ReasonCode {
     BotHoneypot,
     /// The form was sent faster than a person can fill it.
     BotTooFast,
+    /// A phrase on ops' block list.
+    BlockedWord,
+    /// A link to a blocked domain.
+    BlockedLink,
+    /// Sent from a blocked address or network.
+    BlockedIp,
+    /// An e-mail address of a blocked (or disposable-mail) domain.
+    BlockedEmail,
 }
 
 impl ReasonCode {
     /// Every rule, most severe first.
-    pub const ALL: [ReasonCode; 5] = [
+    pub const ALL: [ReasonCode; 9] = [
         ReasonCode::SpamCertain,
         ReasonCode::SpamLikely,
         ReasonCode::ToxicLikely,
         ReasonCode::BotHoneypot,
         ReasonCode::BotTooFast,
+        ReasonCode::BlockedWord,
+        ReasonCode::BlockedLink,
+        ReasonCode::BlockedIp,
+        ReasonCode::BlockedEmail,
     ];
 
     /// The stable code sent to the portal.
@@ -166,6 +178,10 @@ impl ReasonCode {
             ReasonCode::ToxicLikely => "TOXIC_LIKELY",
             ReasonCode::BotHoneypot => "BOT_HONEYPOT",
             ReasonCode::BotTooFast => "BOT_TOO_FAST",
+            ReasonCode::BlockedWord => "BLOCKED_WORD",
+            ReasonCode::BlockedLink => "BLOCKED_LINK",
+            ReasonCode::BlockedIp => "BLOCKED_IP",
+            ReasonCode::BlockedEmail => "BLOCKED_EMAIL",
         }
     }
 }
@@ -186,6 +202,9 @@ pub struct Decision {
     pub outcome: Outcome,
     /// The rules that fired, most severe first (empty for a plain acceptance).
     pub rules: Vec<ReasonCode>,
+    /// With the classifier in shadow: what it would have decided (`outcome` is then decided
+    /// without it).
+    pub shadow: Option<Outcome>,
 }
 
 /// Decides: spam below `accept_below` is accepted, at or above `reject_at` rejected, between
@@ -193,19 +212,74 @@ pub struct Decision {
 /// review (abuse is a moderator's call, never an automatic rejection); a bot signal rejects or
 /// sends to review as `bots` says.
 pub fn decide(scores: Scores, t: &Thresholds, bots: &BotRules, seen: BotSignals) -> Decision {
+    let (outcome, rules) = apply_rules(Some(scores), t, bots, seen);
+    Decision {
+        outcome,
+        rules,
+        shadow: None,
+    }
+}
+
+/// What ops' switches add to [`decide`]: a comment matching a block list is rejected for it
+/// (it was not scored); with the classifier in shadow its rules only say what would have
+/// happened, and the comment is decided by the bot rules alone.
+pub fn decide_live(
+    scores: Option<Scores>,
+    t: &Thresholds,
+    bots: &BotRules,
+    seen: BotSignals,
+    blocked: Option<ReasonCode>,
+    classifier_shadow: bool,
+) -> Decision {
+    if let Some(block) = blocked {
+        return Decision {
+            outcome: Outcome::Rejected,
+            rules: vec![block],
+            shadow: None,
+        };
+    }
+    match scores {
+        Some(scores) if classifier_shadow => {
+            let (would, _) = apply_rules(Some(scores), t, bots, seen);
+            let (outcome, rules) = apply_rules(None, t, bots, seen);
+            Decision {
+                outcome,
+                rules,
+                shadow: Some(would),
+            }
+        }
+        _ => {
+            let (outcome, rules) = apply_rules(scores, t, bots, seen);
+            Decision {
+                outcome,
+                rules,
+                shadow: None,
+            }
+        }
+    }
+}
+
+/// The rules; the classifier's only when there are scores.
+fn apply_rules(
+    scores: Option<Scores>,
+    t: &Thresholds,
+    bots: &BotRules,
+    seen: BotSignals,
+) -> (Outcome, Vec<ReasonCode>) {
     let mut rules = Vec::new();
-    let mut outcome = if scores.spam >= t.reject_at {
-        rules.push(ReasonCode::SpamCertain);
-        Outcome::Rejected
-    } else if scores.spam >= t.accept_below {
-        rules.push(ReasonCode::SpamLikely);
-        Outcome::PendingReview
-    } else {
-        Outcome::Accepted
-    };
-    if scores.toxic >= t.review_toxic_at {
-        rules.push(ReasonCode::ToxicLikely);
-        outcome = outcome.max_severity(Outcome::PendingReview);
+    let mut outcome = Outcome::Accepted;
+    if let Some(scores) = scores {
+        if scores.spam >= t.reject_at {
+            rules.push(ReasonCode::SpamCertain);
+            outcome = Outcome::Rejected;
+        } else if scores.spam >= t.accept_below {
+            rules.push(ReasonCode::SpamLikely);
+            outcome = Outcome::PendingReview;
+        }
+        if scores.toxic >= t.review_toxic_at {
+            rules.push(ReasonCode::ToxicLikely);
+            outcome = outcome.max_severity(Outcome::PendingReview);
+        }
     }
     let too_fast =
         !bots.min_fill_time.is_zero() && seen.fill_time.is_some_and(|t| t < bots.min_fill_time);
@@ -223,7 +297,7 @@ pub fn decide(scores: Scores, t: &Thresholds, bots: &BotRules, seen: BotSignals)
             outcome = outcome.max_severity(at_least);
         }
     }
-    Decision { outcome, rules }
+    (outcome, rules)
 }
 
 impl Outcome {
@@ -404,6 +478,51 @@ mod tests {
             ..BotRules::default()
         };
         assert_eq!(decide(spam, &T, &bots, seen).outcome, Outcome::Rejected);
+    }
+
+    #[test]
+    fn blocks_reject_and_a_shadowed_classifier_only_says_what_it_would_do() {
+        let spam = Some(Scores {
+            spam: 0.95,
+            toxic: 0.0,
+        });
+        let bots = BotRules::default();
+        let quiet = BotSignals::default();
+        let blocked = decide_live(None, &T, &bots, quiet, Some(ReasonCode::BlockedIp), false);
+        assert_eq!(blocked.outcome, Outcome::Rejected);
+        assert_eq!(blocked.rules, [ReasonCode::BlockedIp]);
+
+        let enforced = decide_live(spam, &T, &bots, quiet, None, false);
+        assert_eq!(
+            (enforced.outcome, enforced.shadow),
+            (Outcome::Rejected, None)
+        );
+        let shadowed = decide_live(spam, &T, &bots, quiet, None, true);
+        assert_eq!(shadowed.outcome, Outcome::Accepted);
+        assert!(shadowed.rules.is_empty());
+        assert_eq!(shadowed.shadow, Some(Outcome::Rejected));
+        // Bot rules still apply with the classifier in shadow.
+        let honeypot = BotSignals {
+            honeypot_filled: true,
+            fill_time: None,
+        };
+        let caught = decide_live(spam, &T, &bots, honeypot, None, true);
+        assert_eq!(caught.outcome, Outcome::Rejected);
+        assert_eq!(caught.rules, [ReasonCode::BotHoneypot]);
+        // A zero accept threshold does not make the shadowed classifier hold everything.
+        let zero = Thresholds {
+            accept_below: 0.0,
+            ..T
+        };
+        let clean = Some(Scores {
+            spam: 0.0,
+            toxic: 0.0,
+        });
+        let d = decide_live(clean, &zero, &bots, quiet, None, true);
+        assert_eq!(
+            (d.outcome, d.shadow),
+            (Outcome::Accepted, Some(Outcome::PendingReview))
+        );
     }
 
     #[test]

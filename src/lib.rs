@@ -10,6 +10,7 @@
 //! [`grpc`] is the only module that speaks the wire protocol ([`proto`]); [`server`] wires
 //! everything and runs it; [`config`] is the typed configuration; [`cli`] the command line.
 
+pub mod auth;
 pub mod captcha;
 pub mod classifier;
 pub mod classify;
@@ -18,10 +19,13 @@ pub mod comment;
 pub mod config;
 pub mod decide;
 pub mod grpc;
+pub mod metrics;
+pub mod models;
 pub mod pipeline;
 pub mod proto;
 pub mod rate_limit;
 pub mod review;
 pub mod server;
+pub mod settings;
 pub mod store;
 pub mod text;

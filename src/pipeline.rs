@@ -1,10 +1,12 @@
 //! The submission pipeline, in the order a comment goes through it:
 //!
-//! validate → (a retry gets its first answer) → rate limit → CAPTCHA → classify → decide →
-//! store.
+//! validate → (a retry gets its first answer) → block and allow lists → rate limit → CAPTCHA
+//! → classify → decide → store.
 //!
 //! Cheap checks come first, so invalid or flooding requests cost neither a CAPTCHA lookup nor a
-//! classification. Every stage that waits on something outside the process runs against the
+//! classification. Ops' runtime settings are read once per request ([`Live::snapshot`]): the
+//! thresholds, the lists, and which stages run in shadow mode (they record and count what they
+//! would do and let the comment through as if they were off). Every stage that waits on something outside the process runs against the
 //! request's deadline: when storage is slow or down the answer is "unavailable, retry", never a
 //! hang, and an acceptance is only answered once storage has the comment.
 
@@ -16,9 +18,11 @@ use crate::captcha::{CaptchaError, CaptchaVerifier};
 use crate::classifier::{Explanation, Reason as Feature};
 use crate::classify::Classifier;
 use crate::comment::{CommentId, Limits, NewComment, RawSubmission, Violation};
-use crate::decide::{self, BotRules, BotSignals, Decision, Reason, ReasonCode, Thresholds};
+use crate::decide::{self, BotRules, BotSignals, Decision, Outcome, Reason, ReasonCode};
+use crate::metrics::{Metrics, Stage};
 use crate::rate_limit::{RateLimitError, RateLimiter};
 use crate::review::Explained;
+use crate::settings::live::Live;
 use crate::store::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
 
 /// Why a submission got no decision. The gRPC layer maps each to a status.
@@ -68,10 +72,10 @@ pub struct Submitted {
 pub struct Pipeline {
     /// Field limits.
     pub limits: Limits,
-    /// Decision thresholds.
-    pub thresholds: Thresholds,
     /// What bot signals do.
     pub bots: BotRules,
+    /// Ops' runtime settings: thresholds, lists, shadow switches.
+    pub live: Arc<Live>,
     /// Rate-limit stage.
     pub rate_limiter: Arc<dyn RateLimiter>,
     /// CAPTCHA stage.
@@ -80,6 +84,8 @@ pub struct Pipeline {
     pub classifier: Arc<dyn Classifier>,
     /// Storage stage.
     pub store: Arc<dyn Store>,
+    /// What is counted and timed.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Runs `stage`, failing with [`SubmitError::Unavailable`] if it has not finished by
@@ -107,36 +113,74 @@ impl Pipeline {
         raw: &RawSubmission,
         deadline: Instant,
     ) -> Result<Submitted, SubmitError> {
-        let comment = NewComment::parse(raw, &self.limits).map_err(SubmitError::Invalid)?;
+        let m = &self.metrics;
+        let comment = m
+            .time(Stage::Validate, || NewComment::parse(raw, &self.limits))
+            .map_err(SubmitError::Invalid)?;
         let fingerprint = comment.fingerprint();
 
         // A retry of a stored submission gets the first answer: it is not charged again and
         // its (single-use) CAPTCHA is not checked again.
         let key = &comment.idempotency_key;
-        if let Some(receipt) =
-            within(deadline, "storage", self.store.receipt(key, &fingerprint)).await?
-        {
+        let started = Instant::now();
+        let replay = within(deadline, "storage", self.store.receipt(key, &fingerprint)).await?;
+        m.stage(Stage::Replay, started.elapsed());
+        if let Some(receipt) = replay {
             return Ok(Submitted {
                 receipt,
                 replayed: true,
             });
         }
 
-        within(
-            deadline,
-            "the rate limiter",
-            self.rate_limiter.admit(&comment, deadline),
-        )
-        .await?;
+        let live = self.live.snapshot();
+        let settings = &live.effective.tunables;
+        let listing = m.time(Stage::Lists, || live.lists.check(&comment));
+        // Shadow findings, counted with the comment's outcome for the statistics.
+        let mut tallies: Vec<&str> = Vec::new();
 
-        within(
-            deadline,
-            "the CAPTCHA verifier",
-            self.captcha.verify(&comment, deadline),
-        )
-        .await?;
+        // The newsroom's addresses skip rate limits and the CAPTCHA.
+        if !listing.allowed_ip {
+            let started = Instant::now();
+            within(
+                deadline,
+                "the rate limiter",
+                self.rate_limiter.admit(&comment, deadline),
+            )
+            .await?;
+            m.stage(Stage::RateLimit, started.elapsed());
+        }
 
-        let (scores, model_version) = self.classifier.score(&comment);
+        // A blocked comment is rejected whatever its CAPTCHA says.
+        if !listing.allowed_ip && listing.blocked.is_none() {
+            let started = Instant::now();
+            let verified = within(
+                deadline,
+                "the CAPTCHA verifier",
+                self.captcha.verify(&comment, deadline),
+            )
+            .await;
+            m.stage(Stage::Captcha, started.elapsed());
+            match verified {
+                Ok(()) => {}
+                Err(SubmitError::Captcha(e)) if settings.captcha_shadow => {
+                    m.captcha_refused(e.reason(), true);
+                    m.shadow("captcha", e.reason());
+                    tallies.push("shadow_captcha_refused");
+                }
+                Err(e) => {
+                    if let SubmitError::Captcha(c) = &e {
+                        m.captcha_refused(c.reason(), false);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+
+        // A blocked comment is not scored: the block is the reason.
+        let scored = listing
+            .blocked
+            .is_none()
+            .then(|| m.time(Stage::Classify, || self.classifier.score(&comment)));
 
         let now_ms = jiff::Timestamp::now().as_millisecond();
         let seen = BotSignals {
@@ -147,20 +191,60 @@ impl Pipeline {
                 .and_then(|rendered| u64::try_from(now_ms - rendered).ok())
                 .map(std::time::Duration::from_millis),
         };
-        let decision = decide::decide(scores, &self.thresholds, &self.bots, seen);
+        let decide = |scores| {
+            decide::decide_live(
+                scores,
+                &settings.thresholds,
+                &self.bots,
+                seen,
+                listing.blocked.as_ref().map(|b| b.0),
+                settings.decision_shadow,
+            )
+        };
+        let decision = decide(scored.as_ref().map(|s| s.scores));
+        if let Some(would) = decision.shadow {
+            m.shadow("decision", would.as_str());
+            tallies.push(match would {
+                Outcome::Accepted => "shadow_decision_accepted",
+                Outcome::PendingReview => "shadow_decision_pending_review",
+                Outcome::Rejected => "shadow_decision_rejected",
+            });
+        }
+        // A candidate model is judged by the decision it would lead to.
+        if let Some((candidate_scores, candidate)) = scored.as_ref().and_then(|s| s.shadow.clone())
+        {
+            let theirs = decide(Some(candidate_scores));
+            let agrees = theirs.outcome == decision.outcome && theirs.shadow == decision.shadow;
+            m.model_shadow(&candidate, agrees);
+            tallies.push(if agrees {
+                "model_shadow_same"
+            } else {
+                "model_shadow_different"
+            });
+        }
 
-        let explanation = self.explain(&comment, &decision);
+        let explanation = match &scored {
+            Some(s) if classifier_ruled(&decision) => {
+                Some(m.time(Stage::Explain, || s.explain(&comment)))
+            }
+            _ => None,
+        };
         let receipt = Receipt {
             comment_id: CommentId::new(),
             outcome: decision.outcome,
-            spam: scores.spam,
-            toxic: scores.toxic,
+            spam: scored.as_ref().map_or(0.0, |s| s.scores.spam),
+            toxic: scored.as_ref().map_or(0.0, |s| s.scores.toxic),
             reasons: decision
                 .rules
                 .iter()
-                .map(|&rule| reason(rule, explanation.as_ref(), seen, &self.bots))
+                .map(|&rule| {
+                    let block = listing.blocked.as_ref().map(|b| b.1.as_str());
+                    reason(rule, explanation.as_ref(), seen, &self.bots, block)
+                })
                 .collect(),
-            model_version: model_version.to_string(),
+            model_version: scored
+                .as_ref()
+                .map_or(String::new(), |s| s.version.to_string()),
         };
         let explained = explanation.map(explained).unwrap_or_default();
         let submission = Submission {
@@ -169,12 +253,23 @@ impl Pipeline {
             fingerprint: &fingerprint,
             created_at_ms: now_ms,
             explanation: &explained,
+            tallies: &tallies,
         };
-        match within(deadline, "storage", self.store.save(submission)).await? {
-            Saved::Stored => Ok(Submitted {
-                receipt,
-                replayed: false,
-            }),
+        let started = Instant::now();
+        let saved = within(deadline, "storage", self.store.save(submission)).await?;
+        m.stage(Stage::Store, started.elapsed());
+        match saved {
+            Saved::Stored => {
+                m.comment(
+                    receipt.outcome.as_str(),
+                    scored.as_ref().map(|s| s.scores.spam),
+                    scored.as_ref().map(|s| s.scores.toxic),
+                );
+                Ok(Submitted {
+                    receipt,
+                    replayed: false,
+                })
+            }
             Saved::Replayed(first) => Ok(Submitted {
                 receipt: first,
                 replayed: true,
@@ -190,18 +285,17 @@ impl Pipeline {
     ) -> Result<Option<StoredComment>, SubmitError> {
         within(deadline, "storage", self.store.comment(id)).await
     }
+}
 
-    /// The features that weighed most in a decision. Explaining is ten times the cost of
-    /// scoring, so it is done only when a classifier rule fired.
-    fn explain(&self, comment: &NewComment, decision: &Decision) -> Option<Explanation> {
-        let classified = decision.rules.iter().any(|r| {
-            matches!(
-                r,
-                ReasonCode::SpamCertain | ReasonCode::SpamLikely | ReasonCode::ToxicLikely
-            )
-        });
-        classified.then(|| self.classifier.explain(comment))
-    }
+/// Whether a classifier rule weighed in the decision: explaining is ten times the cost of
+/// scoring, so only then are reasons explained.
+fn classifier_ruled(decision: &Decision) -> bool {
+    decision.rules.iter().any(|r| {
+        matches!(
+            r,
+            ReasonCode::SpamCertain | ReasonCode::SpamLikely | ReasonCode::ToxicLikely
+        )
+    })
 }
 
 /// An explanation flattened for storage: both heads' top features, kept for moderators.
@@ -221,7 +315,13 @@ fn explained(e: Explanation) -> Vec<Explained> {
 
 /// One rule as a reason: its code and a readable message ("spam score 0.93: 1 phone number,
 /// link to bit.ly").
-fn reason(rule: ReasonCode, e: Option<&Explanation>, seen: BotSignals, bots: &BotRules) -> Reason {
+fn reason(
+    rule: ReasonCode,
+    e: Option<&Explanation>,
+    seen: BotSignals,
+    bots: &BotRules,
+    block: Option<&str>,
+) -> Reason {
     let message = |what: &str, score: f32, features: &[Feature]| {
         let named: Vec<&str> = features.iter().map(|f| f.feature.as_str()).collect();
         if named.is_empty() {
@@ -241,6 +341,13 @@ fn reason(rule: ReasonCode, e: Option<&Explanation>, seen: BotSignals, bots: &Bo
             seen.fill_time.unwrap_or_default().as_secs_f32(),
             bots.min_fill_time.as_secs_f32()
         ),
+        (
+            ReasonCode::BlockedWord
+            | ReasonCode::BlockedLink
+            | ReasonCode::BlockedIp
+            | ReasonCode::BlockedEmail,
+            _,
+        ) => block.unwrap_or_default().to_owned(),
         (_, None) => String::new(),
     };
     Reason {

@@ -1,34 +1,46 @@
-//! Wires the service from its configuration and runs it: the gRPC services (comments, health,
-//! reflection), a watch on Redis that drives the health status, and graceful shutdown.
+//! Wires the service from its configuration and runs it: the gRPC services (comments,
+//! moderation, admin, health, reflection) behind the edge layer (API keys, roles, request
+//! metrics), optionally over TLS; the Prometheus endpoint on its own port; a watch on Redis that
+//! drives the health status and the queue gauges; the runtime settings watch; and graceful
+//! shutdown.
 //!
-//! [`App::build`] loads everything that can fail at start-up (the model, the store) before
-//! anything listens; [`App::run`] takes the listener and the shutdown signal as parameters, so
-//! tests bind port 0 and shut down when they choose.
+//! [`App::build`] loads everything that can fail at start-up (the model, the store, the TLS
+//! files) before anything listens; [`App::run`] takes the listener and the shutdown signal as
+//! parameters, so tests bind port 0 and shut down when they choose.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::auth::Keys;
 use crate::captcha::Captchas;
 use crate::classifier::Model;
 use crate::classify::ModelClassifier;
 use crate::config::Config;
 use crate::decide::Thresholds;
-use crate::grpc::{CommentApi, ModerationApi};
+use crate::grpc::edge::{EdgeLayer, Gate};
+use crate::grpc::{AdminApi, CommentApi, ModerationApi};
+use crate::metrics::Metrics;
+use crate::models::Models;
 use crate::pipeline::Pipeline;
+use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::comment_service_server::CommentServiceServer;
 use crate::proto::v1::moderation_service_server::ModerationServiceServer;
-use crate::rate_limit;
+use crate::rate_limit::TwoTier;
 use crate::rate_limit::cluster::ClusterLimiter;
-use crate::rate_limit::{RateLimiter, TwoTier};
 use crate::review::Queue;
+use crate::settings::admin::Admin;
+use crate::settings::live::{Base, Live, Targets};
+use crate::settings::{Context as SettingsContext, Source, Tunables};
 use crate::store::Store;
 use crate::store::redis::RedisStore;
 
@@ -36,6 +48,7 @@ use crate::store::redis::RedisStore;
 const SERVICE_NAMES: &[&str] = &[
     "moderation.v1.CommentService",
     "moderation.v1.ModerationService",
+    "moderation.v1.AdminService",
 ];
 
 /// How often Redis is pinged for the health status.
@@ -48,7 +61,13 @@ pub struct App {
     captchas: Arc<Captchas>,
     store: Arc<RedisStore>,
     queue: Arc<Queue>,
-    limiter: Option<Arc<TwoTier>>,
+    admin: Arc<Admin>,
+    live: Arc<Live>,
+    limiter: Arc<TwoTier>,
+    metrics: Arc<Metrics>,
+    gate: Arc<Gate>,
+    tls: Option<ServerTlsConfig>,
+    metrics_listener: Option<TcpListener>,
 }
 
 /// The rate limiter of `config`, on the store's Redis unless `rate_limit.redis_url` names
@@ -75,6 +94,73 @@ fn two_tier_limiter(config: &Config, store: &RedisStore) -> Result<TwoTier> {
     ))
 }
 
+/// The TLS configuration of `config`, its files read.
+fn tls(config: &Config) -> Result<Option<ServerTlsConfig>> {
+    let Some(t) = &config.server.tls else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
+        read(&t.cert, "server.tls.cert")?,
+        read(&t.key, "server.tls.key")?,
+    ));
+    if let Some(ca) = &t.client_ca {
+        tls = tls
+            .client_ca_root(Certificate::from_pem(read(ca, "server.tls.client_ca")?))
+            .client_auth_optional(t.client_auth_optional);
+    }
+    Ok(Some(tls))
+}
+
+/// What runtime settings start from: the file's values, and the model's thresholds where the
+/// file sets none.
+fn base(config: &Config, model: &Model, models: &Models) -> Base {
+    let recommended = Thresholds::from(model.thresholds());
+    let d = config.decision;
+    let mut sources = BTreeMap::new();
+    let mut threshold = |key: &'static str, set: Option<f32>, recommended: f32| {
+        set.unwrap_or_else(|| {
+            sources.insert(key, Source::Model);
+            recommended
+        })
+    };
+    let thresholds = Thresholds {
+        accept_below: threshold(
+            "decision.accept_below",
+            d.accept_below,
+            recommended.accept_below,
+        ),
+        reject_at: threshold("decision.reject_at", d.reject_at, recommended.reject_at),
+        review_toxic_at: threshold(
+            "decision.review_toxic_at",
+            d.review_toxic_at,
+            recommended.review_toxic_at,
+        ),
+    };
+    Base {
+        tunables: Tunables {
+            thresholds,
+            decision_shadow: false,
+            rate_limit_enabled: config.rate_limit.enabled,
+            buckets: config.rate_limit.buckets.clone(),
+            captcha_mode: config.captcha.mode,
+            captcha_articles: config.captcha.articles.clone(),
+            captcha_shadow: false,
+            lists: Default::default(),
+            model: model.info().name.clone(),
+            model_shadow: None,
+        },
+        sources,
+        context: SettingsContext {
+            email_hash_key: config.rate_limit.email_hash_key.is_some(),
+            captcha: config.captcha.clone(),
+            models: models.names(),
+        },
+    }
+}
+
 impl App {
     /// Builds the service: loads the model, resolves the thresholds, prepares the store. Fails
     /// with the reason when the configuration cannot work; does not need Redis to be up.
@@ -90,52 +176,79 @@ impl App {
 
     /// Like [`App::build`] with a model already loaded (`classifier.model` is not read).
     pub fn build_with_model(config: Config, model: Arc<Model>) -> Result<Self> {
-        let recommended = Thresholds::from(model.thresholds());
-        let d = config.decision;
-        let thresholds = Thresholds {
-            accept_below: d.accept_below.unwrap_or(recommended.accept_below),
-            reject_at: d.reject_at.unwrap_or(recommended.reject_at),
-            review_toxic_at: d.review_toxic_at.unwrap_or(recommended.review_toxic_at),
-        };
-        if let Some((name, problem)) = thresholds.problems().into_iter().next() {
+        let models = Arc::new(Models::new(&config.classifier.models_dir));
+        models.insert(&model.info().name, model.clone());
+        let base = base(&config, &model, &models);
+        if let Some((name, problem)) = base.tunables.thresholds.problems().into_iter().next() {
             anyhow::bail!("decision.{name} {problem}");
         }
         let store = Arc::new(
             RedisStore::new(config.redis.clone(), config.server.request_timeout)
                 .context("setting up Redis (redis.url)")?,
         );
-        let limiter = if config.rate_limit.enabled {
-            Some(Arc::new(two_tier_limiter(&config, &store)?))
-        } else {
-            None
-        };
-        let rate_limiter: Arc<dyn RateLimiter> = match &limiter {
-            Some(l) => l.clone(),
-            None => Arc::new(rate_limit::Off),
-        };
+        let limiter = Arc::new(two_tier_limiter(&config, &store)?);
+        let mut metrics = Metrics::new();
+        metrics.watch_rate_limiter(limiter.clone());
+        let metrics = Arc::new(metrics);
         let captchas = Arc::new(Captchas::new(
             config.captcha.clone(),
             store.connection(),
             &config.redis.prefix,
         ));
+        let classifier = Arc::new(ModelClassifier::new(model));
+        let live = Arc::new(Live::new(
+            base,
+            Targets {
+                limiter: limiter.clone(),
+                captchas: captchas.clone(),
+                classifier: classifier.clone(),
+                models,
+                metrics: metrics.clone(),
+            },
+        ));
         let pipeline = Arc::new(Pipeline {
             limits: config.comments,
-            thresholds,
             bots: config.bots,
-            rate_limiter,
+            live: live.clone(),
+            rate_limiter: limiter.clone(),
             captcha: captchas.clone(),
-            classifier: Arc::new(ModelClassifier::new(model)),
+            classifier,
             store: store.clone(),
+            metrics: metrics.clone(),
         });
         let queue = Arc::new(Queue::new(store.clone(), config.review));
+        let admin = Arc::new(Admin::new(
+            live.clone(),
+            store.clone(),
+            &config.redis.consumer_group,
+        ));
+        let gate = Arc::new(Gate {
+            keys: config.auth.enabled.then(|| Keys::new(&config.auth)),
+            open_health: config.auth.open_health,
+            open_reflection: config.auth.open_reflection,
+            metrics: metrics.clone(),
+        });
+        let tls = tls(&config)?;
         Ok(App {
             config,
             pipeline,
             captchas,
             store,
             queue,
+            admin,
+            live,
             limiter,
+            metrics,
+            gate,
+            tls,
+            metrics_listener: None,
         })
+    }
+
+    /// Serves metrics on `listener` instead of binding `metrics.listen` (tests bind port 0).
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
     }
 
     /// The pipeline (for tests that drive it directly).
@@ -148,11 +261,16 @@ impl App {
         &self.captchas
     }
 
+    /// The runtime settings in force.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
+
     /// Serves on `listener` until `shutdown` completes, then stops gracefully: health turns
     /// NOT_SERVING, no new connections are accepted, in-flight requests finish (for at most
     /// `server.shutdown_grace`), and the function returns.
     pub async fn run(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
@@ -177,56 +295,136 @@ impl App {
             server.request_timeout,
         ))
         .max_decoding_message_size(server.max_message_bytes);
+        let admin =
+            AdminServiceServer::new(AdminApi::new(self.admin.clone(), server.request_timeout))
+                .max_decoding_message_size(server.max_message_bytes);
 
-        let watch = tokio::spawn(watch_redis(self.store.clone(), health.clone()));
-        let watch_limiter = self
-            .limiter
-            .clone()
-            .map(|l| tokio::spawn(watch_rate_limiter(l, health.clone())));
+        // The runtime settings stored in Redis, before the first request if Redis answers in
+        // time; the file's otherwise, until the watch reads them.
+        match tokio::time::timeout(Duration::from_secs(1), self.live.refresh(&self.store)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "runtime settings not read yet; the file's apply until they are")
+            }
+            Err(_) => tracing::warn!(
+                "runtime settings not read yet (Redis is slow); the file's apply until they are"
+            ),
+        }
+        let mut tasks = vec![
+            tokio::spawn(watch_redis(
+                self.store.clone(),
+                health.clone(),
+                self.metrics.clone(),
+                self.config.redis.consumer_group.clone(),
+            )),
+            tokio::spawn(watch_rate_limiter(self.limiter.clone(), health.clone())),
+            tokio::spawn(crate::settings::live::watch(
+                self.live.clone(),
+                self.store.clone(),
+                self.config.runtime.refresh,
+            )),
+        ];
+        let metrics_address = match self.metrics_listener.take() {
+            Some(l) => Some(l),
+            None if self.config.metrics.enabled => Some(
+                TcpListener::bind(self.config.metrics.listen)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "listening on {} (metrics.listen)",
+                            self.config.metrics.listen
+                        )
+                    })?,
+            ),
+            None => None,
+        }
+        .map(|l| {
+            let at = l.local_addr().ok();
+            tasks.push(tokio::spawn(serve_metrics(l, self.metrics.clone())));
+            at
+        });
 
+        if self.config.auth.enabled {
+            tracing::info!(keys = self.config.auth.keys.len(), "API keys required");
+        } else {
+            tracing::warn!(
+                "authentication is off (auth.enabled = false): anyone who reaches the port may call every RPC"
+            );
+        }
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls.clone() {
+            builder = builder
+                .tls_config(tls)
+                .context("configuring TLS (server.tls)")?;
+        }
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let serving = Server::builder()
+        let serving = builder
+            .layer(EdgeLayer(self.gate.clone()))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(comments)
             .add_service(moderation)
+            .add_service(admin)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;
             });
-        tracing::info!(%address, model = %self.pipeline_model(), redis = %self.config.redis.url, "serving");
+        tracing::info!(
+            %address,
+            tls = self.tls.is_some(),
+            metrics = ?metrics_address.flatten().map(|a: SocketAddr| a.to_string()),
+            model = %self.live.snapshot().effective.tunables.model,
+            redis = %self.config.redis.url,
+            "serving"
+        );
 
         tokio::pin!(serving);
-        let stop_watching = || {
-            watch.abort();
-            if let Some(w) = &watch_limiter {
-                w.abort();
+        let stop_watching = |tasks: &[tokio::task::JoinHandle<()>]| {
+            for t in tasks {
+                t.abort();
             }
         };
         tokio::select! {
             result = &mut serving => {
-                stop_watching();
+                stop_watching(&tasks);
                 return result.context("the gRPC server failed");
             }
             () = shutdown => {}
         }
         tracing::info!("shutting down: health NOT_SERVING, finishing in-flight requests");
-        stop_watching();
+        stop_watching(&tasks);
         set_health(&health, ServingStatus::NotServing).await;
         let _ = stop_tx.send(());
-        match tokio::time::timeout(server.shutdown_grace, &mut serving).await {
+        let grace = self.config.server.shutdown_grace;
+        match tokio::time::timeout(grace, &mut serving).await {
             Ok(result) => result.context("the gRPC server failed")?,
             Err(_) => tracing::warn!(
-                grace = ?server.shutdown_grace,
+                ?grace,
                 "in-flight requests did not finish within the grace period; stopping anyway"
             ),
         }
         tracing::info!("stopped");
         Ok(())
     }
+}
 
-    fn pipeline_model(&self) -> String {
-        self.config.classifier.model.display().to_string()
+/// Serves `GET /metrics` (Prometheus text) on `listener`.
+async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+    use axum::http::header::CONTENT_TYPE;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "the metrics endpoint failed");
     }
 }
 
@@ -240,10 +438,26 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
 /// Pings Redis every [`HEALTH_INTERVAL`]: SERVING while it answers, NOT_SERVING while it does
 /// not. When it first answers (and after every outage) the accepted stream's consumer group is
 /// made sure of.
-async fn watch_redis(store: Arc<RedisStore>, health: HealthReporter) {
+async fn watch_redis(
+    store: Arc<RedisStore>,
+    health: HealthReporter,
+    metrics: Arc<Metrics>,
+    consumer_group: String,
+) {
     let mut serving = false;
     let mut warned = false;
+    let mut ticks: u32 = 0;
     loop {
+        // The queue gauges, every ten pings (five seconds).
+        if serving
+            && ticks.is_multiple_of(10)
+            && let Ok(Ok((flagged, unread))) =
+                tokio::time::timeout(HEALTH_INTERVAL, store.queue_depths(&consumer_group)).await
+        {
+            metrics.queue_depth("flagged", flagged);
+            metrics.queue_depth("accepted_unread", unread);
+        }
+        ticks = ticks.wrapping_add(1);
         let up = tokio::time::timeout(HEALTH_INTERVAL, store.check())
             .await
             .is_ok_and(|r| r.is_ok());

@@ -332,6 +332,8 @@ async fn three_server_processes_sharing_one_redis_admit_one_quota_between_them()
             [redis]
             url = "{}"
             prefix = "{prefix}"
+            [metrics]
+            enabled = false
             [rate_limit]
             enabled = true
             [rate_limit.buckets.ip]

@@ -1025,6 +1025,7 @@ async fn comments_arriving_in_the_same_millisecond_page_without_loss() {
                 fingerprint: &comment.fingerprint(),
                 created_at_ms: at,
                 explanation: &[],
+                tallies: &[],
             })
             .await
             .unwrap();

@@ -16,6 +16,7 @@ pub mod pow;
 pub mod provider;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -122,6 +123,17 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Every mode.
+    pub const ALL: [Mode; 7] = [
+        Mode::Off,
+        Mode::Image,
+        Mode::ProofOfWork,
+        Mode::Turnstile,
+        Mode::Hcaptcha,
+        Mode::RecaptchaV2,
+        Mode::RecaptchaV3,
+    ];
+
     /// The name used in configuration and messages.
     pub fn name(self) -> &'static str {
         match self {
@@ -260,9 +272,30 @@ pub enum Challenge {
     },
 }
 
+/// Which mode is required where: the global mode and the per-article ones. Ops change them at
+/// runtime.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Required {
+    /// The mode every comment needs, unless its article says otherwise.
+    pub mode: Mode,
+    /// Article id → mode.
+    pub articles: BTreeMap<String, Mode>,
+}
+
+impl Required {
+    /// The mode `article` needs.
+    pub fn mode_for(&self, article: &ArticleId) -> Mode {
+        self.articles
+            .get(article.as_str())
+            .copied()
+            .unwrap_or(self.mode)
+    }
+}
+
 /// The service's CAPTCHAs: issues challenges and verifies answers.
 pub struct Captchas {
     settings: CaptchaSettings,
+    required: arc_swap::ArcSwap<Required>,
     images: Option<image::ImageCaptcha>,
     pow: Option<pow::ProofOfWork>,
     providers: provider::Providers,
@@ -294,8 +327,23 @@ impl Captchas {
                 settings.pow_max_number,
             )),
             providers: provider::Providers::new(&settings),
+            required: arc_swap::ArcSwap::from_pointee(Required {
+                mode: settings.mode,
+                articles: settings.articles.clone(),
+            }),
             settings,
         }
+    }
+
+    /// Which modes are required now.
+    pub fn required(&self) -> Arc<Required> {
+        self.required.load_full()
+    }
+
+    /// Requires other modes from now on (ops changed them; the secrets and providers they need
+    /// were checked against the configuration).
+    pub fn require(&self, required: Required) {
+        self.required.store(Arc::new(required));
     }
 
     /// The settings in force.
@@ -310,7 +358,7 @@ impl Captchas {
         article: &ArticleId,
         requested: Option<Mode>,
     ) -> Result<Challenge, CaptchaError> {
-        let required = self.settings.mode_for(article);
+        let required = self.required.load().mode_for(article);
         let mode = match requested {
             // Proof of work is the accessible stand-in for the image.
             Some(Mode::ProofOfWork) if required == Mode::Image => Mode::ProofOfWork,
@@ -350,7 +398,7 @@ impl Captchas {
 #[async_trait]
 impl CaptchaVerifier for Captchas {
     async fn verify(&self, comment: &NewComment, deadline: Instant) -> Result<(), CaptchaError> {
-        let required = self.settings.mode_for(&comment.article_id);
+        let required = self.required.load().mode_for(&comment.article_id);
         if required == Mode::Off {
             return Ok(());
         }

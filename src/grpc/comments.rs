@@ -8,7 +8,8 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 use tracing::{Instrument, field};
 
-use super::{ERROR_DOMAIN, comment_message, deadline, timestamp};
+use super::{ERROR_DOMAIN, caller, comment_message, deadline, timestamp};
+use crate::auth::Role;
 use crate::captcha::{CaptchaError, Captchas, Challenge, Mode};
 use crate::comment::{ArticleId, CaptchaAnswer, CommentId, RawSubmission};
 use crate::pipeline::{Pipeline, SubmitError, Submitted};
@@ -335,6 +336,9 @@ impl pb::comment_service_server::CommentService for CommentApi {
         request: Request<pb::GetCommentRequest>,
     ) -> Result<Response<pb::GetCommentResponse>, Status> {
         let deadline = self.deadline(&request);
+        // Moderators and operators see the reader's e-mail address; the portal does not.
+        let show_email =
+            caller(&request).is_some_and(|c| c.has(Role::Moderator) || c.has(Role::Ops));
         let raw_id = request.into_inner().comment_id;
         let id = CommentId::parse("comment_id", &raw_id).map_err(|v| {
             Status::with_error_details(
@@ -344,10 +348,8 @@ impl pb::comment_service_server::CommentService for CommentApi {
             )
         })?;
         match self.pipeline.comment(id, deadline).await {
-            // Roles (which callers may read e-mail addresses) are not configured yet: nobody
-            // is shown one.
             Ok(Some(comment)) => Ok(Response::new(pb::GetCommentResponse {
-                comment: Some(comment_message(comment, false)),
+                comment: Some(comment_message(comment, show_email)),
             })),
             Ok(None) => Err(Status::not_found(format!("no comment {id}"))),
             Err(error) => {

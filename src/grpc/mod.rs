@@ -2,9 +2,12 @@
 //! statuses once, here: the rest of the crate knows nothing of tonic or prost. Each service has
 //! its module; what they share (deadlines, timestamps, the comment message) is below.
 
+mod admin;
 mod comments;
+pub mod edge;
 mod moderation;
 
+pub use admin::{AdminApi, admin_status};
 pub use comments::{CommentApi, submit_status};
 pub use moderation::{ModerationApi, review_status};
 
@@ -12,12 +15,24 @@ use std::time::{Duration, Instant};
 
 use tonic::Request;
 
+use crate::auth::Caller;
+
 use crate::decide::{Outcome, Reason};
 use crate::proto::v1 as pb;
 use crate::store::StoredComment;
 
 /// The `google.rpc.ErrorInfo` domain of this service's errors.
 const ERROR_DOMAIN: &str = "moderation.v1";
+
+/// The caller [`edge`] recognised, when authentication is on.
+fn caller<T>(request: &Request<T>) -> Option<&Caller> {
+    request.extensions().get::<Caller>()
+}
+
+/// Who to record as acting: the key's name, or `anonymous` when authentication is off.
+fn actor<T>(request: &Request<T>) -> String {
+    caller(request).map_or_else(|| "anonymous".to_owned(), |c| c.name.clone())
+}
 
 /// When a request must be answered: after `longest`, or the client's shorter `grpc-timeout`.
 fn deadline<T>(request: &Request<T>, longest: Duration) -> Instant {

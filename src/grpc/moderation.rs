@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use super::{ERROR_DOMAIN, comment_message, deadline, timestamp};
+use super::{ERROR_DOMAIN, caller, comment_message, deadline, timestamp};
 use crate::comment::{CommentId, Violation};
 use crate::proto::v1 as pb;
 use crate::review::{
@@ -35,6 +35,19 @@ impl ModerationApi {
 
     fn deadline<T>(&self, request: &Request<T>) -> Instant {
         deadline(request, self.request_timeout)
+    }
+}
+
+/// The moderator acting: with authentication on, the key's owner (a request naming someone
+/// else is refused); without it, whoever the request names.
+fn moderator<T>(request: &Request<T>, named: &str) -> Result<String, Status> {
+    match caller(request) {
+        None => Ok(named.to_owned()),
+        Some(c) if named.is_empty() || named == c.name => Ok(c.name.clone()),
+        Some(c) => Err(Status::permission_denied(format!(
+            "the key of {} cannot act as moderator {named:?}",
+            c.name
+        ))),
     }
 }
 
@@ -211,10 +224,11 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
         request: Request<pb::ClaimFlaggedRequest>,
     ) -> Result<Response<pb::ClaimFlaggedResponse>, Status> {
         let deadline = self.deadline(&request);
+        let who = moderator(&request, &request.get_ref().moderator)?;
         let r = request.into_inner();
         let items = async {
             let claim = ClaimRequest::parse(
-                &r.moderator,
+                &who,
                 r.count,
                 &r.comment_ids,
                 r.lease_seconds,
@@ -235,6 +249,7 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
         request: Request<pb::DecideCommentRequest>,
     ) -> Result<Response<pb::DecideCommentResponse>, Status> {
         let deadline = self.deadline(&request);
+        let who = moderator(&request, &request.get_ref().moderator)?;
         let r = request.into_inner();
         let label = match r.label() {
             pb::RejectLabel::Unspecified => None,
@@ -247,9 +262,8 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
             pb::ModeratorDecision::Reject => Some(Verdict::Reject(label)),
         };
         let (state, version) = async {
-            let decision =
-                Decision::parse(&r.comment_id, r.version, &r.moderator, verdict, &r.note)
-                    .map_err(invalid)?;
+            let decision = Decision::parse(&r.comment_id, r.version, &who, verdict, &r.note)
+                .map_err(invalid)?;
             self.queue.decide(&decision, deadline).await
         }
         .await

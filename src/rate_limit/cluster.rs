@@ -77,6 +77,14 @@ impl ClusterLimiter {
         }
     }
 
+    /// The same limiter with other quotas.
+    pub fn with_buckets(&self, buckets: &Buckets) -> Self {
+        ClusterLimiter {
+            buckets: buckets.clone(),
+            ..self.clone()
+        }
+    }
+
     /// The Redis key of a bucket key.
     pub fn key(&self, bucket: Bucket, key: &str) -> String {
         format!("{}rl:{}:{}", self.prefix, bucket.name(), key)

@@ -384,11 +384,20 @@ fn index(bucket: Bucket) -> usize {
 /// decides at once: a Redis that is down costs each request nothing.
 const CLUSTER_BACKOFF: Duration = Duration::from_secs(1);
 
-/// The two-tier limiter.
-pub struct TwoTier<C: governor::clock::Clock = governor::clock::DefaultClock> {
+/// The quotas in force, ready to check: rebuilt when ops change them.
+struct InForce<C: governor::clock::Clock> {
+    enabled: bool,
+    buckets: Buckets,
     keys: Keys,
     gate: local::FloodGate<C>,
     cluster: cluster::ClusterLimiter,
+}
+
+/// The two-tier limiter.
+pub struct TwoTier<C: governor::clock::Clock = governor::clock::DefaultClock> {
+    settings: RateLimitSettings,
+    clock: C,
+    in_force: arc_swap::ArcSwap<InForce<C>>,
     policy: FailurePolicy,
     timeout: Duration,
     /// True while the cluster tier is being skipped after a failure.
@@ -399,13 +408,31 @@ pub struct TwoTier<C: governor::clock::Clock = governor::clock::DefaultClock> {
     counters: Arc<Counters>,
 }
 
+impl<C: governor::clock::Clock> fmt::Debug for TwoTier<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let in_force = self.in_force.load();
+        f.debug_struct("TwoTier")
+            .field("enabled", &in_force.enabled)
+            .field("buckets", &in_force.buckets)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C: governor::clock::Clock + Clone> TwoTier<C> {
     /// A limiter for `settings`, with the flood gate on `clock`.
     pub fn new(settings: &RateLimitSettings, cluster: cluster::ClusterLimiter, clock: C) -> Self {
-        TwoTier {
-            keys: Keys::new(settings),
-            gate: local::FloodGate::new(&settings.buckets, settings.local_headroom, clock),
+        let in_force = Self::build(
+            settings,
+            settings.enabled,
+            &settings.buckets,
             cluster,
+            &clock,
+        );
+        TwoTier {
+            settings: settings.clone(),
+            clock,
+            in_force: arc_swap::ArcSwap::from_pointee(in_force),
             policy: settings.failure_policy,
             timeout: settings.cluster_timeout,
             degraded: AtomicBool::new(false),
@@ -413,6 +440,49 @@ impl<C: governor::clock::Clock + Clone> TwoTier<C> {
             started: Instant::now(),
             counters: Arc::new(Counters::default()),
         }
+    }
+
+    fn build(
+        settings: &RateLimitSettings,
+        enabled: bool,
+        buckets: &Buckets,
+        cluster: cluster::ClusterLimiter,
+        clock: &C,
+    ) -> InForce<C> {
+        let settings = RateLimitSettings {
+            buckets: buckets.clone(),
+            ..settings.clone()
+        };
+        InForce {
+            enabled,
+            buckets: buckets.clone(),
+            keys: Keys::new(&settings),
+            gate: local::FloodGate::new(buckets, settings.local_headroom, clock.clone()),
+            cluster: cluster.with_buckets(buckets),
+        }
+    }
+
+    /// Puts new quotas in force (ops changed them). Unchanged quotas keep the flood gate's
+    /// state; changed ones start it afresh (the shared quotas in Redis carry on either way).
+    pub fn reconfigure(&self, enabled: bool, buckets: &Buckets) {
+        let current = self.in_force.load();
+        if current.enabled == enabled && current.buckets == *buckets {
+            return;
+        }
+        let next = Self::build(
+            &self.settings,
+            enabled,
+            buckets,
+            current.cluster.clone(),
+            &self.clock,
+        );
+        self.in_force.store(Arc::new(next));
+    }
+
+    /// Whether it limits, and the quotas in force.
+    pub fn in_force(&self) -> (bool, Buckets) {
+        let current = self.in_force.load();
+        (current.enabled, current.buckets.clone())
     }
 
     /// What it has done so far.
@@ -468,11 +538,15 @@ where
     C::Instant: Send + Sync,
 {
     async fn admit(&self, comment: &NewComment, deadline: Instant) -> Result<(), RateLimitError> {
-        let charges = self.keys.charges(comment);
+        let in_force = self.in_force.load_full();
+        if !in_force.enabled {
+            return Ok(());
+        }
+        let charges = in_force.keys.charges(comment);
         if charges.items.is_empty() {
             return Ok(());
         }
-        if let Err((bucket, retry_after)) = self.gate.check(&charges) {
+        if let Err((bucket, retry_after)) = in_force.gate.check(&charges) {
             self.counters.gate_refusals[index(bucket)].fetch_add(1, Ordering::Relaxed);
             return Err(RateLimitError::Limited {
                 bucket: bucket.name().to_owned(),
@@ -486,7 +560,7 @@ where
         let wait = self
             .timeout
             .min(deadline.saturating_duration_since(Instant::now()));
-        match tokio::time::timeout(wait, self.cluster.charge(&charges)).await {
+        match tokio::time::timeout(wait, in_force.cluster.charge(&charges)).await {
             Ok(Ok(verdict)) => {
                 if self.degraded.swap(false, Ordering::Relaxed) {
                     tracing::info!("the cluster rate limiter answers again");

@@ -44,6 +44,8 @@ pub struct Submission<'a> {
     pub created_at_ms: i64,
     /// Why it scored as it did (for held comments; empty for most accepted ones).
     pub explanation: &'a [Explained],
+    /// What else to count for the statistics besides its outcome (shadow-mode findings).
+    pub tallies: &'a [&'a str],
 }
 
 /// The result of [`Store::save`].

@@ -42,6 +42,7 @@ pub fn test_config() -> Config {
     config.server.shutdown_grace = Duration::from_secs(5);
     config.redis.url = moderation::store::redis::RedisUrl::new(redis_url());
     config.redis.prefix = format!("{{t-{}}}:", uuid::Uuid::now_v7().simple());
+    config.metrics.listen = "127.0.0.1:0".parse().unwrap();
     config
 }
 
@@ -49,6 +50,8 @@ pub fn test_config() -> Config {
 pub struct TestApp {
     /// Where it listens.
     pub address: SocketAddr,
+    /// Where its metrics are served.
+    pub metrics_address: SocketAddr,
     /// Its configuration.
     pub config: Config,
     /// A client connected to it.
@@ -69,6 +72,11 @@ impl TestApp {
             .await
             .unwrap();
         let address = listener.local_addr().unwrap();
+        let metrics = tokio::net::TcpListener::bind(config.metrics.listen)
+            .await
+            .unwrap();
+        let metrics_address = metrics.local_addr().unwrap();
+        let app = app.with_metrics_listener(metrics);
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app.run(listener, async {
             let _ = rx.await;
@@ -76,6 +84,7 @@ impl TestApp {
         let client = CommentServiceClient::new(channel(address).await);
         TestApp {
             address,
+            metrics_address,
             config,
             client,
             captchas,

@@ -29,6 +29,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
 mod review;
+mod settings;
+
+pub use settings::{Audit, AuditChange, Stats};
 
 use super::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
 use crate::comment::{CommentId, IdempotencyKey};
@@ -131,11 +134,12 @@ impl Default for RedisSettings {
 }
 
 /// The submission script. KEYS: idempotency hash, comment hash, accepted stream, flagged set,
-/// rejected stream, history list, author's and address's counts, then the flagged indexes (by
-/// article, by reason) a held comment joins. ARGV: fingerprint, answer (JSON), idempotency TTL
-/// (ms), outcome, comment id, created (ms), accepted trim id, rejected trim id, record TTL (ms),
-/// history event (JSON), then the number of comment fields and the fields, then the number of
-/// stream fields and the fields.
+/// rejected stream, history list, author's and address's counts, this minute's and this hour's
+/// tallies, then the flagged indexes (by article, by reason) a held comment joins. ARGV:
+/// fingerprint, answer (JSON), idempotency TTL (ms), outcome, comment id, created (ms),
+/// accepted trim id, rejected trim id, record TTL (ms), history event (JSON), then the number of
+/// comment fields and the fields, then the number of stream fields and the fields, then the
+/// number of tallies to count and their names.
 ///
 /// The queue write comes first: Redis never stops a script halfway once it has written (an
 /// out-of-memory refusal comes before the first write), and if anything did fail after it, the
@@ -154,17 +158,24 @@ for k = 1, tonumber(ARGV[i]) * 2 do comment[k] = ARGV[i + k] end
 i = i + tonumber(ARGV[i]) * 2 + 1
 local entry = {}
 for k = 1, tonumber(ARGV[i]) * 2 do entry[k] = ARGV[i + k] end
+i = i + tonumber(ARGV[i]) * 2 + 1
+local tallies = {}
+for k = 1, tonumber(ARGV[i]) do tallies[k] = ARGV[i + k] end
 local outcome = ARGV[4]
 if outcome == 'accepted' then
   redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[7], '*', unpack(entry))
 elseif outcome == 'pending_review' then
   redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
-  for k = 9, #KEYS do redis.call('ZADD', KEYS[k], ARGV[6], ARGV[5]) end
+  for k = 11, #KEYS do redis.call('ZADD', KEYS[k], ARGV[6], ARGV[5]) end
 else
   redis.call('XADD', KEYS[5], 'MINID', '~', ARGV[8], '*', unpack(entry))
 end
 redis.call('HSET', KEYS[2], unpack(comment))
 redis.call('RPUSH', KEYS[6], ARGV[10])
+for k = 9, 10 do
+  for _, name in ipairs(tallies) do redis.call('HINCRBY', KEYS[k], name, 1) end
+  redis.call('PEXPIRE', KEYS[k], 93600000)
+end
 if outcome ~= 'pending_review' then
   redis.call('PEXPIRE', KEYS[2], ARGV[9])
   redis.call('PEXPIRE', KEYS[6], ARGV[9])
@@ -178,9 +189,17 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {'stored'}
 "#;
 
+/// The spans tallies are kept by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tally {
+    Minute,
+    Hour,
+}
+
 /// The Redis backend.
 #[derive(Clone)]
 pub struct RedisStore {
+    client: redis::Client,
     connection: ConnectionManager,
     settings: RedisSettings,
     scripts: Arc<Scripts>,
@@ -192,6 +211,7 @@ struct Scripts {
     claim: redis::Script,
     decide: redis::Script,
     report: redis::Script,
+    update_settings: redis::Script,
 }
 
 impl fmt::Debug for RedisStore {
@@ -239,9 +259,10 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(RedisStore {
+            client,
             connection,
             settings,
             scripts: Arc::new(Scripts {
@@ -249,6 +270,7 @@ impl RedisStore {
                 claim: redis::Script::new(review::CLAIM),
                 decide: redis::Script::new(review::DECIDE),
                 report: redis::Script::new(review::REPORT),
+                update_settings: redis::Script::new(settings::UPDATE),
             }),
         })
     }
@@ -289,6 +311,14 @@ impl RedisStore {
 
     fn reason_index_key(&self, code: &str) -> String {
         self.key(&format!("flagged:reason:{code}"))
+    }
+
+    /// The tallies (counts by name) of the minute or hour that `at_ms` falls in; kept 26 hours.
+    fn tally_key(&self, span: Tally, at_ms: i64) -> String {
+        match span {
+            Tally::Minute => self.key(&format!("tally:m:{}", at_ms.div_euclid(60_000))),
+            Tally::Hour => self.key(&format!("tally:h:{}", at_ms.div_euclid(3_600_000))),
+        }
     }
 
     fn idempotency_key(&self, key: &IdempotencyKey) -> String {
@@ -429,6 +459,8 @@ impl Store for RedisStore {
             .key(self.history_key(r.comment_id))
             .key(self.author_stats_key(c.author_email.as_str()))
             .key(self.ip_stats_key(&ip))
+            .key(self.tally_key(Tally::Minute, s.created_at_ms))
+            .key(self.tally_key(Tally::Hour, s.created_at_ms))
             .key(self.article_index_key(c.article_id.as_str()));
         for reason in &r.reasons {
             invocation.key(self.reason_index_key(&reason.code));
@@ -457,6 +489,10 @@ impl Store for RedisStore {
         invocation.arg(entry.len());
         for (field, value) in entry {
             invocation.arg(field).arg(value);
+        }
+        invocation.arg(s.tallies.len() + 1).arg(r.outcome.as_str());
+        for tally in s.tallies {
+            invocation.arg(tally);
         }
         let answer: Vec<String> = invocation
             .invoke_async(&mut self.connection())

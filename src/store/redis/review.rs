@@ -50,8 +50,8 @@ return answer
 "#;
 
 /// Decides a waiting comment. KEYS: comment hash, flagged set, accepted stream, rejected
-/// stream, history, feedback stream, removed stream, author counts, address counts, then the
-/// flagged indexes it is in. ARGV: version expected, moderator, 'approve' | 'reject', now (ms),
+/// stream, history, feedback stream, removed stream, author counts, address counts, this
+/// minute's and this hour's tallies, then the flagged indexes it is in. ARGV: version expected, moderator, 'approve' | 'reject', now (ms),
 /// record TTL (ms), accepted trim id, rejected trim id, feedback trim id, history event (JSON),
 /// feedback spam label ('true' | 'false' | ''), feedback toxic label, language guess.
 pub(super) const DECIDE: &str = r#"
@@ -86,7 +86,11 @@ else
   end
 end
 redis.call('ZREM', KEYS[2], id)
-for k = 10, #KEYS do redis.call('ZREM', KEYS[k], id) end
+for k = 12, #KEYS do redis.call('ZREM', KEYS[k], id) end
+for k = 10, 11 do
+  redis.call('HINCRBY', KEYS[k], 'moderator_' .. (ARGV[3] == 'approve' and 'approved' or 'rejected'), 1)
+  redis.call('PEXPIRE', KEYS[k], 93600000)
+end
 local version = tonumber(f[2]) + 1
 redis.call('HSET', KEYS[1], 'state', state, 'version', version, 'updated_at', ARGV[4],
   'decided_by', ARGV[2], 'claimed_by', '', 'claim_until', '0', 'reported', '0')
@@ -445,6 +449,8 @@ impl RedisStore {
             .key(self.key("removed"))
             .key(self.author_stats_key(&comment.author_email))
             .key(self.ip_stats_key(&comment.client_ip))
+            .key(self.tally_key(super::Tally::Minute, now_ms))
+            .key(self.tally_key(super::Tally::Hour, now_ms))
             .key(self.article_index_key(&comment.article_id));
         for reason in &comment.reasons {
             invocation.key(self.reason_index_key(&reason.code));

@@ -1,0 +1,251 @@
+//! What every RPC goes through before its handler: the caller's API key is recognised and the
+//! role the method needs is checked ([`access`] is the table), and the answer is counted and
+//! timed by method and status code.
+//!
+//! A tower layer rather than a tonic interceptor, because it must see the method's path and
+//! the response's status for every service, including health and reflection.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tonic::codegen::http;
+use tonic::{Code, Status};
+
+use crate::auth::{Caller, Keys, Role};
+use crate::metrics::Metrics;
+
+/// Who may call a method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a key.
+    Open,
+    /// Callers with one of these roles.
+    Roles(&'static [Role]),
+}
+
+const PORTAL: &[Role] = &[Role::Portal];
+const READERS: &[Role] = &[Role::Portal, Role::Moderator, Role::Ops];
+const REPORTERS: &[Role] = &[Role::Portal, Role::Moderator];
+const MODERATORS: &[Role] = &[Role::Moderator];
+const OPS: &[Role] = &[Role::Ops];
+
+/// The role each method needs. A method added to a service later needs that service's role.
+pub fn access(path: &str, open_health: bool, open_reflection: bool) -> Access {
+    match path {
+        "/moderation.v1.CommentService/IssueCaptcha"
+        | "/moderation.v1.CommentService/SubmitComment" => Access::Roles(PORTAL),
+        "/moderation.v1.CommentService/GetComment" => Access::Roles(READERS),
+        "/moderation.v1.ModerationService/ReportComment" => Access::Roles(REPORTERS),
+        p if p.starts_with("/moderation.v1.CommentService/") => Access::Roles(PORTAL),
+        p if p.starts_with("/moderation.v1.ModerationService/") => Access::Roles(MODERATORS),
+        p if p.starts_with("/moderation.v1.AdminService/") => Access::Roles(OPS),
+        p if p.starts_with("/grpc.health.v1.Health/") => {
+            if open_health {
+                Access::Open
+            } else {
+                Access::Roles(READERS)
+            }
+        }
+        p if p.starts_with("/grpc.reflection.") => {
+            if open_reflection {
+                Access::Open
+            } else {
+                Access::Roles(OPS)
+            }
+        }
+        // Unknown methods are answered UNIMPLEMENTED, but only to callers with a key.
+        _ => Access::Roles(READERS),
+    }
+}
+
+/// The key a request presents: `authorization: Bearer <key>` or `x-api-key: <key>`.
+fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        return v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map(str::trim);
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// The checks and counts, shared by every connection.
+#[derive(Debug)]
+pub struct Gate {
+    /// The keys; `None` when authentication is off.
+    pub keys: Option<Keys>,
+    /// Health checks need no key.
+    pub open_health: bool,
+    /// Reflection needs no key.
+    pub open_reflection: bool,
+    /// Where requests are counted.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Gate {
+    /// The caller of a request to `path`, or the status refusing it.
+    pub fn admit(&self, path: &str, headers: &http::HeaderMap) -> Result<Option<Caller>, Status> {
+        let Some(keys) = &self.keys else {
+            return Ok(None);
+        };
+        let needed = match access(path, self.open_health, self.open_reflection) {
+            Access::Open => return Ok(None),
+            Access::Roles(roles) => roles,
+        };
+        let presented = presented_key(headers).ok_or_else(|| {
+            Status::unauthenticated("an API key is required (authorization: Bearer <key>)")
+        })?;
+        let caller = keys
+            .caller(presented)
+            .ok_or_else(|| Status::unauthenticated("the API key is not known"))?;
+        if needed.iter().any(|r| caller.has(*r)) {
+            Ok(Some(caller.clone()))
+        } else {
+            let roles: Vec<&str> = needed.iter().map(|r| r.name()).collect();
+            Err(Status::permission_denied(format!(
+                "{path} needs the role {}; the key of {} has {}",
+                roles.join(" or "),
+                caller.name,
+                caller
+                    .roles
+                    .iter()
+                    .map(|r| r.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    }
+}
+
+/// The layer.
+#[derive(Clone, Debug)]
+pub struct EdgeLayer(pub Arc<Gate>);
+
+impl<S> tower::Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
+            inner,
+            gate: self.0.clone(),
+        }
+    }
+}
+
+/// The service the layer wraps around the server's routes.
+#[derive(Clone, Debug)]
+pub struct Edge<S> {
+    inner: S,
+    gate: Arc<Gate>,
+}
+
+/// The method name of a path: `/moderation.v1.CommentService/SubmitComment` →
+/// `CommentService/SubmitComment` (unknown paths are counted as `other`, so random paths cannot
+/// create unbounded label values).
+fn method_label(path: &str) -> String {
+    let known = path.starts_with("/moderation.v1.")
+        || path.starts_with("/grpc.health.v1.")
+        || path.starts_with("/grpc.reflection.");
+    if known && path.matches('/').count() == 2 && path.len() < 100 {
+        path.rsplit_once('.')
+            .map_or(path, |(_, method)| method)
+            .to_owned()
+    } else {
+        "other".to_owned()
+    }
+}
+
+fn code_name(code: Code) -> String {
+    format!("{code:?}")
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for Edge<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let method = method_label(request.uri().path());
+        let gate = self.gate.clone();
+        match gate.admit(request.uri().path(), request.headers()) {
+            Err(status) => {
+                gate.metrics
+                    .request(&method, &code_name(status.code()), started.elapsed());
+                Box::pin(async move { Ok(status.into_http()) })
+            }
+            Ok(caller) => {
+                if let Some(caller) = caller {
+                    request.extensions_mut().insert(caller);
+                }
+                // The ready service answers this request; a fresh clone waits for the next.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Box::pin(async move {
+                    let response = inner.call(request).await?;
+                    // Errors come back trailers-only, with the status in the headers; a
+                    // response that starts normally is counted as OK.
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .map_or(Code::Ok, Code::from_i32);
+                    gate.metrics
+                        .request(&method, &code_name(code), started.elapsed());
+                    Ok(response)
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_labelled_without_letting_paths_make_new_labels() {
+        assert_eq!(
+            method_label("/moderation.v1.CommentService/SubmitComment"),
+            "CommentService/SubmitComment"
+        );
+        assert_eq!(method_label("/grpc.health.v1.Health/Check"), "Health/Check");
+        assert_eq!(method_label("/evil/../x"), "other");
+        assert_eq!(method_label("/moderation.v1.A/B/C"), "other");
+    }
+
+    #[test]
+    fn keys_are_read_from_either_header() {
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("abc"));
+        let mut h = http::HeaderMap::new();
+        h.insert("x-api-key", "def".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("def"));
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", "Basic xyz".parse().unwrap());
+        assert_eq!(presented_key(&h), None);
+    }
+}

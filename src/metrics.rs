@@ -1,0 +1,362 @@
+//! What the service counts, for Prometheus: requests by RPC and status, comment outcomes,
+//! latency per pipeline stage, scores, refusals by reason, shadow-mode counts, queue depths, the
+//! settings version and the models in force. Served as Prometheus text on a port of its own
+//! (`[metrics]`), apart from the gRPC port.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, linear_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::rate_limit::{Bucket, TwoTier};
+
+/// A pipeline stage, as timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Parsing and normalising the request.
+    Validate,
+    /// Looking up a retry's first answer.
+    Replay,
+    /// Block and allow lists.
+    Lists,
+    /// Rate limits.
+    RateLimit,
+    /// The CAPTCHA.
+    Captcha,
+    /// Scoring.
+    Classify,
+    /// Explaining the scores.
+    Explain,
+    /// Storing and queueing.
+    Store,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Validate => "validate",
+            Stage::Replay => "replay",
+            Stage::Lists => "lists",
+            Stage::RateLimit => "rate_limit",
+            Stage::Captcha => "captcha",
+            Stage::Classify => "classify",
+            Stage::Explain => "explain",
+            Stage::Store => "store",
+        }
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn latency() -> Histogram {
+    // 50 µs to about 1.6 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+fn probability() -> Histogram {
+    Histogram::new(linear_buckets(0.05, 0.05, 19))
+}
+
+/// The service's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    request_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    comments: Family<Labels, Counter>,
+    stage_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    scores: Family<Labels, Histogram, fn() -> Histogram>,
+    captcha_refusals: Family<Labels, Counter>,
+    shadow: Family<Labels, Counter>,
+    model_agreement: Family<Labels, Counter>,
+    moderator_decisions: Family<Labels, Counter>,
+    queue_depth: Family<Labels, Gauge>,
+    settings_version: Gauge,
+    settings_errors: Counter,
+    models: Family<Labels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Empty metrics, registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("moderation");
+        let m = Metrics {
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency),
+            comments: Family::default(),
+            stage_seconds: Family::new_with_constructor(latency),
+            scores: Family::new_with_constructor(probability),
+            captcha_refusals: Family::default(),
+            shadow: Family::default(),
+            model_agreement: Family::default(),
+            moderator_decisions: Family::default(),
+            queue_depth: Family::default(),
+            settings_version: Gauge::default(),
+            settings_errors: Counter::default(),
+            models: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "grpc_requests",
+            "gRPC requests by method and status code",
+            m.requests.clone(),
+        );
+        registry.register(
+            "grpc_request_seconds",
+            "gRPC request latency by method, until the response headers",
+            m.request_seconds.clone(),
+        );
+        registry.register(
+            "comments",
+            "submitted comments by outcome",
+            m.comments.clone(),
+        );
+        registry.register(
+            "stage_seconds",
+            "time spent in each submission stage",
+            m.stage_seconds.clone(),
+        );
+        registry.register(
+            "score",
+            "classifier scores by head (spam, toxic)",
+            m.scores.clone(),
+        );
+        registry.register(
+            "captcha_refusals",
+            "CAPTCHA answers refused, by reason; shadow=\"true\" for refusals only counted",
+            m.captcha_refusals.clone(),
+        );
+        registry.register(
+            "shadow",
+            "what a stage in shadow mode would have done (stage, would)",
+            m.shadow.clone(),
+        );
+        registry.register(
+            "model_shadow_decisions",
+            "decisions of the candidate model in shadow, by agreement with the active one",
+            m.model_agreement.clone(),
+        );
+        registry.register(
+            "moderator_decisions",
+            "moderators' decisions by verdict",
+            m.moderator_decisions.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "comments waiting: flagged (for moderators), accepted_unread (not yet read by the portal)",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "settings_version",
+            "version of the runtime settings in force on this instance",
+            m.settings_version.clone(),
+        );
+        registry.register(
+            "settings_apply_errors",
+            "runtime settings this instance could not apply",
+            m.settings_errors.clone(),
+        );
+        registry.register(
+            "model_info",
+            "models in force (role=active or shadow), value 1",
+            m.models.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Adds the rate limiter's counters and mode to what is served.
+    pub fn watch_rate_limiter(&mut self, limiter: Arc<TwoTier>) {
+        self.registry
+            .register_collector(Box::new(LimiterCollector(limiter)));
+    }
+
+    /// The metrics as Prometheus text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts an answered gRPC request.
+    pub fn request(&self, method: &str, code: &str, took: Duration) {
+        self.requests
+            .get_or_create(&vec![
+                ("method", method.to_owned()),
+                ("code", code.to_owned()),
+            ])
+            .inc();
+        self.request_seconds
+            .get_or_create(&vec![("method", method.to_owned())])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Times a synchronous stage.
+    pub fn time<T>(&self, stage: Stage, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        self.stage(stage, started.elapsed());
+        out
+    }
+
+    /// Records a stage's duration.
+    pub fn stage(&self, stage: Stage, took: Duration) {
+        self.stage_seconds
+            .get_or_create(&vec![("stage", stage.name().to_owned())])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a decided comment and its scores.
+    pub fn comment(&self, outcome: &str, spam: Option<f32>, toxic: Option<f32>) {
+        self.comments
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
+        for (head, score) in [("spam", spam), ("toxic", toxic)] {
+            if let Some(s) = score {
+                self.scores
+                    .get_or_create(&vec![("head", head.to_owned())])
+                    .observe(f64::from(s));
+            }
+        }
+    }
+
+    /// Counts a refused CAPTCHA answer.
+    pub fn captcha_refused(&self, reason: &str, shadow: bool) {
+        self.captcha_refusals
+            .get_or_create(&vec![
+                ("reason", reason.to_owned()),
+                ("shadow", shadow.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Counts what a stage in shadow would have done.
+    pub fn shadow(&self, stage: &str, would: &str) {
+        self.shadow
+            .get_or_create(&vec![
+                ("stage", stage.to_owned()),
+                ("would", would.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// Counts a candidate model's decision.
+    pub fn model_shadow(&self, candidate: &str, agrees: bool) {
+        self.model_agreement
+            .get_or_create(&vec![
+                ("candidate", candidate.to_owned()),
+                (
+                    "agreement",
+                    if agrees { "same" } else { "different" }.to_owned(),
+                ),
+            ])
+            .inc();
+    }
+
+    /// Counts a moderator's decision.
+    pub fn moderator_decision(&self, verdict: &str) {
+        self.moderator_decisions
+            .get_or_create(&vec![("verdict", verdict.to_owned())])
+            .inc();
+    }
+
+    /// Sets a queue's depth.
+    pub fn queue_depth(&self, queue: &str, depth: u64) {
+        self.queue_depth
+            .get_or_create(&vec![("queue", queue.to_owned())])
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Records the settings version in force and the models.
+    pub fn settings_applied(&self, version: u64, active: &str, shadow: Option<&str>) {
+        self.settings_version
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
+        self.models.clear();
+        self.models
+            .get_or_create(&vec![
+                ("role", "active".to_owned()),
+                ("version", active.to_owned()),
+            ])
+            .set(1);
+        if let Some(s) = shadow {
+            self.models
+                .get_or_create(&vec![
+                    ("role", "shadow".to_owned()),
+                    ("version", s.to_owned()),
+                ])
+                .set(1);
+        }
+    }
+
+    /// Counts settings that could not be applied.
+    pub fn settings_error(&self) {
+        self.settings_errors.inc();
+    }
+}
+
+/// The rate limiter's own counters, read at each scrape.
+#[derive(Debug)]
+struct LimiterCollector(Arc<TwoTier>);
+
+impl Collector for LimiterCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters = self.0.counters();
+        let refusals = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "rate_limit_refusals",
+            "comments refused by a rate limit, by bucket and tier (gate: this instance's flood gate; cluster: the shared quota)",
+            None,
+            refusals.metric_type(),
+        )?;
+        for (k, bucket) in Bucket::ALL.iter().enumerate() {
+            for (tier, values) in [
+                ("gate", &counters.gate_refusals),
+                ("cluster", &counters.cluster_refusals),
+            ] {
+                let labels = [("bucket", bucket.name()), ("tier", tier)];
+                ConstCounter::new(values[k].load(Ordering::Relaxed))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "rate_limit_shadow_refusals",
+            "comments a bucket in shadow mode would have refused, by bucket",
+            None,
+            refusals.metric_type(),
+        )?;
+        for (k, bucket) in Bucket::ALL.iter().enumerate() {
+            let labels = [("bucket", bucket.name())];
+            ConstCounter::new(counters.shadow_refusals[k].load(Ordering::Relaxed))
+                .encode(family.encode_family(&labels)?)?;
+        }
+        ConstCounter::new(counters.policy_decisions.load(Ordering::Relaxed)).encode(
+            encoder.encode_descriptor(
+                "rate_limit_policy_decisions",
+                "comments decided by the failure policy while the shared limiter was unreachable",
+                None,
+                refusals.metric_type(),
+            )?,
+        )?;
+        let mode = ConstGauge::new(i64::from(!self.0.degraded()));
+        mode.encode(encoder.encode_descriptor(
+            "rate_limit_cluster_mode",
+            "1 while the shared (Redis) limiter decides; 0 while the failure policy does",
+            None,
+            mode.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}

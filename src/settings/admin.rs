@@ -1,0 +1,244 @@
+//! What operators do with settings and models: read them, update them (versioned, checked as a
+//! whole, audited, announced to every instance), activate and roll back models, read the
+//! statistics. The gRPC layer maps each request here and each error to a status.
+
+use std::sync::Arc;
+
+use super::live::Live;
+use super::{Change, Effective, apply};
+use crate::comment::Violation;
+use crate::store::StoreError;
+use crate::store::redis::{Audit, AuditChange, RedisStore, Stats};
+
+/// Why an operator's request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Settings that cannot work; every violation names its key.
+    #[error("invalid settings")]
+    Invalid(Vec<Violation>),
+    /// The settings changed since the caller read them.
+    #[error("the settings are at version {current}, not {given}")]
+    Stale {
+        /// Their version now.
+        current: u64,
+        /// The version the caller sent.
+        given: u64,
+    },
+    /// No earlier model to roll back to.
+    #[error("no earlier model in the audit log to roll back to")]
+    NoEarlierModel,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A model file as operators see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelListing {
+    /// Its name.
+    pub name: String,
+    /// Its card, when it loads.
+    pub info: Option<crate::classifier::model::ModelInfo>,
+    /// Its recommended thresholds, when it loads.
+    pub thresholds: Option<crate::classifier::Thresholds>,
+    /// Scoring now.
+    pub active: bool,
+    /// The candidate in shadow.
+    pub shadow: bool,
+    /// Why it cannot be loaded.
+    pub error: Option<String>,
+}
+
+/// Settings and models, for operators.
+pub struct Admin {
+    live: Arc<Live>,
+    store: Arc<RedisStore>,
+    consumer_group: String,
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl Admin {
+    /// Over `live`, stored in `store`; `consumer_group` is the portal's, for the unread count.
+    pub fn new(live: Arc<Live>, store: Arc<RedisStore>, consumer_group: &str) -> Self {
+        Admin {
+            live,
+            store,
+            consumer_group: consumer_group.to_owned(),
+        }
+    }
+
+    /// The settings in force, read fresh from Redis (so a caller about to update sees the
+    /// latest version even if this instance has not applied it yet).
+    pub async fn get(&self) -> Result<Effective, AdminError> {
+        self.live.refresh(&self.store).await?;
+        Ok(self.live.snapshot().effective.clone())
+    }
+
+    /// Applies `changes` replacing `version`, as `by`, and puts the result in force here at
+    /// once (the other instances follow on the announcement).
+    pub async fn update(
+        &self,
+        version: u64,
+        changes: &[Change],
+        by: &str,
+        note: &str,
+    ) -> Result<Effective, AdminError> {
+        let stored = self.store.load_settings().await?;
+        if stored.version != version {
+            return Err(AdminError::Stale {
+                current: stored.version,
+                given: version,
+            });
+        }
+        let base = self.live.base();
+        let next = apply(
+            &base.tunables,
+            &base.sources,
+            &stored,
+            changes,
+            by,
+            now_ms(),
+            &self.live.context(),
+        )
+        .map_err(AdminError::Invalid)?;
+        self.check_models(changes).await?;
+        let before = super::resolve(&base.tunables, &base.sources, &stored).0;
+        let after = super::resolve(&base.tunables, &base.sources, &next).0;
+        let audit = Audit {
+            version: next.version,
+            by: by.to_owned(),
+            at_ms: now_ms(),
+            note: note.to_owned(),
+            changes: diff(&before, &after),
+        };
+        if let Some(current) = self.store.update_settings(version, &next, &audit).await? {
+            return Err(AdminError::Stale {
+                current,
+                given: version,
+            });
+        }
+        self.live.apply(next).await;
+        Ok(self.live.snapshot().effective.clone())
+    }
+
+    /// Every model named in `changes` must load here, or the update is refused.
+    async fn check_models(&self, changes: &[Change]) -> Result<(), AdminError> {
+        let mut violations = Vec::new();
+        for change in changes {
+            if let Change::Set { key, value } = change
+                && (key == "model.active" || key == "model.shadow")
+                && !value.trim().is_empty()
+                && let Err(e) = self.live.load_model(value.trim()).await
+            {
+                violations.push(Violation::new(
+                    if key == "model.active" {
+                        "model.active"
+                    } else {
+                        "model.shadow"
+                    },
+                    format!("cannot be loaded: {e}"),
+                ));
+            }
+        }
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(AdminError::Invalid(violations))
+        }
+    }
+
+    /// The latest `count` audit records, newest first.
+    pub async fn audit(&self, count: usize) -> Result<Vec<Audit>, AdminError> {
+        Ok(self.store.settings_audit(count).await?)
+    }
+
+    /// The models in the models directory.
+    pub async fn models(&self) -> Vec<ModelListing> {
+        let in_force = self.live.snapshot();
+        let t = &in_force.effective.tunables;
+        let mut out = Vec::new();
+        for entry in self.live.models().list() {
+            let loaded = self.live.load_model(&entry.name).await;
+            out.push(ModelListing {
+                active: entry.name == t.model,
+                shadow: t.model_shadow.as_deref() == Some(entry.name.as_str()),
+                info: loaded.as_ref().ok().map(|m| m.info().clone()),
+                thresholds: loaded.as_ref().ok().map(|m| m.thresholds()),
+                error: loaded.err().map(|e| e.to_string()),
+                name: entry.name,
+            });
+        }
+        out
+    }
+
+    /// Makes `name` the active model; `version` 0 replaces whatever is current.
+    pub async fn activate(
+        &self,
+        name: &str,
+        version: u64,
+        by: &str,
+        note: &str,
+    ) -> Result<Effective, AdminError> {
+        let change = [Change::Set {
+            key: "model.active".into(),
+            value: name.to_owned(),
+        }];
+        if version != 0 {
+            return self.update(version, &change, by, note).await;
+        }
+        // Whatever is current: another operator's concurrent update only costs a retry.
+        let mut attempt = 0;
+        loop {
+            let current = self.store.load_settings().await?.version;
+            match self.update(current, &change, by, note).await {
+                Err(AdminError::Stale { .. }) if attempt < 3 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Activates the model that was active before the latest change of the active model.
+    pub async fn rollback(&self, by: &str, note: &str) -> Result<Effective, AdminError> {
+        let records = self.store.settings_audit(1000).await?;
+        let previous = records
+            .iter()
+            .flat_map(|r| r.changes.iter())
+            .find(|c| c.key == "model.active" && c.old != c.new)
+            .map(|c| c.old.clone())
+            .ok_or(AdminError::NoEarlierModel)?;
+        let note = if note.is_empty() {
+            "rollback".to_owned()
+        } else {
+            format!("rollback: {note}")
+        };
+        self.activate(&previous, 0, by, &note).await
+    }
+
+    /// Counts over the last hour and day, and the queues now.
+    pub async fn stats(&self) -> Result<Stats, AdminError> {
+        Ok(self.store.stats(now_ms(), &self.consumer_group).await?)
+    }
+
+    /// The settings in force on this instance.
+    pub fn in_force(&self) -> Arc<super::live::Snapshot> {
+        self.live.snapshot()
+    }
+}
+
+/// The values that differ between two sets of settings, in key order.
+fn diff(before: &Effective, after: &Effective) -> Vec<AuditChange> {
+    before
+        .entries()
+        .into_iter()
+        .zip(after.entries())
+        .filter(|((_, old, _), (_, new, _))| old != new)
+        .map(|((k, old, _), (_, new, _))| AuditChange {
+            key: k.name.to_owned(),
+            old,
+            new,
+        })
+        .collect()
+}

@@ -1,0 +1,236 @@
+//! The settings in force on this instance, and how they are kept current: every instance
+//! subscribes to the settings channel and re-reads when an update is announced (within
+//! milliseconds), and re-reads every few seconds anyway, in case an announcement was missed
+//! while it was disconnected. Applying settings swaps what the pipeline, the rate limiter, the
+//! CAPTCHAs and the classifier read; requests in flight finish with what they started with.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio_stream::StreamExt;
+
+use super::lists::Lists;
+use super::{Context, Effective, Source, Stored, Tunables, resolve};
+use crate::captcha::{Captchas, Required};
+use crate::classify::{InForce, Loaded, ModelClassifier};
+use crate::metrics::Metrics;
+use crate::models::Models;
+use crate::rate_limit::TwoTier;
+use crate::store::redis::RedisStore;
+
+/// What the settings start from: the file's values (and the model's thresholds), and what a
+/// check needs to know of the rest of the configuration.
+#[derive(Clone, Debug)]
+pub struct Base {
+    /// The values.
+    pub tunables: Tunables,
+    /// Where each came from (keys left out came from the file).
+    pub sources: BTreeMap<&'static str, Source>,
+    /// The configuration a check consults.
+    pub context: Context,
+}
+
+/// The settings the pipeline reads for one request.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The values, their sources and version.
+    pub effective: Effective,
+    /// The block and allow lists, ready to match.
+    pub lists: Lists,
+}
+
+/// The parts of the service that settings change.
+pub struct Targets {
+    /// Quotas.
+    pub limiter: Arc<TwoTier>,
+    /// CAPTCHA modes.
+    pub captchas: Arc<Captchas>,
+    /// Models.
+    pub classifier: Arc<ModelClassifier>,
+    /// The models directory.
+    pub models: Arc<Models>,
+    /// Settings version and models in force.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The settings in force on this instance.
+pub struct Live {
+    base: Base,
+    targets: Targets,
+    snapshot: ArcSwap<Snapshot>,
+    applying: tokio::sync::Mutex<()>,
+}
+
+impl Live {
+    /// Settings from `base` alone, applied to `targets`.
+    pub fn new(base: Base, targets: Targets) -> Self {
+        let (effective, _) = resolve(&base.tunables, &base.sources, &Stored::default());
+        targets
+            .metrics
+            .settings_applied(0, &effective.tunables.model, None);
+        Live {
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                lists: Lists::new(&effective.tunables.lists),
+                effective,
+            }),
+            base,
+            targets,
+            applying: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The settings now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// What the settings start from.
+    pub fn base(&self) -> &Base {
+        &self.base
+    }
+
+    /// What a check consults, with the models directory as it is now.
+    pub fn context(&self) -> Context {
+        Context {
+            models: self.targets.models.names(),
+            ..self.base.context.clone()
+        }
+    }
+
+    /// The models directory.
+    pub fn models(&self) -> &Arc<Models> {
+        &self.targets.models
+    }
+
+    /// Loads a model by name without blocking the runtime.
+    pub async fn load_model(
+        &self,
+        name: &str,
+    ) -> Result<Arc<crate::classifier::Model>, crate::classifier::ModelError> {
+        let models = self.targets.models.clone();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || models.load(&name))
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::classifier::ModelError::Corrupt {
+                    path: String::new(),
+                    reason: format!("loading panicked: {e}"),
+                })
+            })
+    }
+
+    /// Puts `stored` in force, unless it is what is in force already. A model that cannot be
+    /// loaded here leaves the current one scoring (and is logged and counted); everything else
+    /// is applied.
+    pub async fn apply(&self, stored: Stored) {
+        let _one_at_a_time = self.applying.lock().await;
+        let current = self.snapshot();
+        if current.effective.version == stored.version && stored.version != 0 {
+            return;
+        }
+        let (mut effective, warnings) = resolve(&self.base.tunables, &self.base.sources, &stored);
+        for warning in warnings {
+            tracing::warn!(version = stored.version, "{warning}");
+            self.targets.metrics.settings_error();
+        }
+        let t = &mut effective.tunables;
+        let in_force = self.targets.classifier.in_force();
+        let active = if *in_force.active.version == *t.model {
+            Some(in_force.active.clone())
+        } else {
+            match self.load_model(&t.model).await {
+                Ok(model) => Some(Loaded::new(model)),
+                Err(e) => {
+                    tracing::error!(model = %t.model, error = %e, "the model set at runtime cannot be loaded here; the current one goes on scoring");
+                    self.targets.metrics.settings_error();
+                    None
+                }
+            }
+        };
+        let active = active.unwrap_or_else(|| in_force.active.clone());
+        t.model = active.version.to_string();
+        let shadow = match &t.model_shadow {
+            None => None,
+            Some(name) => match self.load_model(name).await {
+                Ok(model) => Some(Loaded::new(model)),
+                Err(e) => {
+                    tracing::error!(model = %name, error = %e, "the candidate model cannot be loaded here");
+                    self.targets.metrics.settings_error();
+                    None
+                }
+            },
+        };
+        t.model_shadow = shadow.as_ref().map(|s| s.version.to_string());
+        self.targets.classifier.switch(InForce { active, shadow });
+        self.targets
+            .limiter
+            .reconfigure(t.rate_limit_enabled, &t.buckets);
+        self.targets.captchas.require(Required {
+            mode: t.captcha_mode,
+            articles: t.captcha_articles.clone(),
+        });
+        self.targets.metrics.settings_applied(
+            effective.version,
+            &effective.tunables.model,
+            effective.tunables.model_shadow.as_deref(),
+        );
+        if effective.version != current.effective.version {
+            tracing::info!(version = effective.version, "runtime settings applied");
+        }
+        self.snapshot.store(Arc::new(Snapshot {
+            lists: Lists::new(&effective.tunables.lists),
+            effective,
+        }));
+    }
+
+    /// Reads the stored settings and applies them.
+    pub async fn refresh(&self, store: &RedisStore) -> Result<(), crate::store::StoreError> {
+        let stored = store.load_settings().await?;
+        self.apply(stored).await;
+        Ok(())
+    }
+}
+
+/// Keeps `live` current until the task is dropped: re-reads on every announcement and every
+/// `every`, and resubscribes when the subscription breaks.
+pub async fn watch(live: Arc<Live>, store: Arc<RedisStore>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut subscription = match store.subscribe_settings().await {
+            Ok(pubsub) => Some(pubsub),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot subscribe to settings announcements yet");
+                None
+            }
+        };
+        // Whatever was announced while not subscribed is read now.
+        if let Err(e) = live.refresh(&store).await {
+            tracing::debug!(error = %e, "cannot read the runtime settings");
+        }
+        match subscription.as_mut() {
+            Some(pubsub) => {
+                let mut messages = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        message = messages.next() => {
+                            if message.is_none() {
+                                tracing::warn!("the settings subscription broke; resubscribing");
+                                break;
+                            }
+                        }
+                        _ = tick.tick() => {}
+                    }
+                    if let Err(e) = live.refresh(&store).await {
+                        tracing::debug!(error = %e, "cannot read the runtime settings");
+                    }
+                }
+            }
+            None => {
+                tick.tick().await;
+            }
+        }
+    }
+}
