@@ -328,6 +328,23 @@ mod tests {
         let text = std::fs::read_to_string(path).unwrap();
         let from_file: Config = toml::from_str(&text).unwrap();
         assert_eq!(from_file, Config::default());
+        // And every setting that has a default is written out in it, not left to the default.
+        fn missing(defaults: &toml::Value, file: &toml::Value, at: &str, out: &mut Vec<String>) {
+            if let (toml::Value::Table(d), toml::Value::Table(f)) = (defaults, file) {
+                for (k, v) in d {
+                    let path = format!("{at}{k}");
+                    match f.get(k) {
+                        Some(fv) => missing(v, fv, &format!("{path}."), out),
+                        None => out.push(path),
+                    }
+                }
+            }
+        }
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let file: toml::Value = toml::from_str(&text).unwrap();
+        let mut absent = Vec::new();
+        missing(&defaults, &file, "", &mut absent);
+        assert!(absent.is_empty(), "not in the example file: {absent:?}");
     }
 
     #[test]

@@ -448,16 +448,6 @@ async fn watch_redis(
     let mut warned = false;
     let mut ticks: u32 = 0;
     loop {
-        // The queue gauges, every ten pings (five seconds).
-        if serving
-            && ticks.is_multiple_of(10)
-            && let Ok(Ok((flagged, unread))) =
-                tokio::time::timeout(HEALTH_INTERVAL, store.queue_depths(&consumer_group)).await
-        {
-            metrics.queue_depth("flagged", flagged);
-            metrics.queue_depth("accepted_unread", unread);
-        }
-        ticks = ticks.wrapping_add(1);
         let up = tokio::time::timeout(HEALTH_INTERVAL, store.check())
             .await
             .is_ok_and(|r| r.is_ok());
@@ -487,6 +477,16 @@ async fn watch_redis(
             );
             warned = true;
         }
+        // The queue gauges, every other ping (each second).
+        if serving
+            && ticks.is_multiple_of(2)
+            && let Ok(Ok((flagged, unread))) =
+                tokio::time::timeout(HEALTH_INTERVAL, store.queue_depths(&consumer_group)).await
+        {
+            metrics.queue_depth("flagged", flagged);
+            metrics.queue_depth("accepted_unread", unread);
+        }
+        ticks = ticks.wrapping_add(1);
         tokio::time::sleep(HEALTH_INTERVAL).await;
     }
 }

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -308,16 +307,6 @@ async fn wait_for_named_health(app: &TestApp, service: &str, status: i32) {
     panic!("{service} health never became {status}");
 }
 
-/// A `moderation serve` process.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn three_server_processes_sharing_one_redis_admit_one_quota_between_them() {
     const RATE_PER_MINUTE: u32 = 60;
@@ -348,32 +337,8 @@ async fn three_server_processes_sharing_one_redis_admit_one_quota_between_them()
     let mut servers = Vec::new();
     let mut clients = Vec::new();
     for _ in 0..3 {
-        let port = common::free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_moderation"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["serve", "--config", config_path.to_str().unwrap()])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the server binary starts");
-        servers.push(ServerProcess(child));
-        let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut channel = None;
-        for _ in 0..200 {
-            if let Ok(c) = tonic::transport::Channel::from_shared(format!("http://{address}"))
-                .unwrap()
-                .connect()
-                .await
-            {
-                channel = Some(c);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let channel = channel.expect("the server listens");
-        wait_until_serving(channel.clone()).await;
+        let (server, channel) = common::spawn_server(&config_path).await;
+        servers.push(server);
         clients.push(pb::comment_service_client::CommentServiceClient::new(
             channel,
         ));
@@ -412,32 +377,6 @@ async fn three_server_processes_sharing_one_redis_admit_one_quota_between_them()
     eprintln!(
         "three instances admitted {admitted} of 100 in {elapsed:.2} s (quota: burst {BURST} + {RATE_PER_MINUTE}/min)"
     );
-    // Tidy the shared Redis.
-    let mut conn = redis::Client::open(common::redis_url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query(&mut conn)
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).unwrap();
-    }
+    common::delete_prefix(&prefix);
     drop(servers);
-}
-
-async fn wait_until_serving(channel: tonic::transport::Channel) {
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-    for _ in 0..200 {
-        if health
-            .check(tonic_health::pb::HealthCheckRequest::default())
-            .await
-            .is_ok_and(|a| a.into_inner().status == 1)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server never became SERVING");
 }

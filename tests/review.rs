@@ -831,26 +831,6 @@ async fn moderators_work_the_queue_from_the_command_line() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("reason: must be one of"));
 }
 
-/// A small labeled corpus to retrain on together with the feedback.
-fn base_corpus() -> String {
-    let mut lines = String::new();
-    let rows: [(&str, bool, bool); 6] = [
-        ("Bài viết hay, cảm ơn tác giả", false, false),
-        ("Mong chính quyền sớm sửa con đường này", false, false),
-        ("Đội tuyển đá quá hay tối qua", false, false),
-        ("Vay tiền nhanh không thế chấp gọi 0912345678", true, false),
-        ("Nhận làm bằng đại học giá rẻ inbox zalo", true, false),
-        ("Đồ ngu, cút đi", false, true),
-    ];
-    for k in 0..4 {
-        for (text, spam, toxic) in rows {
-            let record = serde_json::json!({"text": format!("{text} {k}"), "spam": spam, "toxic": toxic, "lang": "vi"});
-            lines.push_str(&format!("{record}\n"));
-        }
-    }
-    lines
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_decisions_parse_as_corpus_records_and_train_a_model() {
     let (app, mut moderation) = review_app().await;
@@ -944,7 +924,7 @@ async fn exported_decisions_parse_as_corpus_records_and_train_a_model() {
     );
 
     let corpus = dir.path().join("corpus.jsonl");
-    std::fs::write(&corpus, base_corpus()).unwrap();
+    std::fs::write(&corpus, common::small_corpus()).unwrap();
     let lexicon = dir.path().join("lexicon.txt");
     std::fs::write(&lexicon, "ngu\n").unwrap();
     let model = dir.path().join("retrained.model");

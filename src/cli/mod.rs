@@ -18,6 +18,8 @@ use crate::server::{App, shutdown_signal};
 use crate::store::Store;
 use crate::store::redis::RedisStore;
 
+mod client;
+mod ops;
 mod review;
 
 /// Comment moderation for news portals.
@@ -45,6 +47,14 @@ pub enum Command {
     Review(review::ReviewArgs),
     /// Write moderators' decisions as labeled corpus records (JSON Lines) for `train`.
     ExportFeedback(ExportFeedbackArgs),
+    /// Read and change the runtime settings of a running server (for operators).
+    Settings(ops::SettingsArgs),
+    /// List, activate and roll back model versions on a running server (for operators).
+    Models(ops::ModelsArgs),
+    /// Outcome counts over the last hour and day, and the queues (for operators).
+    Stats(ops::StatsArgs),
+    /// Make an API key: prints the key once and the configuration entry with its hash.
+    NewApiKey(ops::NewKeyArgs),
 }
 
 /// `serve` flags (each overrides the configuration file and the environment).
@@ -199,6 +209,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Classify(args) => run_classify(args),
         Command::Review(command) => review::run(command),
         Command::ExportFeedback(args) => run_export_feedback(args),
+        Command::Settings(args) => ops::settings(args),
+        Command::Models(args) => ops::models(args),
+        Command::Stats(args) => ops::stats(args),
+        Command::NewApiKey(args) => ops::new_api_key(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use tonic::transport::{Channel, Endpoint};
-use tonic_types::StatusExt;
+
+use super::client::{Client, Connection, explain, runtime};
 
 use crate::proto::v1 as pb;
 use crate::proto::v1::moderation_service_client::ModerationServiceClient;
@@ -15,15 +15,11 @@ use crate::proto::v1::moderation_service_client::ModerationServiceClient;
 /// `review` flags and subcommands.
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
-    /// The server's gRPC address.
-    #[arg(
-        long,
-        env = "MODERATION_SERVER",
-        default_value = "http://127.0.0.1:50051",
-        global = true
-    )]
-    pub server: String,
-    /// Who you are, as recorded in the history (default: the login name).
+    /// The server.
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Who you are, as recorded in the history (default: the login name). With API keys on,
+    /// the key's name is used and this may be left out.
     #[arg(long, env = "MODERATION_MODERATOR", global = true)]
     pub moderator: Option<String>,
     /// What to do.
@@ -122,21 +118,18 @@ pub enum LabelArg {
 
 /// Runs a `review` subcommand.
 pub fn run(args: ReviewArgs) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let channel = Endpoint::from_shared(args.server.clone())
-            .with_context(|| format!("--server {} is not a URL", args.server))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .connect()
-            .await
-            .with_context(|| format!("connecting to {}", args.server))?;
+    runtime()?.block_on(async {
+        let channel = args.connection.connect().await?;
+        // With API keys on, the server takes the name from the key.
         let moderator = args
             .moderator
-            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| {
+                args.connection
+                    .api_key
+                    .is_none()
+                    .then(|| std::env::var("USER").ok())
+                    .flatten()
+            })
             .unwrap_or_default();
         let now_ms = jiff::Timestamp::now().as_millisecond();
         let out = act(channel, &moderator, args.action, now_ms).await?;
@@ -145,29 +138,8 @@ pub fn run(args: ReviewArgs) -> Result<()> {
     })
 }
 
-/// A status as a readable error, with the field violations and reasons it carries.
-fn explain(status: tonic::Status) -> anyhow::Error {
-    let details = status.get_error_details();
-    let mut text = format!("{:?}: {}", status.code(), status.message());
-    if let Some(bad) = details.bad_request() {
-        for v in &bad.field_violations {
-            text.push_str(&format!("\n  {}: {}", v.field, v.description));
-        }
-    }
-    if let Some(info) = details.error_info() {
-        let mut metadata: Vec<String> = info
-            .metadata
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        metadata.sort();
-        text.push_str(&format!("\n  {} {}", info.reason, metadata.join(" ")));
-    }
-    anyhow::anyhow!(text)
-}
-
 async fn act(
-    channel: Channel,
+    channel: Client,
     moderator: &str,
     action: ReviewAction,
     now_ms: i64,
@@ -255,7 +227,7 @@ async fn act(
 }
 
 async fn decide(
-    client: &mut ModerationServiceClient<Channel>,
+    client: &mut ModerationServiceClient<Client>,
     moderator: &str,
     a: DecideArgs,
     decision: pb::ModeratorDecision,
@@ -313,7 +285,7 @@ fn state_name(state: i32) -> String {
         .unwrap_or_else(|_| state.to_string())
 }
 
-fn when(ms: i64) -> String {
+pub(super) fn when(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
@@ -330,7 +302,7 @@ fn age(ms: i64) -> String {
     }
 }
 
-fn new_table<const N: usize>(header: [&str; N]) -> Table {
+pub(super) fn new_table<const N: usize>(header: [&str; N]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)

@@ -38,7 +38,8 @@ impl<C: Clock + Clone> FloodGate<C> {
     pub fn new(buckets: &Buckets, headroom: f64, clock: C) -> Self {
         let limiters = Bucket::ALL
             .iter()
-            .filter_map(|&b| buckets.get(b).map(|q| (b, q)))
+            // A bucket in shadow mode refuses nothing, here either.
+            .filter_map(|&b| buckets.get(b).filter(|q| !q.shadow).map(|q| (b, q)))
             .map(|(bucket, quota)| {
                 let limiter = RateLimiter::new(
                     widened(quota, headroom),

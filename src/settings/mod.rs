@@ -642,9 +642,7 @@ pub fn apply(
             }
         }
     }
-    if !violations.is_empty() {
-        return Err(violations);
-    }
+    // The values that parsed are checked together too, so one answer names every problem.
     let (effective, warnings) = resolve(base, base_sources, &next);
     // A new value that depends on another (a bucket's shadow switch on its quota) fails here.
     violations.extend(warnings.into_iter().map(|w| Violation::new("changes", w)));

@@ -81,7 +81,16 @@ impl TestApp {
         let task = tokio::spawn(app.run(listener, async {
             let _ = rx.await;
         }));
-        let client = CommentServiceClient::new(channel(address).await);
+        // Over TLS the tests make their own channels; this one is never used.
+        let client = if config.server.tls.is_some() {
+            CommentServiceClient::new(
+                Channel::from_shared(format!("http://{address}"))
+                    .unwrap()
+                    .connect_lazy(),
+            )
+        } else {
+            CommentServiceClient::new(channel(address).await)
+        };
         TestApp {
             address,
             metrics_address,
@@ -277,4 +286,111 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A `moderation serve` process, killed when dropped.
+pub struct ServerProcess(pub Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `moderation serve --config <config>` on a free port and waits until it is SERVING;
+/// returns the process and a channel to it.
+pub async fn spawn_server(config: &std::path::Path) -> (ServerProcess, Channel) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_moderation"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the server binary starts");
+    let server = ServerProcess(child);
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut channel = None;
+    for _ in 0..200 {
+        if let Ok(c) = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            channel = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let channel = channel.expect("the server listens");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    for _ in 0..200 {
+        if health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .is_ok_and(|a| a.into_inner().status == 1)
+        {
+            return (server, channel);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server never became SERVING");
+}
+
+/// Deletes every key under `prefix` in the shared Redis.
+pub fn delete_prefix(prefix: &str) {
+    let mut conn = redis::Client::open(redis_url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(&mut conn)
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).unwrap();
+    }
+}
+
+/// A small labeled corpus (JSON Lines), to train small models on quickly.
+pub fn small_corpus() -> String {
+    let mut lines = String::new();
+    let rows: [(&str, bool, bool); 6] = [
+        ("Bài viết hay, cảm ơn tác giả", false, false),
+        ("Mong chính quyền sớm sửa con đường này", false, false),
+        ("Đội tuyển đá quá hay tối qua", false, false),
+        ("Vay tiền nhanh không thế chấp gọi 0912345678", true, false),
+        ("Nhận làm bằng đại học giá rẻ inbox zalo", true, false),
+        ("Đồ ngu, cút đi", false, true),
+    ];
+    for k in 0..4 {
+        for (text, spam, toxic) in rows {
+            let record = serde_json::json!({"text": format!("{text} {k}"), "spam": spam, "toxic": toxic, "lang": "vi"});
+            lines.push_str(&format!("{record}\n"));
+        }
+    }
+    lines
+}
+
+/// Trains a small model named `name` into `dir` with the `moderation train` command.
+pub fn train_small_model(dir: &std::path::Path, name: &str) {
+    let corpus = dir.join(format!("{name}.corpus.jsonl"));
+    std::fs::write(&corpus, small_corpus()).unwrap();
+    let lexicon = dir.join(format!("{name}.lexicon.txt"));
+    std::fs::write(&lexicon, "ngu\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_moderation"))
+        .args(["train", "--data", corpus.to_str().unwrap()])
+        .args(["--out", dir.join(format!("{name}.model")).to_str().unwrap()])
+        .args(["--lexicon", lexicon.to_str().unwrap()])
+        .args(["--hash-bits", "14", "--min-rows", "1", "--folds", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

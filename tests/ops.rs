@@ -1,0 +1,905 @@
+//! Operations end to end: runtime settings (versioned, validated, audited, reaching a second
+//! server process within a second), shadow modes, model versions, API keys and roles on every
+//! RPC, TLS with certificates made here, and the metrics endpoint.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{TestApp, spawn_server, submission, test_config};
+use moderation::auth::{KeySettings, Role};
+use moderation::proto::v1 as pb;
+use pb::admin_service_client::AdminServiceClient;
+use pb::comment_service_client::CommentServiceClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+fn change(key: &str, value: &str) -> pb::SettingChange {
+    pb::SettingChange {
+        key: key.into(),
+        value: value.into(),
+        reset: false,
+    }
+}
+
+async fn update(
+    admin: &mut AdminServiceClient<Channel>,
+    changes: &[(&str, &str)],
+) -> Result<pb::Settings, Status> {
+    let version = admin
+        .get_settings(pb::GetSettingsRequest {})
+        .await?
+        .into_inner()
+        .version;
+    admin
+        .update_settings(pb::UpdateSettingsRequest {
+            version,
+            changes: changes.iter().map(|(k, v)| change(k, v)).collect(),
+            note: "test".into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn value<'a>(settings: &'a pb::Settings, key: &str) -> &'a pb::Setting {
+    settings
+        .settings
+        .iter()
+        .find(|s| s.key == key)
+        .unwrap_or_else(|| panic!("no setting {key}"))
+}
+
+/// One sample of the Prometheus text format.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: HashMap<String, String>,
+    value: f64,
+}
+
+/// Reads `GET /metrics` and parses the Prometheus text format.
+async fn scrape(address: std::net::SocketAddr) -> Vec<Sample> {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert!(
+        head.to_lowercase().contains("content-type: text/plain"),
+        "{head}"
+    );
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => {
+                    let labels = rest
+                        .trim_end_matches('}')
+                        .split("\",")
+                        .filter(|p| !p.is_empty())
+                        .map(|pair| {
+                            let (k, v) = pair.split_once('=').unwrap();
+                            (k.to_owned(), v.trim_matches('"').to_owned())
+                        })
+                        .collect();
+                    (name.to_owned(), labels)
+                }
+                None => (series.to_owned(), HashMap::new()),
+            };
+            Sample {
+                name,
+                labels,
+                value: value.parse().unwrap_or_else(|_| panic!("{line}")),
+            }
+        })
+        .collect()
+}
+
+fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+}
+
+fn spam(key: &str) -> pb::SubmitCommentRequest {
+    pb::SubmitCommentRequest {
+        body: "Nhận làm bằng đại học giá rẻ, vay tiền nhanh không thế chấp, liên hệ zalo 0912 345 678 hoặc vào bit.ly/vay-nhanh".into(),
+        ..submission(key)
+    }
+}
+
+#[tokio::test]
+async fn updates_are_versioned_validated_and_audited() {
+    let app = TestApp::spawn(test_config()).await;
+    let mut admin = AdminServiceClient::new(app.channel().await);
+    let before = admin
+        .get_settings(pb::GetSettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before.version, 0);
+    let reject_at = value(&before, "decision.reject_at");
+    assert_eq!(
+        reject_at.source(),
+        pb::SettingSource::Model,
+        "the model's recommendation"
+    );
+    assert_eq!(
+        value(&before, "captcha.mode").source(),
+        pb::SettingSource::File
+    );
+    assert!(!reject_at.description.is_empty());
+
+    let updated = admin
+        .update_settings(pb::UpdateSettingsRequest {
+            version: 0,
+            changes: vec![
+                change("decision.reject_at", "0.9"),
+                change("lists.blocked_words", "lô đề, nha cai"),
+            ],
+            note: "mùa bóng đá".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.version, 1);
+    let set = value(&updated, "decision.reject_at");
+    assert_eq!(
+        (set.value.as_str(), set.source()),
+        ("0.9", pb::SettingSource::Runtime)
+    );
+    assert_eq!(set.set_by, "anonymous");
+    assert!(set.set_at.is_some());
+
+    // Replacing a version that is gone.
+    let stale = admin
+        .update_settings(pb::UpdateSettingsRequest {
+            version: 0,
+            changes: vec![change("decision.reject_at", "0.95")],
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    let info = stale.get_details_error_info().unwrap();
+    assert_eq!(info.reason, "STALE_VERSION");
+    assert_eq!(info.metadata["current_version"], "1");
+
+    // Invalid as a whole: every violation names its key, and nothing changes.
+    let invalid = admin
+        .update_settings(pb::UpdateSettingsRequest {
+            version: 1,
+            changes: vec![
+                change("decision.accept_below", "0.95"),
+                change("rate_limit.ip", "lots"),
+                change("captcha.mode", "turnstile"),
+                change("model.active", "no-such-model"),
+            ],
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code(), Code::InvalidArgument);
+    let mut fields: Vec<String> = invalid
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "captcha.mode",
+            "decision.accept_below",
+            "model.active",
+            "rate_limit.ip"
+        ]
+    );
+    let after = admin
+        .get_settings(pb::GetSettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.version, 1);
+
+    let audit = admin
+        .list_settings_audit(pb::ListSettingsAuditRequest { limit: 10 })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(audit.len(), 1);
+    assert_eq!((audit[0].version, audit[0].by.as_str()), (1, "anonymous"));
+    assert_eq!(audit[0].note, "mùa bóng đá");
+    let changes: Vec<(&str, &str, &str)> = audit[0]
+        .changes
+        .iter()
+        .map(|c| (c.key.as_str(), c.old_value.as_str(), c.new_value.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "decision.reject_at",
+                value(&before, "decision.reject_at").value.as_str(),
+                "0.9"
+            ),
+            ("lists.blocked_words", "", "lô đề, nha cai"),
+        ]
+    );
+
+    // The block list is in force at once on this instance.
+    let blocked = app
+        .client
+        .clone()
+        .submit_comment(pb::SubmitCommentRequest {
+            body: "Chơi lô đề ở đâu uy tín?".into(),
+            ..submission("blocked-1")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(blocked.outcome(), pb::Outcome::Rejected);
+    assert_eq!(blocked.reasons[0].code, "BLOCKED_WORD");
+    assert!(blocked.reasons[0].message.contains("lô đề"));
+}
+
+#[tokio::test]
+async fn shadow_modes_let_comments_through_and_count_what_they_would_do() {
+    let mut config = test_config();
+    config.captcha.secret = Some(moderation::rate_limit::Secret::new("test secret"));
+    config.rate_limit.email_hash_key = Some(moderation::rate_limit::Secret::new("test key"));
+    let app = TestApp::spawn(config).await;
+    let mut admin = AdminServiceClient::new(app.channel().await);
+    let mut client = app.client.clone();
+
+    // Enforced first: the live quota refuses the second comment, the CAPTCHA the first.
+    update(
+        &mut admin,
+        &[
+            ("rate_limit.enabled", "true"),
+            ("rate_limit.ip", "1/1h burst 1"),
+            ("captcha.mode", "image"),
+        ],
+    )
+    .await
+    .unwrap();
+    let refused = client
+        .submit_comment(submission("enforced-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::FailedPrecondition,
+        "no CAPTCHA answer"
+    );
+    let limited = client
+        .submit_comment(submission("enforced-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(limited.code(), Code::ResourceExhausted, "{limited:?}");
+
+    // In shadow: everything passes, and what would have happened is counted.
+    update(
+        &mut admin,
+        &[
+            ("rate_limit.ip.shadow", "true"),
+            ("captcha.shadow", "true"),
+            ("decision.shadow", "true"),
+            ("decision.reject_at", "0.5"),
+        ],
+    )
+    .await
+    .unwrap();
+    for k in 0..3 {
+        let answer = client
+            .submit_comment(spam(&format!("shadow-{k}")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.outcome(), pb::Outcome::Accepted, "{answer:?}");
+        assert!(
+            answer.spam_score >= 0.5,
+            "the classifier still scores: {}",
+            answer.spam_score
+        );
+    }
+    let stats = admin
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let count = |name: &str| {
+        stats
+            .last_hour
+            .iter()
+            .find(|c| c.name == name)
+            .map_or(0, |c| c.count)
+    };
+    assert_eq!(count("accepted"), 3);
+    assert_eq!(count("shadow_decision_rejected"), 3);
+    assert_eq!(count("shadow_captcha_refused"), 3);
+    let metrics = scrape(app.metrics_address).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "moderation_shadow_total",
+            &[("stage", "decision"), ("would", "rejected")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "moderation_captcha_refusals_total",
+            &[("reason", "CAPTCHA_MISSING"), ("shadow", "true")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "moderation_rate_limit_shadow_refusals_total",
+            &[("bucket", "ip")]
+        ),
+        Some(3.0)
+    );
+}
+
+#[tokio::test]
+async fn the_metrics_endpoint_serves_prometheus_text() {
+    let app = TestApp::spawn(test_config()).await;
+    app.wait_for_health(1).await;
+    app.client
+        .clone()
+        .submit_comment(submission("metrics-1"))
+        .await
+        .unwrap();
+    let refused = app
+        .client
+        .clone()
+        .submit_comment(pb::SubmitCommentRequest {
+            body: String::new(),
+            ..submission("metrics-2")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let m = scrape(app.metrics_address).await;
+    let submit = [("method", "CommentService/SubmitComment")];
+    assert_eq!(
+        sample(
+            &m,
+            "moderation_grpc_requests_total",
+            &[submit[0], ("code", "Ok")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "moderation_grpc_requests_total",
+            &[submit[0], ("code", "InvalidArgument")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "moderation_grpc_request_seconds_count", &submit),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&m, "moderation_comments_total", &[("outcome", "accepted")]),
+        Some(1.0)
+    );
+    for stage in ["validate", "replay", "lists", "classify", "store"] {
+        assert!(
+            sample(&m, "moderation_stage_seconds_count", &[("stage", stage)]).unwrap_or(0.0) >= 1.0,
+            "stage {stage}"
+        );
+    }
+    assert_eq!(
+        sample(&m, "moderation_score_count", &[("head", "spam")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "moderation_model_info",
+            &[("role", "active"), ("version", "vi-en-20261127")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sample(&m, "moderation_settings_version", &[]), Some(0.0));
+    assert_eq!(
+        sample(&m, "moderation_rate_limit_cluster_mode", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "moderation_queue_depth", &[("queue", "flagged")]),
+        Some(0.0)
+    );
+    // The queue gauges follow within a second or two.
+    let mut unread = None;
+    for _ in 0..30 {
+        unread = sample(
+            &scrape(app.metrics_address).await,
+            "moderation_queue_depth",
+            &[("queue", "accepted_unread")],
+        );
+        if unread == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        unread,
+        Some(1.0),
+        "the accepted comment is waiting for the portal"
+    );
+}
+
+/// Keys for each role, and the configuration that knows them.
+fn keys() -> (HashMap<Role, String>, Vec<KeySettings>) {
+    let mut clear = HashMap::new();
+    let mut settings = Vec::new();
+    for (role, name) in [
+        (Role::Portal, "portal-web"),
+        (Role::Moderator, "lan"),
+        (Role::Ops, "ops-minh"),
+    ] {
+        let key = moderation::auth::new_key().unwrap();
+        settings.push(KeySettings {
+            name: name.into(),
+            roles: vec![role],
+            sha256: moderation::auth::hash(&key),
+        });
+        clear.insert(role, key);
+    }
+    (clear, settings)
+}
+
+/// Calls `path` with an empty message and `key`; the status it ends with (OK included).
+async fn call(channel: Channel, path: &str, key: Option<&str>) -> Code {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let mut request = tonic::Request::new(tokio_stream::iter(vec![()]));
+    if let Some(k) = key {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {k}").parse().unwrap());
+    }
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::try_from(path).unwrap();
+    match grpc.streaming(request, path, codec).await {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+#[tokio::test]
+async fn every_rpc_needs_a_key_with_its_role() {
+    // Which roles each method admits; every method the server describes must be here.
+    let expected: &[(&str, &[Role])] = &[
+        ("moderation.v1.CommentService/IssueCaptcha", &[Role::Portal]),
+        (
+            "moderation.v1.CommentService/SubmitComment",
+            &[Role::Portal],
+        ),
+        (
+            "moderation.v1.CommentService/GetComment",
+            &[Role::Portal, Role::Moderator, Role::Ops],
+        ),
+        (
+            "moderation.v1.ModerationService/ListFlagged",
+            &[Role::Moderator],
+        ),
+        (
+            "moderation.v1.ModerationService/ClaimFlagged",
+            &[Role::Moderator],
+        ),
+        (
+            "moderation.v1.ModerationService/DecideComment",
+            &[Role::Moderator],
+        ),
+        (
+            "moderation.v1.ModerationService/ReportComment",
+            &[Role::Portal, Role::Moderator],
+        ),
+        (
+            "moderation.v1.ModerationService/GetCommentHistory",
+            &[Role::Moderator],
+        ),
+        ("moderation.v1.AdminService/GetSettings", &[Role::Ops]),
+        ("moderation.v1.AdminService/UpdateSettings", &[Role::Ops]),
+        ("moderation.v1.AdminService/ListSettingsAudit", &[Role::Ops]),
+        ("moderation.v1.AdminService/ListModels", &[Role::Ops]),
+        ("moderation.v1.AdminService/ActivateModel", &[Role::Ops]),
+        ("moderation.v1.AdminService/RollbackModel", &[Role::Ops]),
+        ("moderation.v1.AdminService/GetStats", &[Role::Ops]),
+    ];
+    use prost::Message;
+    let descriptors =
+        prost_types::FileDescriptorSet::decode(moderation::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mut described: Vec<String> = descriptors
+        .file
+        .iter()
+        .flat_map(|f| {
+            let package = f.package().to_owned();
+            f.service.iter().flat_map(move |s| {
+                let service = format!("{package}.{}", s.name());
+                s.method
+                    .iter()
+                    .map(move |m| format!("{service}/{}", m.name()))
+            })
+        })
+        .collect();
+    described.sort();
+    let mut listed: Vec<String> = expected.iter().map(|(m, _)| (*m).to_owned()).collect();
+    listed.sort();
+    assert_eq!(described, listed, "the table covers every RPC");
+
+    let (clear, key_settings) = keys();
+    let mut config = test_config();
+    config.auth.enabled = true;
+    config.auth.keys = key_settings;
+    let app = TestApp::spawn(config).await;
+    let channel = app.channel().await;
+    for (method, allowed) in expected {
+        let path = format!("/{method}");
+        assert_eq!(
+            call(channel.clone(), &path, None).await,
+            Code::Unauthenticated,
+            "{method} without a key"
+        );
+        assert_eq!(
+            call(channel.clone(), &path, Some("not-a-key")).await,
+            Code::Unauthenticated,
+            "{method} with an unknown key"
+        );
+        for role in Role::ALL {
+            let code = call(channel.clone(), &path, Some(&clear[&role])).await;
+            if allowed.contains(&role) {
+                assert!(
+                    !matches!(code, Code::Unauthenticated | Code::PermissionDenied),
+                    "{method} as {role}: {code:?}"
+                );
+            } else {
+                assert_eq!(code, Code::PermissionDenied, "{method} as {role}");
+            }
+        }
+    }
+    // Health stays open (load balancers); reflection needs a key.
+    let health = "/grpc.health.v1.Health/Check";
+    assert_eq!(call(channel.clone(), health, None).await, Code::Ok);
+    let reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+    assert_eq!(
+        call(channel.clone(), reflection, None).await,
+        Code::Unauthenticated
+    );
+    assert_ne!(
+        call(channel.clone(), reflection, Some(&clear[&Role::Ops])).await,
+        Code::PermissionDenied
+    );
+
+    // E-mail addresses only for moderators and ops; the moderator is the key's owner.
+    let with_key = |role: Role| {
+        let key = clear[&role].clone();
+        move |mut r: tonic::Request<()>| {
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {key}").parse().unwrap());
+            Ok(r)
+        }
+    };
+    let mut portal =
+        CommentServiceClient::with_interceptor(channel.clone(), with_key(Role::Portal));
+    let id = portal
+        .submit_comment(submission("auth-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .comment_id;
+    let email = |c: pb::GetCommentResponse| c.comment.unwrap().author_email;
+    let get = pb::GetCommentRequest {
+        comment_id: id.clone(),
+    };
+    assert_eq!(
+        email(portal.get_comment(get.clone()).await.unwrap().into_inner()),
+        None
+    );
+    let mut moderator =
+        CommentServiceClient::with_interceptor(channel.clone(), with_key(Role::Moderator));
+    assert_eq!(
+        email(moderator.get_comment(get).await.unwrap().into_inner()).as_deref(),
+        Some("an.nguyen@example.com")
+    );
+    let mut queue = pb::moderation_service_client::ModerationServiceClient::with_interceptor(
+        channel.clone(),
+        with_key(Role::Moderator),
+    );
+    let impersonating = queue
+        .claim_flagged(pb::ClaimFlaggedRequest {
+            moderator: "minh".into(),
+            count: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(impersonating.code(), Code::PermissionDenied);
+    queue
+        .claim_flagged(pb::ClaimFlaggedRequest {
+            count: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("the key's owner claims");
+}
+
+/// A CA, and a certificate for `localhost` (server) or a client, signed by it.
+struct Pki {
+    ca: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+    ca_params: rcgen::CertificateParams,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "moderation test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = params.self_signed(&ca_key).unwrap();
+        Pki {
+            ca,
+            ca_key,
+            ca_params: params,
+        }
+    }
+
+    /// (certificate PEM, key PEM).
+    fn issue(&self, name: &str) -> (String, String) {
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let issuer = rcgen::Issuer::from_params(&self.ca_params, &self.ca_key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+#[tokio::test]
+async fn tls_with_and_without_client_certificates() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = pki.issue("localhost");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ca_path = write("ca.pem", &pki.ca.pem());
+    let tls = moderation::config::TlsSettings {
+        cert: write("server.pem", &cert),
+        key: write("server.key", &key),
+        client_ca: None,
+        client_auth_optional: false,
+    };
+    let mut config = test_config();
+    config.server.tls = Some(tls.clone());
+    let app = TestApp::spawn(config).await;
+    let ca = Certificate::from_pem(pki.ca.pem());
+    let https = |identity: Option<Identity>| {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(ca.clone())
+            .domain_name("localhost");
+        if let Some(i) = identity {
+            tls = tls.identity(i);
+        }
+        Channel::from_shared(format!("https://localhost:{}", app.address.port()))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+    };
+    let channel = https(None).connect().await.expect("TLS handshake");
+    let answer = CommentServiceClient::new(channel)
+        .submit_comment(submission("tls-1"))
+        .await
+        .expect("a submission over TLS")
+        .into_inner();
+    assert_eq!(answer.outcome(), pb::Outcome::Accepted);
+    // Plain HTTP/2 gets nowhere.
+    let plain = Channel::from_shared(format!("http://127.0.0.1:{}", app.address.port()))
+        .unwrap()
+        .connect()
+        .await;
+    let refused = match plain {
+        Err(_) => true,
+        Ok(c) => CommentServiceClient::new(c)
+            .submit_comment(submission("plain-1"))
+            .await
+            .is_err(),
+    };
+    assert!(refused, "plain HTTP/2 is refused");
+
+    // Client certificates required: only a client with one signed by the CA gets through.
+    let mut config = test_config();
+    config.server.tls = Some(moderation::config::TlsSettings {
+        client_ca: Some(ca_path),
+        ..tls
+    });
+    let app = TestApp::spawn(config).await;
+    let https = |identity: Option<Identity>| {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(ca.clone())
+            .domain_name("localhost");
+        if let Some(i) = identity {
+            tls = tls.identity(i);
+        }
+        Channel::from_shared(format!("https://localhost:{}", app.address.port()))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+    };
+    let anonymous = match https(None).connect().await {
+        Err(_) => true,
+        Ok(c) => CommentServiceClient::new(c)
+            .submit_comment(submission("mtls-0"))
+            .await
+            .is_err(),
+    };
+    assert!(anonymous, "a client without a certificate is refused");
+    let (client_cert, client_key) = pki.issue("portal-web");
+    let channel = https(Some(Identity::from_pem(client_cert, client_key)))
+        .connect()
+        .await
+        .expect("mutual TLS handshake");
+    CommentServiceClient::new(channel)
+        .submit_comment(submission("mtls-1"))
+        .await
+        .expect("a client with a certificate gets through");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_follow_one_update_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(moderation::classifier::DEFAULT_MODEL),
+        models.join("vi-en-20261127.model"),
+    )
+    .unwrap();
+    common::train_small_model(&models, "small-candidate");
+    let prefix = format!("{{t-{}}}:", uuid::Uuid::now_v7().simple());
+    let config_path = dir.path().join("moderation.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            r#"
+            [redis]
+            url = "{}"
+            prefix = "{prefix}"
+            [classifier]
+            models_dir = "{}"
+            [metrics]
+            enabled = false
+            [runtime]
+            refresh = "30s"
+            "#,
+            common::redis_url(),
+            models.display()
+        ),
+    )
+    .unwrap();
+    let (_a, channel_a) = spawn_server(&config_path).await;
+    let (_b, channel_b) = spawn_server(&config_path).await;
+    let mut admin_a = AdminServiceClient::new(channel_a.clone());
+    let mut admin_b = AdminServiceClient::new(channel_b.clone());
+    // The version each instance has in force (GetStats reports it without re-reading).
+    let in_force = |mut admin: AdminServiceClient<Channel>| async move {
+        admin
+            .get_stats(pb::GetStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let wait_for = |admin: AdminServiceClient<Channel>, version: u64| async move {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(1) {
+            if in_force(admin.clone()).await.settings_version == version {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("version {version} not in force within a second");
+    };
+
+    let updated = update(&mut admin_a, &[("decision.reject_at", "0.97")])
+        .await
+        .unwrap();
+    let took = wait_for(admin_b.clone(), updated.version).await;
+    eprintln!(
+        "instance B applied version {} after {took:?}",
+        updated.version
+    );
+
+    // The model moves on both: responses say which model scored.
+    let models_listed = admin_b
+        .list_models(pb::ListModelsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .models;
+    let names: Vec<&str> = models_listed.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["small-candidate", "vi-en-20261127"]);
+    let activated = admin_a
+        .activate_model(pb::ActivateModelRequest {
+            name: "small-candidate".into(),
+            version: 0,
+            note: "trying the candidate".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    wait_for(admin_b.clone(), activated.version).await;
+    for (k, channel) in [channel_a.clone(), channel_b.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        let answer = CommentServiceClient::new(channel)
+            .submit_comment(submission(&format!("model-{k}")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.model_version, "small-candidate", "instance {k}");
+    }
+    let rolled_back = admin_b
+        .rollback_model(pb::RollbackModelRequest {
+            note: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(value(&rolled_back, "model.active").value, "vi-en-20261127");
+    wait_for(admin_a.clone(), rolled_back.version).await;
+    let answer = CommentServiceClient::new(channel_a)
+        .submit_comment(submission("model-back"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.model_version, "vi-en-20261127");
+
+    // The runtime settings survive a restart of the instances.
+    drop((_a, _b));
+    let (_c, channel_c) = spawn_server(&config_path).await;
+    let settings = AdminServiceClient::new(channel_c)
+        .get_settings(pb::GetSettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(settings.version, rolled_back.version);
+    assert_eq!(value(&settings, "decision.reject_at").value, "0.97");
+    common::delete_prefix(&prefix);
+}
