@@ -903,3 +903,118 @@ async fn two_server_processes_follow_one_update_within_a_second() {
     assert_eq!(value(&settings, "decision.reject_at").value, "0.97");
     common::delete_prefix(&prefix);
 }
+
+/// Runs the `moderation` binary; its standard output, or a panic with its error.
+fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_moderation"));
+    command.args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn stdout(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+// The command line runs as a child process and is waited for: the server needs threads of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_work_from_the_command_line_with_their_key() {
+    let (clear, key_settings) = keys();
+    let mut config = test_config();
+    config.auth.enabled = true;
+    config.auth.keys = key_settings;
+    let app = TestApp::spawn(config).await;
+    let server = format!("http://{}", app.address);
+    let ops = [
+        ("MODERATION_SERVER", server.as_str()),
+        ("MODERATION_API_KEY", clear[&Role::Ops].as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let words = dir.path().join("words.txt");
+    std::fs::write(&words, "# cá độ\nlô đề\nnha cai\n").unwrap();
+    let set = stdout(cli(
+        &[
+            "settings",
+            "set",
+            "decision.reject_at=0.9",
+            &format!("lists.blocked_words=@{}", words.display()),
+            "--note",
+            "mùa giải mới",
+        ],
+        &ops,
+    ));
+    assert!(set.contains("settings version 1"), "{set}");
+    let got = stdout(cli(&["settings", "get"], &ops));
+    let line = got
+        .lines()
+        .find(|l| l.contains("decision.reject_at"))
+        .unwrap_or_else(|| panic!("{got}"));
+    assert!(
+        line.contains("0.9") && line.contains("runtime") && line.contains("ops-minh"),
+        "{line}"
+    );
+    let history = stdout(cli(&["settings", "history"], &ops));
+    assert!(
+        history.contains("lists.blocked_words") && history.contains("mùa giải mới"),
+        "{history}"
+    );
+
+    let refused = cli(&["settings", "set", "decision.accept_below=0.95"], &ops);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("InvalidArgument") && why.contains("decision.accept_below"),
+        "{why}"
+    );
+
+    let models = stdout(cli(&["models", "list"], &ops));
+    assert!(
+        models.contains("vi-en-20261127") && models.contains("active"),
+        "{models}"
+    );
+    let rollback = cli(&["models", "rollback"], &ops);
+    assert!(String::from_utf8_lossy(&rollback.stderr).contains("NO_EARLIER_MODEL"));
+
+    app.client
+        .clone()
+        .submit_comment({
+            let mut r = tonic::Request::new(pb::SubmitCommentRequest {
+                body: "Chơi lô đề online".into(),
+                ..submission("cli-1")
+            });
+            r.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {}", clear[&Role::Portal]).parse().unwrap(),
+            );
+            r
+        })
+        .await
+        .unwrap();
+    let stats = stdout(cli(&["stats"], &ops));
+    let rejected = stats
+        .lines()
+        .find(|l| l.contains("rejected"))
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert!(rejected.contains('1'), "{stats}");
+    assert!(stats.contains("settings version 1"), "{stats}");
+
+    // A moderator's key does not open the admin commands, nor no key at all.
+    let moderator = [
+        ("MODERATION_SERVER", server.as_str()),
+        ("MODERATION_API_KEY", clear[&Role::Moderator].as_str()),
+    ];
+    let denied = cli(&["settings", "get"], &moderator);
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("PermissionDenied"));
+    let anonymous = cli(&["stats"], &[("MODERATION_SERVER", server.as_str())]);
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("Unauthenticated"));
+    // The moderator's own command line works with the key.
+    let listed = stdout(cli(&["review", "list"], &moderator));
+    assert_eq!(listed, "nothing waiting\n");
+}
