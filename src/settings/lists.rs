@@ -7,7 +7,7 @@
 //! entry blocks that domain or everything under a suffix (`com.vn`), with allowed domains as
 //! exceptions.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
@@ -125,50 +125,77 @@ impl Phrase {
         let folded = w.iter().all(|(t, f)| t == f);
         Phrase {
             text: text.to_owned(),
-            words: w
-                .into_iter()
-                .map(|(t, f)| if folded { f } else { t })
-                .collect(),
+            words: w.into_iter().map(|(t, f)| if folded { f } else { t }).collect(),
             folded,
         }
     }
+}
 
-    /// Where the phrase is in `comment`, as (first word, word count): its words in a row, or
-    /// all of them run together in one word ("nhacai", or "n h à c á i", which the analyser
-    /// reads as one word).
-    fn find(&self, comment: &[(String, String)]) -> Vec<(usize, usize)> {
-        let n = self.words.len();
-        let pick = |(text, folded): &(String, String)| -> String {
-            if self.folded {
-                folded.clone()
+/// Phrases indexed by their first word (and, for phrases of several words, by all of them run
+/// together), so a comment is read once whatever the number of phrases.
+#[derive(Clone, Debug, Default)]
+struct PhraseSet {
+    phrases: Vec<Phrase>,
+    /// Word (as written, or folded for phrases without diacritics) → phrases starting with it.
+    exact_first: HashMap<String, Vec<usize>>,
+    folded_first: HashMap<String, Vec<usize>>,
+    /// All the words run together ("nhacai", or "n h à c á i" read as one word).
+    exact_joined: HashMap<String, Vec<usize>>,
+    folded_joined: HashMap<String, Vec<usize>>,
+}
+
+impl PhraseSet {
+    fn new(texts: &[String]) -> Self {
+        let mut set = PhraseSet::default();
+        for text in texts {
+            let phrase = Phrase::new(text);
+            let Some(first) = phrase.words.first().cloned() else {
+                continue;
+            };
+            let k = set.phrases.len();
+            let (firsts, joined) = if phrase.folded {
+                (&mut set.folded_first, &mut set.folded_joined)
             } else {
-                text.clone()
+                (&mut set.exact_first, &mut set.exact_joined)
+            };
+            firsts.entry(first).or_default().push(k);
+            if phrase.words.len() > 1 {
+                joined.entry(phrase.words.concat()).or_default().push(k);
             }
-        };
+            set.phrases.push(phrase);
+        }
+        set
+    }
+
+    fn is_empty(&self) -> bool {
+        self.phrases.is_empty()
+    }
+
+    /// Every occurrence in `comment` (words as (written, folded)), as (phrase, first word,
+    /// word count).
+    fn find(&self, comment: &[(String, String)]) -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
-        if n > 1 {
-            let joined: String = self.words.concat();
-            out.extend(
-                comment
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, w)| pick(w) == joined)
-                    .map(|(k, _)| (k, 1)),
-            );
+        for (i, (text, folded)) in comment.iter().enumerate() {
+            for (map, word) in [(&self.exact_joined, text), (&self.folded_joined, folded)] {
+                for &k in map.get(word).into_iter().flatten() {
+                    out.push((k, i, 1));
+                }
+            }
+            for (map, word) in [(&self.exact_first, text), (&self.folded_first, folded)] {
+                for &k in map.get(word).into_iter().flatten() {
+                    let phrase = &self.phrases[k];
+                    let n = phrase.words.len();
+                    let fits = i + n <= comment.len()
+                        && phrase.words.iter().enumerate().skip(1).all(|(j, w)| {
+                            let (t, f) = &comment[i + j];
+                            if phrase.folded { f == w } else { t == w }
+                        });
+                    if fits {
+                        out.push((k, i, n));
+                    }
+                }
+            }
         }
-        if n == 0 || comment.len() < n {
-            return out;
-        }
-        out.extend(
-            (0..=comment.len() - n)
-                .filter(|&start| {
-                    self.words
-                        .iter()
-                        .enumerate()
-                        .all(|(k, w)| pick(&comment[start + k]) == *w)
-                })
-                .map(|start| (start, n)),
-        );
         out
     }
 }
@@ -181,8 +208,8 @@ static DISPOSABLE: LazyLock<HashSet<&'static str>> =
 /// The lists, ready to match.
 #[derive(Clone, Debug, Default)]
 pub struct Lists {
-    blocked_words: Vec<Phrase>,
-    allowed_words: Vec<Phrase>,
+    blocked_words: PhraseSet,
+    allowed_words: PhraseSet,
     blocked_links: Vec<String>,
     allowed_links: Vec<String>,
     blocked_ips: Vec<ipnet::IpNet>,
@@ -214,16 +241,8 @@ impl Lists {
     pub fn new(settings: &ListSettings) -> Self {
         let nets = |v: &[String]| v.iter().filter_map(|n| parse_network(n)).collect();
         Lists {
-            blocked_words: settings
-                .blocked_words
-                .iter()
-                .map(|p| Phrase::new(p))
-                .collect(),
-            allowed_words: settings
-                .allowed_words
-                .iter()
-                .map(|p| Phrase::new(p))
-                .collect(),
+            blocked_words: PhraseSet::new(&settings.blocked_words),
+            allowed_words: PhraseSet::new(&settings.allowed_words),
             blocked_links: settings.blocked_link_domains.clone(),
             allowed_links: settings.allowed_link_domains.clone(),
             blocked_ips: nets(&settings.blocked_ips),
@@ -326,24 +345,24 @@ impl Lists {
             .collect();
         // Word positions covered by an allowed phrase do not count.
         let mut allowed = vec![false; comment.len()];
-        for phrase in &self.allowed_words {
-            for (start, len) in phrase.find(&comment) {
-                for slot in &mut allowed[start..start + len] {
-                    *slot = true;
-                }
+        for (_, start, len) in self.allowed_words.find(&comment) {
+            for slot in &mut allowed[start..start + len] {
+                *slot = true;
             }
         }
-        for phrase in &self.blocked_words {
-            let hit = phrase
-                .find(&comment)
-                .into_iter()
-                .any(|(start, len)| !allowed[start..start + len].iter().all(|&a| a));
-            if hit {
-                return Some((
-                    ReasonCode::BlockedWord,
-                    format!("contains the blocked phrase \"{}\"", phrase.text),
-                ));
-            }
+        let hit = self
+            .blocked_words
+            .find(&comment)
+            .into_iter()
+            .find(|&(_, start, len)| !allowed[start..start + len].iter().all(|&a| a));
+        if let Some((k, _, _)) = hit {
+            return Some((
+                ReasonCode::BlockedWord,
+                format!(
+                    "contains the blocked phrase \"{}\"",
+                    self.blocked_words.phrases[k].text
+                ),
+            ));
         }
         None
     }
