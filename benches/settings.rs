@@ -39,13 +39,19 @@ fn lists(c: &mut Criterion) {
 
     let join = |items: Vec<String>| items.join(", ");
     let settings = ListSettings {
-        blocked_words: phrases(&join((0..1000).map(|k| format!("cụm từ cấm số {k}")).collect()))
-            .unwrap(),
-        blocked_link_domains: domains(&join((0..200).map(|k| format!("spam{k}.example")).collect()))
-            .unwrap(),
+        blocked_words: phrases(&join(
+            (0..1000).map(|k| format!("cụm từ cấm số {k}")).collect(),
+        ))
+        .unwrap(),
+        blocked_link_domains: domains(&join(
+            (0..200).map(|k| format!("spam{k}.example")).collect(),
+        ))
+        .unwrap(),
         blocked_ips: networks(&join((0..100).map(|k| format!("10.{k}.0.0/16")).collect())).unwrap(),
-        blocked_email_domains: domains(&join((0..100).map(|k| format!("mail{k}.example")).collect()))
-            .unwrap(),
+        blocked_email_domains: domains(&join(
+            (0..100).map(|k| format!("mail{k}.example")).collect(),
+        ))
+        .unwrap(),
         block_disposable_email: true,
         ..ListSettings::default()
     };

@@ -5,9 +5,10 @@
 //! A tower layer rather than a tonic interceptor, because it must see the method's path and
 //! the response's status for every service, including health and reflection.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -146,24 +147,59 @@ pub struct Edge<S> {
     gate: Arc<Gate>,
 }
 
-/// The method name of a path: `/moderation.v1.CommentService/SubmitComment` →
-/// `CommentService/SubmitComment` (unknown paths are counted as `other`, so random paths cannot
-/// create unbounded label values).
-fn method_label(path: &str) -> String {
-    let known = path.starts_with("/moderation.v1.")
-        || path.starts_with("/grpc.health.v1.")
-        || path.starts_with("/grpc.reflection.");
-    if known && path.matches('/').count() == 2 && path.len() < 100 {
-        path.rsplit_once('.')
-            .map_or(path, |(_, method)| method)
-            .to_owned()
-    } else {
-        "other".to_owned()
+/// The methods the server has, by path, with their metric label (`CommentService/SubmitComment`):
+/// read once from the descriptors, so a label is a static string and unknown paths, counted as
+/// `other`, cannot create label values.
+static METHODS: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| {
+    use prost::Message;
+    let mut out = HashMap::new();
+    for set in [
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    ] {
+        let Ok(files) = prost_types::FileDescriptorSet::decode(set) else {
+            continue;
+        };
+        for file in files.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    let label: &'static str =
+                        Box::leak(format!("{}/{}", service.name(), method.name()).into_boxed_str());
+                    out.insert(path, label);
+                }
+            }
+        }
     }
+    out
+});
+
+/// The metric label of a path.
+fn method_label(path: &str) -> &'static str {
+    METHODS.get(path).copied().unwrap_or("other")
 }
 
-fn code_name(code: Code) -> String {
-    format!("{code:?}")
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "Ok",
+        Code::Cancelled => "Cancelled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -192,7 +228,7 @@ where
         match gate.admit(request.uri().path(), request.headers()) {
             Err(status) => {
                 gate.metrics
-                    .request(&method, &code_name(status.code()), started.elapsed());
+                    .request(method, code_name(status.code()), started.elapsed());
                 Box::pin(async move { Ok(status.into_http()) })
             }
             Ok(caller) => {
@@ -213,7 +249,7 @@ where
                         .and_then(|v| v.parse::<i32>().ok())
                         .map_or(Code::Ok, Code::from_i32);
                     gate.metrics
-                        .request(&method, &code_name(code), started.elapsed());
+                        .request(method, code_name(code), started.elapsed());
                     Ok(response)
                 })
             }
@@ -232,8 +268,12 @@ mod tests {
             "CommentService/SubmitComment"
         );
         assert_eq!(method_label("/grpc.health.v1.Health/Check"), "Health/Check");
+        assert_eq!(
+            method_label("/moderation.v1.AdminService/UpdateSettings"),
+            "AdminService/UpdateSettings"
+        );
         assert_eq!(method_label("/evil/../x"), "other");
-        assert_eq!(method_label("/moderation.v1.A/B/C"), "other");
+        assert_eq!(method_label("/moderation.v1.CommentService/Nope"), "other");
     }
 
     #[test]

@@ -125,7 +125,10 @@ impl Phrase {
         let folded = w.iter().all(|(t, f)| t == f);
         Phrase {
             text: text.to_owned(),
-            words: w.into_iter().map(|(t, f)| if folded { f } else { t }).collect(),
+            words: w
+                .into_iter()
+                .map(|(t, f)| if folded { f } else { t })
+                .collect(),
             folded,
         }
     }

@@ -771,6 +771,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_key() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let missing: Vec<&str> = KEYS
+            .iter()
+            .map(|k| k.name)
+            .filter(|name| !readme.contains(&format!("`{name}`")))
+            .collect();
+        assert!(missing.is_empty(), "not in README.md: {missing:?}");
+    }
+
+    #[test]
     fn every_value_reads_back_as_it_was_set() {
         let (base, _) = base();
         for (key_name, value) in [
