@@ -60,7 +60,8 @@ pub struct Live {
     base: Base,
     targets: Targets,
     snapshot: ArcSwap<Snapshot>,
-    applying: tokio::sync::Mutex<()>,
+    /// The stored settings applied last (one application at a time).
+    applying: tokio::sync::Mutex<Option<Stored>>,
 }
 
 impl Live {
@@ -77,7 +78,7 @@ impl Live {
             }),
             base,
             targets,
-            applying: tokio::sync::Mutex::new(()),
+            applying: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -125,11 +126,11 @@ impl Live {
     /// loaded here leaves the current one scoring (and is logged and counted); everything else
     /// is applied.
     pub async fn apply(&self, stored: Stored) {
-        let _one_at_a_time = self.applying.lock().await;
-        let current = self.snapshot();
-        if current.effective.version == stored.version && stored.version != 0 {
+        let mut last = self.applying.lock().await;
+        if last.as_ref() == Some(&stored) {
             return;
         }
+        let current = self.snapshot();
         let (mut effective, warnings) = resolve(&self.base.tunables, &self.base.sources, &stored);
         for warning in warnings {
             tracing::warn!(version = stored.version, "{warning}");
@@ -183,6 +184,7 @@ impl Live {
             lists: Lists::new(&effective.tunables.lists),
             effective,
         }));
+        *last = Some(stored);
     }
 
     /// Reads the stored settings and applies them.
