@@ -17,6 +17,7 @@ use crate::comment::Limits;
 use crate::decide::BotRules;
 use crate::rate_limit::RateLimitSettings;
 use crate::review::ReviewSettings;
+use crate::settings::lists::ListSettings;
 use crate::store::redis::RedisSettings;
 
 /// Everything the service reads at start-up.
@@ -47,6 +48,8 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// `[auth]`: API keys and roles.
     pub auth: AuthSettings,
+    /// `[lists]`: block and allow lists (ops may change them at runtime).
+    pub lists: ListSettings,
 }
 
 /// `[runtime]`.
@@ -179,6 +182,8 @@ pub struct DecisionSettings {
     pub reject_at: Option<f32>,
     /// Toxic probability at or above which a comment goes at least to review.
     pub review_toxic_at: Option<f32>,
+    /// Record what the classifier would decide without letting it decide.
+    pub shadow: bool,
 }
 
 /// Command-line overrides, applied last.
@@ -253,6 +258,7 @@ impl Config {
         if let Some((name, problem)) = problems
             .chain(self.captcha.problems())
             .chain(self.auth.problems())
+            .chain(self.lists.problems())
             .next()
         {
             bail!("{name} {problem}");

@@ -520,6 +520,7 @@ pub enum ReviewError {
 pub struct Queue {
     store: Arc<dyn Store>,
     settings: ReviewSettings,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Runs a storage call, failing as unavailable when it outlasts `deadline`.
@@ -543,9 +544,17 @@ fn now_ms() -> i64 {
 }
 
 impl Queue {
-    /// The queue kept in `store`.
-    pub fn new(store: Arc<dyn Store>, settings: ReviewSettings) -> Self {
-        Queue { store, settings }
+    /// The queue kept in `store`; decisions are counted in `metrics`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: ReviewSettings,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        Queue {
+            store,
+            settings,
+            metrics,
+        }
     }
 
     /// The settings in force.
@@ -585,12 +594,17 @@ impl Queue {
         d: &Decision,
         deadline: Instant,
     ) -> Result<(Outcome, u64), ReviewError> {
-        within(
+        let decided = within(
             deadline,
             self.store
                 .decide(d.id, d.version, &d.moderator, d.verdict, &d.note, now_ms()),
         )
-        .await
+        .await?;
+        self.metrics.moderator_decision(match d.verdict {
+            Verdict::Approve => "approved",
+            Verdict::Reject(_) => "rejected",
+        });
+        Ok(decided)
     }
 
     /// Brings a published comment back for review; returns its new version.

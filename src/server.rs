@@ -142,13 +142,13 @@ fn base(config: &Config, model: &Model, models: &Models) -> Base {
     Base {
         tunables: Tunables {
             thresholds,
-            decision_shadow: false,
+            decision_shadow: d.shadow,
             rate_limit_enabled: config.rate_limit.enabled,
             buckets: config.rate_limit.buckets.clone(),
             captcha_mode: config.captcha.mode,
             captcha_articles: config.captcha.articles.clone(),
-            captcha_shadow: false,
-            lists: Default::default(),
+            captcha_shadow: config.captcha.shadow,
+            lists: config.lists.normalized(),
             model: model.info().name.clone(),
             model_shadow: None,
         },
@@ -216,7 +216,7 @@ impl App {
             store: store.clone(),
             metrics: metrics.clone(),
         });
-        let queue = Arc::new(Queue::new(store.clone(), config.review));
+        let queue = Arc::new(Queue::new(store.clone(), config.review, metrics.clone()));
         let admin = Arc::new(Admin::new(
             live.clone(),
             store.clone(),

@@ -1018,3 +1018,100 @@ async fn operators_work_from_the_command_line_with_their_key() {
     let listed = stdout(cli(&["review", "list"], &moderator));
     assert_eq!(listed, "nothing waiting\n");
 }
+
+// Training the candidate runs the command line, waited for: the server needs threads of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_model_in_shadow_is_compared_but_never_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(moderation::classifier::DEFAULT_MODEL),
+        dir.path().join("vi-en-20261127.model"),
+    )
+    .unwrap();
+    common::train_small_model(dir.path(), "small-candidate");
+    let mut config = test_config();
+    config.classifier.models_dir = dir.path().to_owned();
+    let app = TestApp::spawn(config).await;
+    let mut admin = AdminServiceClient::new(app.channel().await);
+
+    let refused = update(&mut admin, &[("model.shadow", "vi-en-20261127")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::InvalidArgument,
+        "the active model is no candidate"
+    );
+    update(&mut admin, &[("model.shadow", "small-candidate")])
+        .await
+        .unwrap();
+    let models = admin
+        .list_models(pb::ListModelsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .models;
+    let roles: Vec<(&str, bool, bool)> = models
+        .iter()
+        .map(|m| (m.name.as_str(), m.active, m.shadow))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("small-candidate", false, true),
+            ("vi-en-20261127", true, false)
+        ]
+    );
+    assert!(
+        models[0]
+            .trained_on
+            .iter()
+            .any(|t| t.contains("small-candidate.corpus.jsonl"))
+    );
+
+    let mut client = app.client.clone();
+    for (k, request) in [
+        submission("cand-1"),
+        spam("cand-2"),
+        submission("cand-3"),
+        spam("cand-4"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let answer = client.submit_comment(request).await.unwrap().into_inner();
+        assert_eq!(
+            answer.model_version, "vi-en-20261127",
+            "comment {k}: the active model decides"
+        );
+    }
+    let stats = admin
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.shadow_model, "small-candidate");
+    let compared: u64 = stats
+        .last_hour
+        .iter()
+        .filter(|c| c.name.starts_with("model_shadow_"))
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(compared, 4);
+    let metrics = scrape(app.metrics_address).await;
+    let counted: f64 = metrics
+        .iter()
+        .filter(|s| s.name == "moderation_model_shadow_decisions_total")
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(counted, 4.0);
+    assert_eq!(
+        sample(
+            &metrics,
+            "moderation_model_info",
+            &[("role", "shadow"), ("version", "small-candidate")]
+        ),
+        Some(1.0)
+    );
+}

@@ -156,6 +156,8 @@ pub struct CaptchaSettings {
     pub mode: Mode,
     /// Per-article overrides: article id → mode.
     pub articles: BTreeMap<String, Mode>,
+    /// Check answers and count refusals, but refuse nobody (to roll a CAPTCHA out).
+    pub shadow: bool,
     /// Key for the keyed hashes of image answers and the signatures of challenges; the same on
     /// every instance. Required for `image` and `proof_of_work`.
     pub secret: Option<Secret>,
@@ -190,6 +192,7 @@ impl Default for CaptchaSettings {
         CaptchaSettings {
             mode: Mode::Off,
             articles: BTreeMap::new(),
+            shadow: false,
             secret: None,
             ttl: Duration::from_secs(300),
             image_chars: 6,

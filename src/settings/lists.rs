@@ -11,12 +11,16 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
+use serde::{Deserialize, Serialize};
+
 use crate::classifier::analyze::{TokenKind, analyze};
 use crate::comment::NewComment;
 use crate::decide::ReasonCode;
 
-/// The lists as ops set them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The lists as ops set them (section `[lists]` of the configuration gives their starting
+/// values).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ListSettings {
     /// Phrases that reject a comment.
     pub blocked_words: Vec<String>,
@@ -36,6 +40,60 @@ pub struct ListSettings {
     pub allowed_email_domains: Vec<String>,
     /// Reject addresses at known disposable-mail domains.
     pub block_disposable_email: bool,
+}
+
+impl ListSettings {
+    /// Every entry that does not parse, as (setting, description).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut check =
+            |name: &str, entries: &[String], parse: fn(&str) -> Result<Vec<String>, String>| {
+                for e in entries {
+                    if let Err(why) = parse(e) {
+                        out.push((format!("lists.{name}"), why));
+                    }
+                }
+            };
+        check("blocked_words", &self.blocked_words, phrases);
+        check("allowed_words", &self.allowed_words, phrases);
+        check("blocked_link_domains", &self.blocked_link_domains, domains);
+        check("allowed_link_domains", &self.allowed_link_domains, domains);
+        check("blocked_ips", &self.blocked_ips, networks);
+        check("allowed_ips", &self.allowed_ips, networks);
+        check(
+            "blocked_email_domains",
+            &self.blocked_email_domains,
+            domains,
+        );
+        check(
+            "allowed_email_domains",
+            &self.allowed_email_domains,
+            domains,
+        );
+        out
+    }
+
+    /// The same lists as their parsers write them (lower case, whitespace collapsed).
+    pub fn normalized(&self) -> Self {
+        let norm = |entries: &[String], parse: fn(&str) -> Result<Vec<String>, String>| {
+            entries
+                .iter()
+                .filter_map(|e| parse(e).ok())
+                .flatten()
+                .collect()
+        };
+        ListSettings {
+            blocked_words: norm(&self.blocked_words, phrases),
+            allowed_words: norm(&self.allowed_words, phrases),
+            blocked_link_domains: norm(&self.blocked_link_domains, domains),
+            allowed_link_domains: norm(&self.allowed_link_domains, domains),
+            blocked_ips: norm(&self.blocked_ips, networks),
+            allowed_ips: norm(&self.allowed_ips, networks),
+            blocked_email_domains: norm(&self.blocked_email_domains, domains),
+            allowed_email_domains: norm(&self.allowed_email_domains, domains),
+            block_disposable_email: self.block_disposable_email,
+        }
+    }
 }
 
 /// Parses a list of phrases: each 1–200 characters, lower-cased, whitespace collapsed.
