@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use crate::classifier::{Model, ModelError};
 
@@ -17,11 +18,16 @@ pub struct ModelEntry {
     pub path: PathBuf,
 }
 
-/// The models directory, with the models loaded so far.
+/// Name → (the file's modification time when read, the model).
+type Cache = HashMap<String, (Option<SystemTime>, Arc<Model>)>;
+
+/// The models directory, with the models in use kept loaded.
 #[derive(Debug)]
 pub struct Models {
     dir: PathBuf,
-    loaded: Mutex<HashMap<String, Arc<Model>>>,
+    /// Name → (the file's modification time when read, the model). A file replaced under the
+    /// same name is read again.
+    loaded: Mutex<Cache>,
 }
 
 impl Models {
@@ -60,27 +66,55 @@ impl Models {
         self.list().into_iter().map(|e| e.name).collect()
     }
 
-    /// Keeps an already loaded model under `name` (the one loaded at start-up).
-    pub fn insert(&self, name: &str, model: Arc<Model>) {
-        self.loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), model);
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.model"))
     }
 
-    /// The model `name`, loaded from its file the first time. Blocking (reads a file of a few
-    /// MB): call from a blocking context.
+    fn modified(&self, name: &str) -> Option<SystemTime> {
+        std::fs::metadata(self.path(name))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    /// Keeps an already loaded model under `name` (the one loaded at start-up, perhaps from
+    /// elsewhere than the directory).
+    pub fn insert(&self, name: &str, model: Arc<Model>) {
+        let modified = self.modified(name);
+        self.cache().insert(name.to_owned(), (modified, model));
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached model `name`, if its file has not changed since it was read (or it has no
+    /// file in the directory).
+    fn cached(&self, name: &str) -> Option<Arc<Model>> {
+        let modified = self.modified(name);
+        let cache = self.cache();
+        let (read_at, model) = cache.get(name)?;
+        (modified.is_none() || modified == *read_at).then(|| model.clone())
+    }
+
+    /// The model `name`, read from its file the first time (and again when the file changes),
+    /// then kept. Blocking (reads a file of a few MB): call from a blocking context.
     pub fn load(&self, name: &str) -> Result<Arc<Model>, ModelError> {
-        if let Some(m) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
-            return Ok(m.clone());
+        if let Some(model) = self.cached(name) {
+            return Ok(model);
         }
-        let model = Arc::new(Model::load(&self.dir.join(format!("{name}.model")))?);
-        self.insert(name, model.clone());
+        let modified = self.modified(name);
+        let model = Arc::new(Model::load(&self.path(name))?);
+        self.cache()
+            .insert(name.to_owned(), (modified, model.clone()));
         Ok(model)
+    }
+
+    /// The model `name` for a look at its card: the kept one if any, else read without being
+    /// kept (listing the directory does not load every model for good).
+    pub fn peek(&self, name: &str) -> Result<Arc<Model>, ModelError> {
+        match self.cached(name) {
+            Some(model) => Ok(model),
+            None => Model::load(&self.path(name)).map(Arc::new),
+        }
     }
 }

@@ -162,6 +162,15 @@ impl Pipeline {
             m.stage(Stage::Captcha, started.elapsed());
             match verified {
                 Ok(()) => {}
+                // In shadow the stage never stops a comment: a verifier that cannot answer
+                // counts as an outage, a refusal as what would have been refused.
+                Err(
+                    SubmitError::Unavailable(_)
+                    | SubmitError::Captcha(CaptchaError::Unavailable(_)),
+                ) if settings.captcha_shadow => {
+                    m.shadow("captcha", "unavailable");
+                    tallies.push("shadow_captcha_unavailable");
+                }
                 Err(SubmitError::Captcha(e)) if settings.captcha_shadow => {
                     m.captcha_refused(e.reason(), true);
                     m.shadow("captcha", e.reason());
@@ -191,17 +200,17 @@ impl Pipeline {
                 .and_then(|rendered| u64::try_from(now_ms - rendered).ok())
                 .map(std::time::Duration::from_millis),
         };
-        let decide = |scores| {
+        let decide = |scores, thresholds| {
             decide::decide_live(
                 scores,
-                &settings.thresholds,
+                thresholds,
                 &self.bots,
                 seen,
                 listing.blocked.as_ref().map(|b| b.0),
                 settings.decision_shadow,
             )
         };
-        let decision = decide(scored.as_ref().map(|s| s.scores));
+        let decision = decide(scored.as_ref().map(|s| s.scores), &settings.thresholds);
         if let Some(would) = decision.shadow {
             m.shadow("decision", would.as_str());
             tallies.push(match would {
@@ -213,7 +222,11 @@ impl Pipeline {
         // A candidate model is judged by the decision it would lead to.
         if let Some((candidate_scores, candidate)) = scored.as_ref().and_then(|s| s.shadow.clone())
         {
-            let theirs = decide(Some(candidate_scores));
+            let thresholds = live
+                .candidate_thresholds
+                .as_ref()
+                .unwrap_or(&settings.thresholds);
+            let theirs = decide(Some(candidate_scores), thresholds);
             let agrees = theirs.outcome == decision.outcome && theirs.shadow == decision.shadow;
             m.model_shadow(&candidate, agrees);
             tallies.push(if agrees {

@@ -318,6 +318,35 @@ async fn two_moderators_claiming_at_once_get_disjoint_comments() {
 }
 
 #[tokio::test]
+async fn a_claim_finds_free_comments_behind_many_claimed_ones() {
+    let (app, mut moderation) = review_app().await;
+    hold_many(&app, "deep", 251).await;
+    for (moderator, count) in [("lan", 100), ("minh", 100), ("an", 50)] {
+        let got = moderation
+            .claim_flagged(claim(moderator, count))
+            .await
+            .unwrap();
+        assert_eq!(got.into_inner().items.len(), count as usize, "{moderator}");
+    }
+    // 250 claimed ahead of it: the one free comment left is still found.
+    let last = moderation
+        .claim_flagged(claim("bao", 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(last.items.len(), 1);
+    let none = moderation
+        .claim_flagged(claim("bao", 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        none.items.is_empty(),
+        "Bao's own claim is not handed out again"
+    );
+}
+
+#[tokio::test]
 async fn claims_held_by_another_refuse_decisions_until_they_expire() {
     let (app, mut moderation) = review_app().await;
     let id = hold(&app, "lease-1", |_| {}).await;
@@ -476,6 +505,23 @@ async fn a_reported_comment_comes_back_and_its_rejection_takes_it_down() {
         .map(|r| r.code.as_str())
         .collect();
     assert_eq!(codes, ["SPAM_LIKELY", "REPORTED"]);
+    // Listed under its first reason too, by either index.
+    for article in [None, Some("thoi-su-2026-11-27".to_owned())] {
+        let by_reason = moderation
+            .list_flagged(pb::ListFlaggedRequest {
+                reason: Some("SPAM_LIKELY".into()),
+                article_id: article.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let ids = ids_of(&by_reason.items);
+        assert!(
+            ids.contains(&kept) && ids.contains(&removed),
+            "{article:?}: {ids:?}"
+        );
+    }
 
     // Upheld: taken down. Not upheld: stays published, not published twice.
     moderation

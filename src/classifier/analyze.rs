@@ -1145,7 +1145,7 @@ fn link_host(chunk: &str) -> Option<Cow<'_, str>> {
 }
 
 /// The part of a host name its owner registered: "www.shop.abc.com.vn" → "abc.com.vn".
-fn registrable(host: &str) -> &str {
+pub fn registrable(host: &str) -> &str {
     let host = host.strip_prefix("www.").unwrap_or(host);
     // An IP address is registered whole.
     if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {

@@ -328,7 +328,7 @@ pub fn models(args: ModelsArgs) -> Result<()> {
             }
             ModelsAction::Rollback { note } => {
                 let s = client
-                    .rollback_model(pb::RollbackModelRequest { note })
+                    .rollback_model(pb::RollbackModelRequest { note, version: 0 })
                     .await
                     .map_err(explain)?
                     .into_inner();

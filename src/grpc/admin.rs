@@ -2,12 +2,12 @@
 //! from errors to statuses is the table in [`admin_status`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use super::{ERROR_DOMAIN, actor, timestamp};
+use super::{ERROR_DOMAIN, actor, deadline, timestamp};
 use crate::proto::v1 as pb;
 use crate::settings::admin::{Admin, AdminError};
 use crate::settings::{Change, Effective, Source};
@@ -30,11 +30,17 @@ impl AdminApi {
         }
     }
 
+    /// When a request must be answered (the client's shorter `grpc-timeout` wins).
+    fn deadline<T>(&self, request: &Request<T>) -> Instant {
+        deadline(request, self.request_timeout)
+    }
+
     async fn within<T>(
         &self,
+        deadline: Instant,
         work: impl Future<Output = Result<T, AdminError>>,
     ) -> Result<T, AdminError> {
-        tokio::time::timeout(self.request_timeout, work)
+        tokio::time::timeout_at(deadline.into(), work)
             .await
             .unwrap_or_else(|_| {
                 Err(AdminError::Store(StoreError::Unavailable(
@@ -136,10 +142,11 @@ fn counts(map: std::collections::BTreeMap<String, u64>) -> Vec<pb::Count> {
 impl pb::admin_service_server::AdminService for AdminApi {
     async fn get_settings(
         &self,
-        _request: Request<pb::GetSettingsRequest>,
+        request: Request<pb::GetSettingsRequest>,
     ) -> Result<Response<pb::Settings>, Status> {
+        let deadline = self.deadline(&request);
         let settings = self
-            .within(self.admin.get())
+            .within(deadline, self.admin.get())
             .await
             .map_err(|e| refuse("GetSettings", e))?;
         Ok(Response::new(settings_message(&settings)))
@@ -149,6 +156,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::UpdateSettingsRequest>,
     ) -> Result<Response<pb::Settings>, Status> {
+        let deadline = self.deadline(&request);
         let by = actor(&request);
         let r = request.into_inner();
         let changes: Vec<Change> = r
@@ -166,7 +174,10 @@ impl pb::admin_service_server::AdminService for AdminApi {
             })
             .collect();
         let settings = self
-            .within(self.admin.update(r.version, &changes, &by, &r.note))
+            .within(
+                deadline,
+                self.admin.update(r.version, &changes, &by, &r.note),
+            )
             .await
             .map_err(|e| refuse("UpdateSettings", e))?;
         tracing::info!(by, version = settings.version, "settings updated");
@@ -177,12 +188,13 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::ListSettingsAuditRequest>,
     ) -> Result<Response<pb::ListSettingsAuditResponse>, Status> {
+        let deadline = self.deadline(&request);
         let limit = match request.into_inner().limit {
             0 => 20,
             n => n.min(1000) as usize,
         };
         let records = self
-            .within(self.admin.audit(limit))
+            .within(deadline, self.admin.audit(limit))
             .await
             .map_err(|e| refuse("ListSettingsAudit", e))?;
         Ok(Response::new(pb::ListSettingsAuditResponse {
@@ -209,9 +221,13 @@ impl pb::admin_service_server::AdminService for AdminApi {
 
     async fn list_models(
         &self,
-        _request: Request<pb::ListModelsRequest>,
+        request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
-        let models = self.admin.models().await;
+        let deadline = self.deadline(&request);
+        let models = self
+            .within(deadline, async { Ok(self.admin.models().await) })
+            .await
+            .map_err(|e| refuse("ListModels", e))?;
         Ok(Response::new(pb::ListModelsResponse {
             models: models
                 .into_iter()
@@ -241,10 +257,14 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::ActivateModelRequest>,
     ) -> Result<Response<pb::Settings>, Status> {
+        let deadline = self.deadline(&request);
         let by = actor(&request);
         let r = request.into_inner();
         let settings = self
-            .within(self.admin.activate(&r.name, r.version, &by, &r.note))
+            .within(
+                deadline,
+                self.admin.activate(&r.name, r.version, &by, &r.note),
+            )
             .await
             .map_err(|e| refuse("ActivateModel", e))?;
         tracing::info!(by, model = %r.name, "model activated");
@@ -255,10 +275,11 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::RollbackModelRequest>,
     ) -> Result<Response<pb::Settings>, Status> {
+        let deadline = self.deadline(&request);
         let by = actor(&request);
         let r = request.into_inner();
         let settings = self
-            .within(self.admin.rollback(&by, &r.note))
+            .within(deadline, self.admin.rollback(r.version, &by, &r.note))
             .await
             .map_err(|e| refuse("RollbackModel", e))?;
         Ok(Response::new(settings_message(&settings)))
@@ -266,10 +287,11 @@ impl pb::admin_service_server::AdminService for AdminApi {
 
     async fn get_stats(
         &self,
-        _request: Request<pb::GetStatsRequest>,
+        request: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
+        let deadline = self.deadline(&request);
         let stats = self
-            .within(self.admin.stats())
+            .within(deadline, self.admin.stats())
             .await
             .map_err(|e| refuse("GetStats", e))?;
         let snapshot = self.admin.in_force();

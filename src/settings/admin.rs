@@ -105,8 +105,29 @@ impl Admin {
         )
         .map_err(AdminError::Invalid)?;
         self.check_models(changes).await?;
-        let before = super::resolve(&base.tunables, &base.sources, &stored).0;
-        let after = super::resolve(&base.tunables, &base.sources, &next).0;
+        let before = self.live.snapshot().effective.clone();
+        let mut after = super::resolve(&base.tunables, &base.sources, &next).0;
+        // Thresholds left to the model are the recommendations of the model that will be active.
+        if let Ok(model) = self.live.load_model(&after.tunables.model).await {
+            super::follow_model(
+                &mut after,
+                crate::decide::Thresholds::from(model.thresholds()),
+            );
+            if let Some((name, problem)) = after.tunables.thresholds.problems().into_iter().next() {
+                let key = match name {
+                    "accept_below" => "decision.accept_below",
+                    "reject_at" => "decision.reject_at",
+                    _ => "decision.review_toxic_at",
+                };
+                return Err(AdminError::Invalid(vec![Violation::new(
+                    key,
+                    format!(
+                        "{problem} (with the thresholds {} recommends)",
+                        after.tunables.model
+                    ),
+                )]));
+            }
+        }
         let audit = Audit {
             version: next.version,
             by: by.to_owned(),
@@ -120,7 +141,8 @@ impl Admin {
                 given: version,
             });
         }
-        self.live.apply(next).await;
+        // Whatever is newest in Redis now (another instance may have updated since).
+        self.live.refresh(&self.store).await?;
         Ok(self.live.snapshot().effective.clone())
     }
 
@@ -161,7 +183,7 @@ impl Admin {
         let t = &in_force.effective.tunables;
         let mut out = Vec::new();
         for entry in self.live.models().list() {
-            let loaded = self.live.load_model(&entry.name).await;
+            let loaded = self.live.peek_model(&entry.name).await;
             out.push(ModelListing {
                 active: entry.name == t.model,
                 shadow: t.model_shadow.as_deref() == Some(entry.name.as_str()),
@@ -200,21 +222,23 @@ impl Admin {
         }
     }
 
-    /// Activates the model that was active before the latest change of the active model.
-    pub async fn rollback(&self, by: &str, note: &str) -> Result<Effective, AdminError> {
-        let records = self.store.settings_audit(1000).await?;
-        let previous = records
-            .iter()
-            .flat_map(|r| r.changes.iter())
-            .find(|c| c.key == "model.active" && c.old != c.new)
-            .map(|c| c.old.clone())
-            .ok_or(AdminError::NoEarlierModel)?;
+    /// Activates the model that was active before the current one was: the audit log's
+    /// activations, each rollback undoing the one before it, so rolling back twice steps back
+    /// twice. `version` 0 replaces whatever is current.
+    pub async fn rollback(
+        &self,
+        version: u64,
+        by: &str,
+        note: &str,
+    ) -> Result<Effective, AdminError> {
+        let records = self.store.settings_audit(10_000).await?;
+        let previous = previous_model(&records).ok_or(AdminError::NoEarlierModel)?;
         let note = if note.is_empty() {
-            "rollback".to_owned()
+            ROLLBACK.to_owned()
         } else {
-            format!("rollback: {note}")
+            format!("{ROLLBACK} {note}")
         };
-        self.activate(&previous, 0, by, &note).await
+        self.activate(&previous, version, by, &note).await
     }
 
     /// Counts over the last hour and day, and the queues now.
@@ -226,6 +250,31 @@ impl Admin {
     pub fn in_force(&self) -> Arc<super::live::Snapshot> {
         self.live.snapshot()
     }
+}
+
+/// How a rollback marks its audit record.
+const ROLLBACK: &str = "[rollback]";
+
+/// The model active before the current one, from audit records (newest first): activations
+/// are pushed, rollbacks pop.
+fn previous_model(records: &[Audit]) -> Option<String> {
+    let mut history: Vec<String> = Vec::new();
+    for record in records.iter().rev() {
+        for c in record.changes.iter().filter(|c| c.key == "model.active") {
+            if history.is_empty() {
+                history.push(c.old.clone());
+            }
+            if record.note.starts_with(ROLLBACK) {
+                history.pop();
+                if history.last() != Some(&c.new) {
+                    history.push(c.new.clone());
+                }
+            } else {
+                history.push(c.new.clone());
+            }
+        }
+    }
+    (history.len() >= 2).then(|| history[history.len() - 2].clone())
 }
 
 /// The values that differ between two sets of settings, in key order.
@@ -241,4 +290,39 @@ fn diff(before: &Effective, after: &Effective) -> Vec<AuditChange> {
             new,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn switch(version: u64, old: &str, new: &str, note: &str) -> Audit {
+        Audit {
+            version,
+            by: "ops".into(),
+            at_ms: 0,
+            note: note.into(),
+            changes: vec![AuditChange {
+                key: "model.active".into(),
+                old: old.into(),
+                new: new.into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn rollbacks_step_back_through_the_activations() {
+        // Newest first, as the audit log reads.
+        let mut log = vec![switch(2, "b", "c", ""), switch(1, "a", "b", "")];
+        assert_eq!(previous_model(&log).as_deref(), Some("b"));
+        log.insert(0, switch(3, "c", "b", "[rollback]"));
+        assert_eq!(
+            previous_model(&log).as_deref(),
+            Some("a"),
+            "a second rollback goes further"
+        );
+        log.insert(0, switch(4, "b", "a", "[rollback] bad week"));
+        assert_eq!(previous_model(&log), None, "nothing before the first model");
+        assert_eq!(previous_model(&[]), None);
+    }
 }

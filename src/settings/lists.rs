@@ -32,7 +32,8 @@ pub struct ListSettings {
     pub allowed_link_domains: Vec<String>,
     /// Addresses and networks whose comments are rejected.
     pub blocked_ips: Vec<String>,
-    /// Addresses and networks that skip rate limits, the CAPTCHA and `blocked_ips`.
+    /// Addresses and networks that skip rate limits, the CAPTCHA and `blocked_ips` (the other
+    /// block lists still apply).
     pub allowed_ips: Vec<String>,
     /// E-mail domains whose comments are rejected.
     pub blocked_email_domains: Vec<String>,
@@ -56,8 +57,16 @@ impl ListSettings {
             };
         check("blocked_words", &self.blocked_words, phrases);
         check("allowed_words", &self.allowed_words, phrases);
-        check("blocked_link_domains", &self.blocked_link_domains, domains);
-        check("allowed_link_domains", &self.allowed_link_domains, domains);
+        check(
+            "blocked_link_domains",
+            &self.blocked_link_domains,
+            link_domains,
+        );
+        check(
+            "allowed_link_domains",
+            &self.allowed_link_domains,
+            link_domains,
+        );
         check("blocked_ips", &self.blocked_ips, networks);
         check("allowed_ips", &self.allowed_ips, networks);
         check(
@@ -85,8 +94,8 @@ impl ListSettings {
         ListSettings {
             blocked_words: norm(&self.blocked_words, phrases),
             allowed_words: norm(&self.allowed_words, phrases),
-            blocked_link_domains: norm(&self.blocked_link_domains, domains),
-            allowed_link_domains: norm(&self.allowed_link_domains, domains),
+            blocked_link_domains: norm(&self.blocked_link_domains, link_domains),
+            allowed_link_domains: norm(&self.allowed_link_domains, link_domains),
             blocked_ips: norm(&self.blocked_ips, networks),
             allowed_ips: norm(&self.allowed_ips, networks),
             blocked_email_domains: norm(&self.blocked_email_domains, domains),
@@ -135,6 +144,25 @@ pub fn domains(raw: &str) -> Result<Vec<String>, String> {
                 Ok(d)
             } else {
                 Err(format!("{d:?} is not a domain"))
+            }
+        })
+        .collect()
+}
+
+/// Parses a list of link domains: each must be a domain as its owner registered it
+/// (`abc.com.vn`, `bit.ly`) or a suffix of such domains (`com.vn`), because links are compared
+/// by their registered domain.
+pub fn link_domains(raw: &str) -> Result<Vec<String>, String> {
+    domains(raw)?
+        .into_iter()
+        .map(|d| {
+            let registered = crate::classifier::analyze::registrable(&d);
+            if registered == d {
+                Ok(d)
+            } else {
+                Err(format!(
+                    "{d:?}: links are compared by the domain their owner registered; list {registered:?} (all of it) instead"
+                ))
             }
         })
         .collect()
@@ -324,25 +352,20 @@ impl Lists {
             && !self.block_disposable
     }
 
-    /// Checks a comment: the address first (an allowed one is never blocked), then the e-mail
-    /// domain, the links and the phrases.
+    /// Checks a comment: the address first (an allowed one is never blocked for its address),
+    /// then the e-mail domain, the links and the phrases.
     pub fn check(&self, comment: &NewComment) -> Listing {
         if self.is_empty() {
             return Listing::default();
         }
         let ip = comment.client_ip.addr();
-        if self.allowed_ips.iter().any(|n| n.contains(&ip)) {
-            return Listing {
-                allowed_ip: true,
-                blocked: None,
-            };
-        }
-        let blocked = self
-            .ip_block(ip)
+        let allowed_ip = self.allowed_ips.iter().any(|n| n.contains(&ip));
+        let ip_block = if allowed_ip { None } else { self.ip_block(ip) };
+        let blocked = ip_block
             .or_else(|| self.email_block(comment.author_email.as_str()))
             .or_else(|| self.text_block(comment.body.as_str()));
         Listing {
-            allowed_ip: false,
+            allowed_ip,
             blocked,
         }
     }
@@ -506,8 +529,8 @@ mod tests {
     #[test]
     fn links_ips_and_email_domains_are_blocked_with_their_exceptions() {
         let l = lists(|s| {
-            s.blocked_link_domains = domains("bit.ly, com.vn").unwrap();
-            s.allowed_link_domains = domains("tot.com.vn").unwrap();
+            s.blocked_link_domains = link_domains("bit.ly, com.vn").unwrap();
+            s.allowed_link_domains = link_domains("tot.com.vn").unwrap();
             s.blocked_ips = networks("203.0.113.0/24").unwrap();
             s.allowed_ips = networks("203.0.113.9, 2001:db8::/32").unwrap();
             s.blocked_email_domains = domains("spam.vn").unwrap();
@@ -537,8 +560,9 @@ mod tests {
         );
         assert_eq!(code(&l, "hay", IP, "a@guerrillamail.com"), None, "allowed");
         assert_eq!(code(&l, "hay", IP, "a@gmail.com"), None);
-        // An allowed address skips the blocks and the other stages.
-        let newsroom = l.check(&comment("xem bit.ly/abc", "203.0.113.9", "a@spam.vn"));
+        // An allowed address skips the address block (and rate limits and the CAPTCHA), not
+        // the others.
+        let newsroom = l.check(&comment("bài hay", "203.0.113.9", EMAIL));
         assert_eq!(
             newsroom,
             Listing {
@@ -546,6 +570,9 @@ mod tests {
                 blocked: None
             }
         );
+        let linked = l.check(&comment("xem bit.ly/abc", "203.0.113.9", EMAIL));
+        assert!(linked.allowed_ip);
+        assert_eq!(linked.blocked.map(|b| b.0), Some(ReasonCode::BlockedLink));
         assert!(l.check(&comment("hay", "2001:db8::5", EMAIL)).allowed_ip);
     }
 
@@ -553,6 +580,11 @@ mod tests {
     fn bad_entries_are_refused() {
         assert!(domains("not a domain").is_err());
         assert!(domains("localhost").is_err());
+        assert!(
+            link_domains("evil.github.io").is_err(),
+            "not a registered domain"
+        );
+        assert_eq!(link_domains("bit.ly, com.vn, abc.com.vn").unwrap().len(), 3);
         assert!(networks("10.0.0.0/33").is_err());
         assert!(phrases("!!!").is_err());
         assert_eq!(domains("*.Example.COM.").unwrap(), ["example.com"]);

@@ -12,9 +12,10 @@ use arc_swap::ArcSwap;
 use tokio_stream::StreamExt;
 
 use super::lists::Lists;
-use super::{Context, Effective, Source, Stored, Tunables, resolve};
+use super::{Context, Effective, Source, Stored, Tunables, follow_model, resolve};
 use crate::captcha::{Captchas, Required};
 use crate::classify::{InForce, Loaded, ModelClassifier};
+use crate::decide::Thresholds;
 use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::rate_limit::TwoTier;
@@ -39,6 +40,9 @@ pub struct Snapshot {
     pub effective: Effective,
     /// The block and allow lists, ready to match.
     pub lists: Lists,
+    /// The thresholds a candidate model in shadow is judged by: ops' where they set them, the
+    /// candidate's own recommendations where the active model's apply.
+    pub candidate_thresholds: Option<Thresholds>,
 }
 
 /// The parts of the service that settings change.
@@ -75,6 +79,7 @@ impl Live {
             snapshot: ArcSwap::from_pointee(Snapshot {
                 lists: Lists::new(&effective.tunables.lists),
                 effective,
+                candidate_thresholds: None,
             }),
             base,
             targets,
@@ -92,10 +97,18 @@ impl Live {
         &self.base
     }
 
-    /// What a check consults, with the models directory as it is now.
+    /// What a check consults, with the models directory as it is now (and the models in force,
+    /// which may have been loaded from elsewhere at start-up).
     pub fn context(&self) -> Context {
+        let mut models = self.targets.models.names();
+        let in_force = self.targets.classifier.in_force();
+        for loaded in std::iter::once(&in_force.active).chain(in_force.shadow.as_ref()) {
+            if !models.iter().any(|m| **m == *loaded.version) {
+                models.push(loaded.version.to_string());
+            }
+        }
         Context {
-            models: self.targets.models.names(),
+            models,
             ..self.base.context.clone()
         }
     }
@@ -103,6 +116,23 @@ impl Live {
     /// The models directory.
     pub fn models(&self) -> &Arc<Models> {
         &self.targets.models
+    }
+
+    /// A model's card and thresholds, without keeping it loaded (for listings).
+    pub async fn peek_model(
+        &self,
+        name: &str,
+    ) -> Result<Arc<crate::classifier::Model>, crate::classifier::ModelError> {
+        let models = self.targets.models.clone();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || models.peek(&name))
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::classifier::ModelError::Corrupt {
+                    path: String::new(),
+                    reason: format!("reading panicked: {e}"),
+                })
+            })
     }
 
     /// Loads a model by name without blocking the runtime.
@@ -127,6 +157,10 @@ impl Live {
     /// is applied.
     pub async fn apply(&self, stored: Stored) {
         let mut last = self.applying.lock().await;
+        self.apply_locked(stored, &mut last).await;
+    }
+
+    async fn apply_locked(&self, stored: Stored, last: &mut Option<Stored>) {
         if last.as_ref() == Some(&stored) {
             return;
         }
@@ -136,26 +170,33 @@ impl Live {
             tracing::warn!(version = stored.version, "{warning}");
             self.targets.metrics.settings_error();
         }
-        let t = &mut effective.tunables;
         let in_force = self.targets.classifier.in_force();
-        let active = if *in_force.active.version == *t.model {
-            Some(in_force.active.clone())
+        let wanted = effective.tunables.model.clone();
+        let active = if *in_force.active.version == *wanted {
+            in_force.active.clone()
         } else {
-            match self.load_model(&t.model).await {
-                Ok(model) => Some(Loaded::new(model)),
+            match self.load_model(&wanted).await {
+                Ok(model) => Loaded {
+                    model,
+                    version: Arc::from(wanted.as_str()),
+                },
                 Err(e) => {
-                    tracing::error!(model = %t.model, error = %e, "the model set at runtime cannot be loaded here; the current one goes on scoring");
+                    tracing::error!(model = %wanted, error = %e, "the model set at runtime cannot be loaded here; the current one goes on scoring");
                     self.targets.metrics.settings_error();
-                    None
+                    in_force.active.clone()
                 }
             }
         };
-        let active = active.unwrap_or_else(|| in_force.active.clone());
-        t.model = active.version.to_string();
-        let shadow = match &t.model_shadow {
+        effective.tunables.model = active.version.to_string();
+        // Thresholds the configuration leaves to the model follow the model in force.
+        follow_model(&mut effective, Thresholds::from(active.model.thresholds()));
+        let shadow = match effective.tunables.model_shadow.clone() {
             None => None,
-            Some(name) => match self.load_model(name).await {
-                Ok(model) => Some(Loaded::new(model)),
+            Some(name) => match self.load_model(&name).await {
+                Ok(model) => Some(Loaded {
+                    model,
+                    version: Arc::from(name.as_str()),
+                }),
                 Err(e) => {
                     tracing::error!(model = %name, error = %e, "the candidate model cannot be loaded here");
                     self.targets.metrics.settings_error();
@@ -163,6 +204,12 @@ impl Live {
                 }
             },
         };
+        let candidate_thresholds = shadow.as_ref().map(|c| {
+            let mut judged = effective.clone();
+            follow_model(&mut judged, Thresholds::from(c.model.thresholds()));
+            judged.tunables.thresholds
+        });
+        let t = &mut effective.tunables;
         t.model_shadow = shadow.as_ref().map(|s| s.version.to_string());
         self.targets.classifier.switch(InForce { active, shadow });
         self.targets
@@ -183,14 +230,17 @@ impl Live {
         self.snapshot.store(Arc::new(Snapshot {
             lists: Lists::new(&effective.tunables.lists),
             effective,
+            candidate_thresholds,
         }));
         *last = Some(stored);
     }
 
-    /// Reads the stored settings and applies them.
+    /// Reads the stored settings and applies them. Reading and applying happen under one lock,
+    /// so two refreshes never apply an older read after a newer one.
     pub async fn refresh(&self, store: &RedisStore) -> Result<(), crate::store::StoreError> {
+        let mut last = self.applying.lock().await;
         let stored = store.load_settings().await?;
-        self.apply(stored).await;
+        self.apply_locked(stored, &mut last).await;
         Ok(())
     }
 }

@@ -475,14 +475,14 @@ pub static KEYS: &[Key] = &[
     list_key!(
         "lists.blocked_link_domains",
         blocked_link_domains,
-        "a link to one of these domains (or their subdomains) rejects a comment",
-        lists::domains
+        "a link to one of these registered domains (abc.com.vn), or under a suffix (com.vn), rejects a comment",
+        lists::link_domains
     ),
     list_key!(
         "lists.allowed_link_domains",
         allowed_link_domains,
-        "exceptions to blocked_link_domains",
-        lists::domains
+        "exceptions to blocked_link_domains (registered domains)",
+        lists::link_domains
     ),
     list_key!(
         "lists.blocked_ips",
@@ -493,7 +493,7 @@ pub static KEYS: &[Key] = &[
     list_key!(
         "lists.allowed_ips",
         allowed_ips,
-        "addresses and networks (the newsroom) that skip rate limits, the CAPTCHA and blocked_ips",
+        "addresses and networks (the newsroom) that skip rate limits, the CAPTCHA and blocked_ips (not the other block lists)",
         lists::networks
     ),
     list_key!(
@@ -652,6 +652,22 @@ pub fn apply(
         Ok(next)
     } else {
         Err(violations)
+    }
+}
+
+/// Puts `recommended` (the active model's recommended thresholds) in place of the thresholds
+/// that come from the model, so they follow the model ops switch to.
+pub fn follow_model(effective: &mut Effective, recommended: Thresholds) {
+    let from_model = |key: &str| effective.sources.get(key) == Some(&Source::Model);
+    let t = &mut effective.tunables.thresholds;
+    if from_model("decision.accept_below") {
+        t.accept_below = recommended.accept_below;
+    }
+    if from_model("decision.reject_at") {
+        t.reject_at = recommended.reject_at;
+    }
+    if from_model("decision.review_toxic_at") {
+        t.review_toxic_at = recommended.review_toxic_at;
     }
 }
 

@@ -114,7 +114,7 @@ return {'decided', state, tostring(version)}
 "#;
 
 /// Brings a published comment back to the queue. KEYS: comment hash, flagged set, history,
-/// article index, REPORTED index. ARGV: report reason (JSON string of a Reason), now (ms),
+/// then the flagged indexes it joins (its article, each reason it was held for, REPORTED). ARGV: report reason (JSON string of a Reason), now (ms),
 /// history event (JSON).
 pub(super) const REPORT: &str = r#"
 local f = redis.call('HMGET', KEYS[1], 'state', 'version', 'id', 'reports', 'reasons', 'reported')
@@ -135,9 +135,8 @@ local version = tonumber(f[2]) + 1
 redis.call('HSET', KEYS[1], 'state', 'pending_review', 'version', version, 'updated_at', ARGV[2],
   'reported', '1', 'reports', cjson.encode(reports), 'reasons', cjson.encode(reasons))
 redis.call('PERSIST', KEYS[1])
-for k = 2, 5 do
-  if k ~= 3 then redis.call('ZADD', KEYS[k], ARGV[2], f[3]) end
-end
+redis.call('ZADD', KEYS[2], ARGV[2], f[3])
+for k = 4, #KEYS do redis.call('ZADD', KEYS[k], ARGV[2], f[3]) end
 redis.call('RPUSH', KEYS[3], ARGV[3])
 redis.call('PERSIST', KEYS[3])
 return {'reported', tostring(version)}
@@ -331,12 +330,13 @@ impl RedisStore {
         let mut claimed: Vec<CommentId> = Vec::new();
         let mut offset = 0;
         // By count: read the oldest candidates, let the script claim what is free, read on
-        // past what others hold (a bounded number of times).
-        for _ in 0..20 {
+        // past what others hold until enough are claimed or the queue ends (the request's
+        // deadline bounds the walk).
+        loop {
             let candidates: Vec<CommentId> = if explicit {
                 ids.to_vec()
             } else {
-                let batch = (count - claimed.len()) * 2 + 8;
+                let batch = ((count - claimed.len()) * 4).max(100);
                 let raw: Vec<String> = redis::cmd("ZRANGE")
                     .arg(self.key("flagged"))
                     .arg(offset)
@@ -519,14 +519,23 @@ impl RedisStore {
             message: reason.to_owned(),
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let answer: Vec<String> = self
-            .scripts
-            .report
+        // Listed under every reason it carries, as a held comment is, so a listing by reason
+        // finds it whichever index it reads.
+        let mut invocation = self.scripts.report.prepare_invoke();
+        invocation
             .key(self.comment_key(id))
             .key(self.key("flagged"))
             .key(self.history_key(id))
             .key(self.article_index_key(&comment.article_id))
-            .key(self.reason_index_key("REPORTED"))
+            .key(self.reason_index_key(crate::review::REPORTED));
+        for reason in comment
+            .reasons
+            .iter()
+            .filter(|r| r.code != crate::review::REPORTED)
+        {
+            invocation.key(self.reason_index_key(&reason.code));
+        }
+        let answer: Vec<String> = invocation
             .arg(reported)
             .arg(now_ms)
             .arg(event(
