@@ -865,10 +865,16 @@ async fn two_server_processes_follow_one_update_within_a_second() {
         .into_inner();
     wait_for(admin_b.clone(), activated.version).await;
     // Thresholds left to the model follow it; the one ops set stays.
-    let candidate = models_listed.iter().find(|m| m.name == "small-candidate").unwrap();
+    let candidate = models_listed
+        .iter()
+        .find(|m| m.name == "small-candidate")
+        .unwrap();
     let accept_below = value(&activated, "decision.accept_below");
     assert_eq!(accept_below.source(), pb::SettingSource::Model);
-    assert_eq!(accept_below.value, candidate.recommended_accept_below.to_string());
+    assert_eq!(
+        accept_below.value,
+        candidate.recommended_accept_below.to_string()
+    );
     assert_eq!(value(&activated, "decision.reject_at").value, "0.97");
     for (k, channel) in [channel_a.clone(), channel_b.clone()]
         .into_iter()
