@@ -210,19 +210,9 @@ pub struct Decision {
 /// Decides: spam below `accept_below` is accepted, at or above `reject_at` rejected, between
 /// held for review; a toxic score at or above `review_toxic_at` sends an accepted comment to
 /// review (abuse is a moderator's call, never an automatic rejection); a bot signal rejects or
-/// sends to review as `bots` says.
-pub fn decide(scores: Scores, t: &Thresholds, bots: &BotRules, seen: BotSignals) -> Decision {
-    let (outcome, rules) = apply_rules(Some(scores), t, bots, seen);
-    Decision {
-        outcome,
-        rules,
-        shadow: None,
-    }
-}
-
-/// What ops' switches add to [`decide`]: a comment matching a block list is rejected for it
-/// (it was not scored); with the classifier in shadow its rules only say what would have
-/// happened, and the comment is decided by the bot rules alone.
+/// sends to review as `bots` says. With ops' switches: a comment matching a block list is
+/// rejected for it (it was not scored, `scores` is `None`); with the classifier in shadow its
+/// rules only say what would have happened, and the comment is decided by the bot rules alone.
 pub fn decide_live(
     scores: Option<Scores>,
     t: &Thresholds,
@@ -319,6 +309,11 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A decision without ops' switches, as most tables below need.
+    fn decide(scores: Scores, t: &Thresholds, bots: &BotRules, seen: BotSignals) -> Decision {
+        decide_live(Some(scores), t, bots, seen, None, false)
+    }
 
     const T: Thresholds = Thresholds {
         accept_below: 0.3,

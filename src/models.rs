@@ -3,7 +3,7 @@
 //! `models/vi-en-20261127.model`), the name `train --out` gives it.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -37,11 +37,6 @@ impl Models {
             dir: dir.into(),
             loaded: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// The model files there, by name. A directory that cannot be read lists nothing.

@@ -261,11 +261,6 @@ impl App {
         &self.captchas
     }
 
-    /// The runtime settings in force.
-    pub fn live(&self) -> &Arc<Live> {
-        &self.live
-    }
-
     /// Serves on `listener` until `shutdown` completes, then stops gracefully: health turns
     /// NOT_SERVING, no new connections are accepted, in-flight requests finish (for at most
     /// `server.shutdown_grace`), and the function returns.

@@ -338,11 +338,6 @@ impl Captchas {
         }
     }
 
-    /// Which modes are required now.
-    pub fn required(&self) -> Arc<Required> {
-        self.required.load_full()
-    }
-
     /// Requires other modes from now on (ops changed them; the secrets and providers they need
     /// were checked against the configuration).
     pub fn require(&self, required: Required) {

@@ -479,12 +479,6 @@ impl<C: governor::clock::Clock + Clone> TwoTier<C> {
         self.in_force.store(Arc::new(next));
     }
 
-    /// Whether it limits, and the quotas in force.
-    pub fn in_force(&self) -> (bool, Buckets) {
-        let current = self.in_force.load();
-        (current.enabled, current.buckets.clone())
-    }
-
     /// What it has done so far.
     pub fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
@@ -493,11 +487,6 @@ impl<C: governor::clock::Clock + Clone> TwoTier<C> {
     /// True while the cluster tier cannot be reached and the failure policy decides.
     pub fn degraded(&self) -> bool {
         self.degraded.load(Ordering::Relaxed)
-    }
-
-    /// The policy in force when degraded.
-    pub fn policy(&self) -> FailurePolicy {
-        self.policy
     }
 
     fn now_ms(&self) -> u64 {

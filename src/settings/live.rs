@@ -154,12 +154,7 @@ impl Live {
 
     /// Puts `stored` in force, unless it is what is in force already. A model that cannot be
     /// loaded here leaves the current one scoring (and is logged and counted); everything else
-    /// is applied.
-    pub async fn apply(&self, stored: Stored) {
-        let mut last = self.applying.lock().await;
-        self.apply_locked(stored, &mut last).await;
-    }
-
+    /// is applied. The caller holds the lock.
     async fn apply_locked(&self, stored: Stored, last: &mut Option<Stored>) {
         if last.as_ref() == Some(&stored) {
             return;
