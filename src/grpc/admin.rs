@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{ERROR_DOMAIN, actor, deadline, timestamp};
+use super::{ERROR_DOMAIN, actor, deadline, invalid_argument, timestamp};
 use crate::proto::v1 as pb;
 use crate::settings::admin::{Admin, AdminError};
 use crate::settings::{Change, Effective, Source};
@@ -54,19 +54,7 @@ impl AdminApi {
 pub fn admin_status(error: &AdminError) -> Status {
     match error {
         // The operator's tool shows each violation next to its setting.
-        AdminError::Invalid(violations) => {
-            let fields: Vec<&str> = violations.iter().map(|v| v.field).collect();
-            Status::with_error_details(
-                Code::InvalidArgument,
-                format!("the settings cannot work: {}", fields.join(", ")),
-                ErrorDetails::with_bad_request(
-                    violations
-                        .iter()
-                        .map(|v| FieldViolation::new(v.field, v.description.clone()))
-                        .collect::<Vec<_>>(),
-                ),
-            )
-        }
+        AdminError::Invalid(violations) => invalid_argument("the settings cannot work", violations),
         // Someone else changed them: read again, then decide whether the change still holds.
         AdminError::Stale { current, given } => Status::with_error_details(
             Code::Aborted,

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{Instrument, field};
 
-use super::{ERROR_DOMAIN, caller, comment_message, deadline, timestamp};
+use super::{ERROR_DOMAIN, caller, comment_message, deadline, invalid_argument, timestamp};
 use crate::auth::Role;
 use crate::captcha::{CaptchaError, Captchas, Challenge, Mode};
 use crate::comment::{ArticleId, CaptchaAnswer, CommentId, RawSubmission};
@@ -95,20 +95,7 @@ impl From<Submitted> for pb::SubmitCommentResponse {
 pub fn submit_status(error: &SubmitError) -> Status {
     match error {
         // The portal shows each violation next to its form field.
-        SubmitError::Invalid(violations) => {
-            let details = ErrorDetails::with_bad_request(
-                violations
-                    .iter()
-                    .map(|v| FieldViolation::new(v.field, v.description.clone()))
-                    .collect::<Vec<_>>(),
-            );
-            let fields: Vec<&str> = violations.iter().map(|v| v.field).collect();
-            Status::with_error_details(
-                Code::InvalidArgument,
-                format!("the comment is invalid: {}", fields.join(", ")),
-                details,
-            )
-        }
+        SubmitError::Invalid(violations) => invalid_argument("the comment is invalid", violations),
         // The key names another comment: retrying cannot help, the portal has a bug.
         SubmitError::KeyReused => Status::with_error_details(
             Code::AlreadyExists,

@@ -13,9 +13,11 @@ pub use moderation::{ModerationApi, review_status};
 
 use std::time::{Duration, Instant};
 
-use tonic::Request;
+use tonic::{Code, Request, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use crate::auth::Caller;
+use crate::comment::Violation;
 
 use crate::decide::{Outcome, Reason};
 use crate::proto::v1 as pb;
@@ -23,6 +25,22 @@ use crate::store::StoredComment;
 
 /// The `google.rpc.ErrorInfo` domain of this service's errors.
 const ERROR_DOMAIN: &str = "moderation.v1";
+
+/// `INVALID_ARGUMENT` with a `BadRequest` naming every invalid field; `what` opens the message
+/// ("the comment is invalid: author_email, body").
+fn invalid_argument(what: &str, violations: &[Violation]) -> Status {
+    let fields: Vec<&str> = violations.iter().map(|v| v.field).collect();
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{what}: {}", fields.join(", ")),
+        ErrorDetails::with_bad_request(
+            violations
+                .iter()
+                .map(|v| FieldViolation::new(v.field, v.description.clone()))
+                .collect::<Vec<_>>(),
+        ),
+    )
+}
 
 /// The caller [`edge`] recognised, when authentication is on.
 fn caller<T>(request: &Request<T>) -> Option<&Caller> {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{ERROR_DOMAIN, caller, comment_message, deadline, timestamp};
+use super::{ERROR_DOMAIN, caller, comment_message, deadline, invalid_argument, timestamp};
 use crate::comment::{CommentId, Violation};
 use crate::proto::v1 as pb;
 use crate::review::{
@@ -69,19 +69,7 @@ pub fn review_status(error: &ReviewError) -> Status {
     };
     match error {
         // The moderator's tool shows each violation next to its field.
-        ReviewError::Invalid(violations) => {
-            let fields: Vec<&str> = violations.iter().map(|v| v.field).collect();
-            Status::with_error_details(
-                Code::InvalidArgument,
-                format!("the request is invalid: {}", fields.join(", ")),
-                ErrorDetails::with_bad_request(
-                    violations
-                        .iter()
-                        .map(|v| FieldViolation::new(v.field, v.description.clone()))
-                        .collect::<Vec<_>>(),
-                ),
-            )
-        }
+        ReviewError::Invalid(violations) => invalid_argument("the request is invalid", violations),
         ReviewError::NotFound(id) => Status::with_error_details(
             Code::NotFound,
             error.to_string(),

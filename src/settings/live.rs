@@ -14,6 +14,7 @@ use tokio_stream::StreamExt;
 use super::lists::Lists;
 use super::{Context, Effective, Source, Stored, Tunables, follow_model, resolve};
 use crate::captcha::{Captchas, Required};
+use crate::classifier::{Model, ModelError};
 use crate::classify::{InForce, Loaded, ModelClassifier};
 use crate::decide::Thresholds;
 use crate::metrics::Metrics;
@@ -119,35 +120,29 @@ impl Live {
     }
 
     /// A model's card and thresholds, without keeping it loaded (for listings).
-    pub async fn peek_model(
-        &self,
-        name: &str,
-    ) -> Result<Arc<crate::classifier::Model>, crate::classifier::ModelError> {
-        let models = self.targets.models.clone();
-        let name = name.to_owned();
-        tokio::task::spawn_blocking(move || models.peek(&name))
-            .await
-            .unwrap_or_else(|e| {
-                Err(crate::classifier::ModelError::Corrupt {
-                    path: String::new(),
-                    reason: format!("reading panicked: {e}"),
-                })
-            })
+    pub async fn peek_model(&self, name: &str) -> Result<Arc<Model>, ModelError> {
+        self.read_model(name, Models::peek).await
     }
 
-    /// Loads a model by name without blocking the runtime.
-    pub async fn load_model(
+    /// Loads a model by name (and keeps it) without blocking the runtime.
+    pub async fn load_model(&self, name: &str) -> Result<Arc<Model>, ModelError> {
+        self.read_model(name, Models::load).await
+    }
+
+    /// Reads a model file on a blocking thread.
+    async fn read_model(
         &self,
         name: &str,
-    ) -> Result<Arc<crate::classifier::Model>, crate::classifier::ModelError> {
+        read: fn(&Models, &str) -> Result<Arc<Model>, ModelError>,
+    ) -> Result<Arc<Model>, ModelError> {
         let models = self.targets.models.clone();
         let name = name.to_owned();
-        tokio::task::spawn_blocking(move || models.load(&name))
+        tokio::task::spawn_blocking(move || read(&models, &name))
             .await
             .unwrap_or_else(|e| {
-                Err(crate::classifier::ModelError::Corrupt {
+                Err(ModelError::Corrupt {
                     path: String::new(),
-                    reason: format!("loading panicked: {e}"),
+                    reason: format!("reading the model failed: {e}"),
                 })
             })
     }

@@ -243,6 +243,15 @@ fn classify(error: redis::RedisError) -> StoreError {
     }
 }
 
+/// A field of a stream entry as text; empty when absent.
+fn entry_text(entry: &redis::streams::StreamId, name: &str) -> String {
+    entry
+        .map
+        .get(name)
+        .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+        .unwrap_or_default()
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

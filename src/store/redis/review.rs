@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{RedisStore, classify, millis, read_comment};
+use super::{RedisStore, classify, entry_text, millis, read_comment};
 use crate::comment::CommentId;
 use crate::decide::{Outcome, Reason};
 use crate::review::{
@@ -595,13 +595,7 @@ impl RedisStore {
                 .map_err(classify)?;
             let done = reply.ids.len() < 1000;
             for entry in &reply.ids {
-                let text = |name: &str| -> String {
-                    entry
-                        .map
-                        .get(name)
-                        .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
-                        .unwrap_or_default()
-                };
+                let text = |name: &str| entry_text(entry, name);
                 let label = |name: &str| match text(name).as_str() {
                     "true" => Some(true),
                     "false" => Some(false),

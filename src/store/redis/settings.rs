@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{RedisStore, Tally, classify};
+use super::{RedisStore, Tally, classify, entry_text};
 use crate::settings::Stored;
 use crate::store::StoreError;
 
@@ -143,13 +143,7 @@ impl RedisStore {
             .ids
             .iter()
             .map(|entry| {
-                let text = |name: &str| -> String {
-                    entry
-                        .map
-                        .get(name)
-                        .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
-                        .unwrap_or_default()
-                };
+                let text = |name: &str| entry_text(entry, name);
                 Ok(Audit {
                     version: text("version").parse().unwrap_or(0),
                     by: text("by"),
