@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{TestApp, spawn_server, submission, test_config};
+use common::{TestApp, cli, spawn_server, stdout, submission, test_config, violated_fields};
 use moderation::auth::{KeySettings, Role};
 use moderation::proto::v1 as pb;
 use pb::admin_service_client::AdminServiceClient;
@@ -197,13 +197,7 @@ async fn updates_are_versioned_validated_and_audited() {
         .await
         .unwrap_err();
     assert_eq!(invalid.code(), Code::InvalidArgument);
-    let mut fields: Vec<String> = invalid
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let mut fields = violated_fields(&invalid);
     fields.sort();
     assert_eq!(
         fields,
@@ -687,9 +681,27 @@ impl Pki {
     }
 }
 
+/// A TLS endpoint for `app`, trusting `ca`, presenting `identity` if given.
+fn https(
+    app: &TestApp,
+    ca: &tonic::transport::Certificate,
+    identity: Option<tonic::transport::Identity>,
+) -> tonic::transport::Endpoint {
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(ca.clone())
+        .domain_name("localhost");
+    if let Some(i) = identity {
+        tls = tls.identity(i);
+    }
+    Channel::from_shared(format!("https://localhost:{}", app.address.port()))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn tls_with_and_without_client_certificates() {
-    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    use tonic::transport::{Certificate, Identity};
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = pki.issue("localhost");
@@ -709,19 +721,10 @@ async fn tls_with_and_without_client_certificates() {
     config.server.tls = Some(tls.clone());
     let app = TestApp::spawn(config).await;
     let ca = Certificate::from_pem(pki.ca.pem());
-    let https = |identity: Option<Identity>| {
-        let mut tls = ClientTlsConfig::new()
-            .ca_certificate(ca.clone())
-            .domain_name("localhost");
-        if let Some(i) = identity {
-            tls = tls.identity(i);
-        }
-        Channel::from_shared(format!("https://localhost:{}", app.address.port()))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-    };
-    let channel = https(None).connect().await.expect("TLS handshake");
+    let channel = https(&app, &ca, None)
+        .connect()
+        .await
+        .expect("TLS handshake");
     let answer = CommentServiceClient::new(channel)
         .submit_comment(submission("tls-1"))
         .await
@@ -749,19 +752,7 @@ async fn tls_with_and_without_client_certificates() {
         ..tls
     });
     let app = TestApp::spawn(config).await;
-    let https = |identity: Option<Identity>| {
-        let mut tls = ClientTlsConfig::new()
-            .ca_certificate(ca.clone())
-            .domain_name("localhost");
-        if let Some(i) = identity {
-            tls = tls.identity(i);
-        }
-        Channel::from_shared(format!("https://localhost:{}", app.address.port()))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-    };
-    let anonymous = match https(None).connect().await {
+    let anonymous = match https(&app, &ca, None).connect().await {
         Err(_) => true,
         Ok(c) => CommentServiceClient::new(c)
             .submit_comment(submission("mtls-0"))
@@ -770,7 +761,7 @@ async fn tls_with_and_without_client_certificates() {
     };
     assert!(anonymous, "a client without a certificate is refused");
     let (client_cert, client_key) = pki.issue("portal-web");
-    let channel = https(Some(Identity::from_pem(client_cert, client_key)))
+    let channel = https(&app, &ca, Some(Identity::from_pem(client_cert, client_key)))
         .connect()
         .await
         .expect("mutual TLS handshake");
@@ -914,26 +905,7 @@ async fn two_server_processes_follow_one_update_within_a_second() {
         .into_inner();
     assert_eq!(settings.version, rolled_back.version);
     assert_eq!(value(&settings, "decision.reject_at").value, "0.97");
-    common::delete_prefix(&prefix);
-}
-
-/// Runs the `moderation` binary; its standard output, or a panic with its error.
-fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_moderation"));
-    command.args(args);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("the binary runs")
-}
-
-fn stdout(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::delete_prefix(&common::redis_url(), &prefix);
 }
 
 // The command line runs as a child process and is waited for: the server needs threads of its own.
@@ -952,7 +924,7 @@ async fn operators_work_from_the_command_line_with_their_key() {
     let dir = tempfile::tempdir().unwrap();
     let words = dir.path().join("words.txt");
     std::fs::write(&words, "# cá độ\nlô đề\nnha cai\n").unwrap();
-    let set = stdout(cli(
+    let set = stdout(&cli(
         &[
             "settings",
             "set",
@@ -964,7 +936,7 @@ async fn operators_work_from_the_command_line_with_their_key() {
         &ops,
     ));
     assert!(set.contains("settings version 1"), "{set}");
-    let got = stdout(cli(&["settings", "get"], &ops));
+    let got = stdout(&cli(&["settings", "get"], &ops));
     let line = got
         .lines()
         .find(|l| l.contains("decision.reject_at"))
@@ -973,7 +945,7 @@ async fn operators_work_from_the_command_line_with_their_key() {
         line.contains("0.9") && line.contains("runtime") && line.contains("ops-minh"),
         "{line}"
     );
-    let history = stdout(cli(&["settings", "history"], &ops));
+    let history = stdout(&cli(&["settings", "history"], &ops));
     assert!(
         history.contains("lists.blocked_words") && history.contains("mùa giải mới"),
         "{history}"
@@ -987,7 +959,7 @@ async fn operators_work_from_the_command_line_with_their_key() {
         "{why}"
     );
 
-    let models = stdout(cli(&["models", "list"], &ops));
+    let models = stdout(&cli(&["models", "list"], &ops));
     assert!(
         models.contains("vi-en-20261127") && models.contains("active"),
         "{models}"
@@ -1010,7 +982,7 @@ async fn operators_work_from_the_command_line_with_their_key() {
         })
         .await
         .unwrap();
-    let stats = stdout(cli(&["stats"], &ops));
+    let stats = stdout(&cli(&["stats"], &ops));
     let rejected = stats
         .lines()
         .find(|l| l.contains("rejected"))
@@ -1028,7 +1000,7 @@ async fn operators_work_from_the_command_line_with_their_key() {
     let anonymous = cli(&["stats"], &[("MODERATION_SERVER", server.as_str())]);
     assert!(String::from_utf8_lossy(&anonymous.stderr).contains("Unauthenticated"));
     // The moderator's own command line works with the key.
-    let listed = stdout(cli(&["review", "list"], &moderator));
+    let listed = stdout(&cli(&["review", "list"], &moderator));
     assert_eq!(listed, "nothing waiting\n");
 }
 
@@ -1126,5 +1098,64 @@ async fn a_candidate_model_in_shadow_is_compared_but_never_decides() {
             &[("role", "shadow"), ("version", "small-candidate")]
         ),
         Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn with_redis_down_settings_answer_unavailable_and_recover() {
+    let mut redis = common::PrivateRedis::start();
+    let mut config = test_config();
+    config.redis.url = moderation::store::redis::RedisUrl::new(redis.url());
+    config.server.request_timeout = Duration::from_millis(300);
+    let app = TestApp::spawn(config).await;
+    let mut admin = AdminServiceClient::new(app.channel().await);
+    update(&mut admin, &[("decision.reject_at", "0.9")])
+        .await
+        .expect("updates while Redis is up");
+
+    redis.stop();
+    let started = Instant::now();
+    let read = admin
+        .get_settings(pb::GetSettingsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(read.code(), Code::Unavailable, "{read:?}");
+    assert!(read.get_details_retry_info().is_some());
+    let write = admin
+        .update_settings(pb::UpdateSettingsRequest {
+            version: 1,
+            changes: vec![change("decision.reject_at", "0.95")],
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(write.code(), Code::Unavailable, "{write:?}");
+    let stats = admin.get_stats(pb::GetStatsRequest {}).await.unwrap_err();
+    assert_eq!(stats.code(), Code::Unavailable, "{stats:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // The models directory needs no Redis.
+    let models = admin.list_models(pb::ListModelsRequest {}).await.unwrap();
+    assert!(!models.into_inner().models.is_empty());
+
+    // Back up: the settings in Redis were kept, and the instance reads them again.
+    redis.restart();
+    let mut settings = None;
+    for _ in 0..50 {
+        if let Ok(s) = admin.get_settings(pb::GetSettingsRequest {}).await {
+            settings = Some(s.into_inner());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let settings = settings.expect("settings are read again once Redis answers");
+    // A private Redis without persistence comes back empty: version 0, the file's values.
+    assert_eq!(settings.version, 0);
+    assert_eq!(
+        value(&settings, "decision.reject_at").source(),
+        pb::SettingSource::Model
     );
 }

@@ -377,6 +377,6 @@ async fn three_server_processes_sharing_one_redis_admit_one_quota_between_them()
     eprintln!(
         "three instances admitted {admitted} of 100 in {elapsed:.2} s (quota: burst {BURST} + {RATE_PER_MINUTE}/min)"
     );
-    common::delete_prefix(&prefix);
+    common::delete_prefix(&common::redis_url(), &prefix);
     drop(servers);
 }

@@ -7,10 +7,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{PrivateRedis, TestApp, stream, submission, test_config};
+use common::{
+    PrivateRedis, TestApp, cli, stdout, stream, submission, test_config, violated_fields,
+};
 use moderation::proto::v1 as pb;
 use pb::moderation_service_client::ModerationServiceClient;
 use tonic::transport::Channel;
@@ -103,13 +104,6 @@ fn reason_of(status: &Status) -> String {
     status
         .get_details_error_info()
         .map(|i| i.reason)
-        .unwrap_or_default()
-}
-
-fn violated_fields(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
 }
 
@@ -784,25 +778,6 @@ async fn a_redis_outage_answers_unavailable_within_the_deadline() {
     assert_eq!(status.code(), Code::Unavailable);
 }
 
-/// Runs the `moderation` binary.
-fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_moderation"));
-    command.args(args);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("the binary runs")
-}
-
-fn stdout(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
 // The command line runs as a child process and is waited for: the server needs threads of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moderators_work_the_queue_from_the_command_line() {
@@ -1072,13 +1047,5 @@ async fn comments_arriving_in_the_same_millisecond_page_without_loss() {
     assert_eq!(seen.len(), 120, "each once");
     assert_eq!(unique, stored);
 
-    let mut redis = redis::Client::open(config.redis.url.expose())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", config.redis.prefix))
-        .query(&mut redis)
-        .unwrap();
-    let _: () = redis::cmd("DEL").arg(keys).query(&mut redis).unwrap();
+    common::delete_prefix(config.redis.url.expose(), &config.redis.prefix);
 }

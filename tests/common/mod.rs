@@ -150,17 +150,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shut_down();
         // Leave the shared Redis as it was found.
-        if let Ok(client) = redis::Client::open(self.config.redis.url.expose())
-            && let Ok(mut conn) = client.get_connection()
-        {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{}*", self.config.redis.prefix))
-                .query(&mut conn)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
-            }
-        }
+        delete_prefix(self.config.redis.url.expose(), &self.config.redis.prefix);
     }
 }
 
@@ -340,18 +330,18 @@ pub async fn spawn_server(config: &std::path::Path) -> (ServerProcess, Channel) 
     panic!("the server never became SERVING");
 }
 
-/// Deletes every key under `prefix` in the shared Redis.
-pub fn delete_prefix(prefix: &str) {
-    let mut conn = redis::Client::open(redis_url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+/// Deletes every key under `prefix` in the Redis at `url`, as far as it answers (a test's
+/// clean-up must not fail the test).
+pub fn delete_prefix(url: &str, prefix: &str) {
+    let Ok(mut conn) = redis::Client::open(url).and_then(|c| c.get_connection()) else {
+        return;
+    };
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
         .query(&mut conn)
-        .unwrap();
+        .unwrap_or_default();
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).unwrap();
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
     }
 }
 
@@ -393,4 +383,33 @@ pub fn train_small_model(dir: &std::path::Path, name: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs the `moderation` binary with extra environment variables, and waits for it.
+pub fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_moderation"));
+    command.args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("the binary runs")
+}
+
+/// A command's standard output; panics with its error output if it failed.
+pub fn stdout(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The fields a status's `BadRequest` names, in its order.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
 }
