@@ -74,11 +74,11 @@ fn captcha(c: &mut Criterion) {
         &prefix,
         &secret,
         Duration::from_secs(60),
-        20_000,
+        [20_000, 500_000],
     );
     c.bench_function(
         "captcha: solve a proof of work, max_number 20000 (native)",
-        |b| b.iter(|| black_box(pow::solve(&work.issue())).unwrap()),
+        |b| b.iter(|| black_box(pow::solve(&work.issue(pow::Purpose::Standalone))).unwrap()),
     );
     c.bench_function(
         "captcha: one SHA-256 attempt of a proof of work (native)",

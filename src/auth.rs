@@ -63,6 +63,12 @@ pub struct AuthSettings {
     pub open_health: bool,
     /// Server reflection needs no key.
     pub open_reflection: bool,
+    /// With authentication off, serve clients on other machines too. Off (the default), the
+    /// service is in protected mode while authentication is off: only loopback clients are
+    /// served on the gRPC and metrics ports, and others are refused (`PERMISSION_DENIED`,
+    /// `PROTECTED_MODE`). Turn this on only on a network where everyone who can reach the port
+    /// may change thresholds, approve comments and read every reader's text.
+    pub allow_unauthenticated_network: bool,
     /// The keys.
     pub keys: Vec<KeySettings>,
 }
@@ -73,8 +79,17 @@ impl Default for AuthSettings {
             enabled: false,
             open_health: true,
             open_reflection: false,
+            allow_unauthenticated_network: false,
             keys: Vec::new(),
         }
+    }
+}
+
+impl AuthSettings {
+    /// Whether only loopback clients are served: authentication is off and serving others
+    /// without it was not asked for.
+    pub fn protected_mode(&self) -> bool {
+        !self.enabled && !self.allow_unauthenticated_network
     }
 }
 

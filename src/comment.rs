@@ -4,11 +4,14 @@
 //! them all.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::text::{TextError, clean};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::text::{TextError, clean, is_invisible};
 
 /// One invalid field: which, and why, in words a portal developer can act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,12 +46,17 @@ impl Collector<'_> {
 pub struct Limits {
     /// Longest comment body, in characters.
     pub body_max_chars: usize,
+    /// How far ahead of this service's clock `form_rendered_at` may be (the portal's clock
+    /// running fast); a later time is refused, since it would switch the too-fast check off.
+    #[serde(with = "humantime_serde")]
+    pub form_clock_skew: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             body_max_chars: 5_000,
+            form_clock_skew: Duration::from_secs(60),
         }
     }
 }
@@ -146,17 +154,35 @@ impl ArticleTitle {
     }
 }
 
+/// True for a character a reader sees: not whitespace, not one of the invisible fillers and
+/// formatting characters, not a combining mark standing alone.
+fn is_visible(c: char) -> bool {
+    !c.is_whitespace() && !is_invisible(c) && !unicode_normalization::char::is_combining_mark(c)
+}
+
 impl AuthorName {
-    /// Parses the `author_name` field.
+    /// Parses the `author_name` field: it must hold a visible letter or digit (a name of
+    /// Hangul fillers, tag characters or combining marks alone shows as nothing).
     pub fn parse(raw: &str) -> Result<Self, Violation> {
-        text_field("author_name", raw, false, 1, 100).map(AuthorName)
+        let name = text_field("author_name", raw, false, 1, 100)?;
+        if !name.chars().any(|c| c.is_alphanumeric() && is_visible(c)) {
+            return Err(Violation::new(
+                "author_name",
+                "must contain a visible letter or digit",
+            ));
+        }
+        Ok(AuthorName(name))
     }
 }
 
 impl CommentBody {
-    /// Parses the `body` field.
+    /// Parses the `body` field: it must hold at least one visible character.
     pub fn parse(raw: &str, limits: &Limits) -> Result<Self, Violation> {
-        text_field("body", raw, true, 1, limits.body_max_chars).map(CommentBody)
+        let body = text_field("body", raw, true, 1, limits.body_max_chars)?;
+        if !body.chars().any(is_visible) {
+            return Err(Violation::new("body", "must contain a visible character"));
+        }
+        Ok(CommentBody(body))
     }
 }
 
@@ -185,8 +211,13 @@ impl IdempotencyKey {
     }
 }
 
-/// A reader's e-mail address: valid syntax (RFC 5322, with a dot in the domain), at most 254
-/// characters, domain in lower case.
+/// A reader's e-mail address in its one canonical form, the same for every way of writing it:
+/// compatibility-folded (NFKC: full-width letters and `＠` become ASCII, decomposed accents are
+/// composed), lower-cased, and its domain IDNA-mapped to ASCII (`bücher.de` and
+/// `xn--bcher-kva.de` are one address). Invisible and bidi characters are refused, not removed:
+/// an address that hides characters is not typed by a reader. Valid syntax (RFC 5322, with a
+/// dot in the domain), at most 254 characters. Rate-limit buckets, block lists and reader
+/// identity all read this form.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Email(String);
@@ -199,19 +230,37 @@ impl Email {
         if trimmed.is_empty() {
             return Err(Violation::new(field, "is required"));
         }
-        if trimmed.len() > 254 {
+        if let Some(c) = trimmed
+            .chars()
+            .find(|&c| is_invisible(c) || c.is_control() || c.is_whitespace())
+        {
             return Err(Violation::new(
                 field,
-                format!("must be at most 254 characters, is {}", trimmed.len()),
+                format!(
+                    "contains the invisible, control or space character U+{:04X}",
+                    c as u32
+                ),
+            ));
+        }
+        let folded = trimmed.nfkc().collect::<String>().to_lowercase();
+        let Some((local, domain)) = folded.rsplit_once('@') else {
+            return Err(Violation::new(field, "is not an e-mail address: no @"));
+        };
+        let domain = idna::domain_to_ascii(domain)
+            .map_err(|_| Violation::new(field, "has a domain that is not a valid domain name"))?;
+        let canonical = format!("{local}@{domain}");
+        if canonical.len() > 254 {
+            return Err(Violation::new(
+                field,
+                format!("must be at most 254 characters, is {}", canonical.len()),
             ));
         }
         let options = email_address::Options::default()
             .with_required_tld()
             .without_domain_literal();
-        let address = email_address::EmailAddress::parse_with_options(trimmed, options)
+        email_address::EmailAddress::parse_with_options(&canonical, options)
             .map_err(|e| Violation::new(field, format!("is not an e-mail address: {e}")))?;
-        let domain = address.domain().to_lowercase();
-        Ok(Email(format!("{}@{domain}", address.local_part())))
+        Ok(Email(canonical))
     }
 
     /// The address.
@@ -219,7 +268,7 @@ impl Email {
         &self.0
     }
 
-    /// The domain part.
+    /// The domain part (ASCII, IDNA-mapped).
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map_or("", |(_, d)| d)
     }
@@ -229,20 +278,58 @@ impl Email {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ClientIp(IpAddr);
 
+/// The IPv4 address an IPv6 address stands for, where it is only another way of writing one:
+/// IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`) and NAT64 (`64:ff9b::a.b.c.d`,
+/// RFC 6052's well-known prefix).
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(low),
+        // `::` and `::1` are IPv6's own unspecified and loopback addresses.
+        [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(low),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
+        _ => None,
+    }
+}
+
 impl ClientIp {
-    /// Parses the `client_ip` field (IPv4 or IPv6; an IPv4-mapped IPv6 address is read as the
-    /// IPv4 address it maps).
+    /// Parses the `client_ip` field (IPv4 or IPv6). An IPv6 address that only writes an IPv4
+    /// address another way (mapped, compatible, NAT64) is read as that IPv4 address.
     pub fn parse(raw: &str) -> Result<Self, Violation> {
         let ip: IpAddr = raw
             .trim()
             .parse()
             .map_err(|_| Violation::new("client_ip", "must be an IPv4 or IPv6 address"))?;
-        Ok(ClientIp(ip.to_canonical()))
+        Ok(ClientIp(match ip {
+            IpAddr::V6(v6) => embedded_ipv4(v6).map_or(ip, IpAddr::V4),
+            v4 => v4,
+        }))
     }
 
     /// The address.
     pub fn addr(&self) -> IpAddr {
         self.0
+    }
+
+    /// The network one subscriber has, which rate limits and throttles count by: an IPv4
+    /// address alone; an IPv6 address's /64; a 6to4 address (`2002:AABB:CCDD::/48`) counts as
+    /// the IPv4 address its site is behind.
+    pub fn group(&self) -> ipnet::IpNet {
+        match self.0 {
+            IpAddr::V4(v4) => ipnet::IpNet::from(ipnet::Ipv4Net::from(v4)),
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                if s[0] == 0x2002 {
+                    let v4 =
+                        Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
+                    return ipnet::IpNet::from(ipnet::Ipv4Net::from(v4));
+                }
+                ipnet::Ipv6Net::new(v6, 64)
+                    .map(|n| ipnet::IpNet::from(n.trunc()))
+                    .unwrap_or_else(|_| ipnet::IpNet::from(ipnet::Ipv6Net::from(v6)))
+            }
+        }
     }
 }
 
@@ -365,9 +452,40 @@ pub struct NewComment {
     pub form_rendered_at_ms: Option<i64>,
 }
 
+/// Checks `form_rendered_at` against the clock: not before 1970, not further ahead of `now_ms`
+/// than the allowed skew (a render time in the future would switch the too-fast check off).
+fn form_time(rendered_ms: Option<i64>, now_ms: i64, limits: &Limits) -> Result<(), Violation> {
+    let Some(rendered) = rendered_ms else {
+        return Ok(());
+    };
+    let skew = i64::try_from(limits.form_clock_skew.as_millis()).unwrap_or(i64::MAX);
+    if rendered < 0 {
+        return Err(Violation::new("form_rendered_at", "must be after 1970"));
+    }
+    if rendered > now_ms.saturating_add(skew) {
+        return Err(Violation::new(
+            "form_rendered_at",
+            format!(
+                "is more than {} ahead of the service's clock",
+                humantime::format_duration(limits.form_clock_skew)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl NewComment {
     /// Parses a submission, returning every violation at once.
     pub fn parse(raw: &RawSubmission, limits: &Limits) -> Result<Self, Vec<Violation>> {
+        Self::parse_at(raw, limits, jiff::Timestamp::now().as_millisecond())
+    }
+
+    /// [`NewComment::parse`] with the clock read as `now_ms`.
+    pub fn parse_at(
+        raw: &RawSubmission,
+        limits: &Limits,
+        now_ms: i64,
+    ) -> Result<Self, Vec<Violation>> {
         let mut violations = Vec::new();
         let mut check = Collector(&mut violations);
         let article_id = check.keep(ArticleId::parse(&raw.article_id));
@@ -389,6 +507,7 @@ impl NewComment {
         } else {
             Err(Violation::new("honeypot", "must be at most 1000 bytes"))
         });
+        check.keep(form_time(raw.form_rendered_at_ms, now_ms, limits));
         match (
             article_id,
             article_title,
@@ -553,7 +672,10 @@ mod tests {
     fn the_body_limit_is_configurable_and_counts_characters_not_bytes() {
         let mut raw = valid();
         raw.body = "ệ".repeat(10);
-        let limits = Limits { body_max_chars: 10 };
+        let limits = Limits {
+            body_max_chars: 10,
+            ..Limits::default()
+        };
         assert!(NewComment::parse(&raw, &limits).is_ok());
         raw.body = "ệ".repeat(11);
         assert!(NewComment::parse(&raw, &limits).is_err());
@@ -570,5 +692,103 @@ mod tests {
         other.body = "Một bình luận khác".into();
         let c = NewComment::parse(&other, &Limits::default()).unwrap();
         assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    #[test]
+    fn every_way_of_writing_an_address_gives_one_canonical_form() {
+        let canonical = |raw: &str| Email::parse(raw).map(|e| e.as_str().to_owned());
+        let plain = canonical("an.nguyen@example.com").unwrap();
+        for same in [
+            "An.Nguyen@Example.COM",
+            "ａｎ.ｎｇｕｙｅｎ＠ｅｘａｍｐｌｅ.ｃｏｍ",
+            "  an.nguyen@example.com ",
+        ] {
+            assert_eq!(canonical(same).unwrap(), plain, "{same:?}");
+        }
+        // IDN and punycode are one domain; decomposed accents compose.
+        let idn = canonical("ban@bücher.de").unwrap();
+        assert_eq!(idn, "ban@xn--bcher-kva.de");
+        assert_eq!(canonical("ban@xn--bcher-kva.de").unwrap(), idn);
+        assert_eq!(canonical("ban@bu\u{0308}cher.de").unwrap(), idn);
+        assert_eq!(
+            Email::parse("ban@BÜCHER.de").unwrap().domain(),
+            "xn--bcher-kva.de"
+        );
+    }
+
+    #[test]
+    fn addresses_hiding_characters_are_refused_not_cleaned() {
+        for hidden in [
+            "an\u{200B}.nguyen@example.com",
+            "an.nguyen@exa\u{00AD}mple.com",
+            "an.nguyen@example.com\u{202E}",
+            "an\u{2066}@example.com",
+            "an nguyen@example.com",
+        ] {
+            let v = Email::parse(hidden).unwrap_err();
+            assert_eq!(v.field, "author_email");
+            assert!(
+                v.description.contains("U+"),
+                "{hidden:?}: {}",
+                v.description
+            );
+        }
+    }
+
+    #[test]
+    fn names_and_bodies_must_show_something() {
+        for invisible in [
+            "\u{3164}",
+            "\u{0301}\u{0301}",
+            "\u{E0041}\u{E0042}",
+            "\u{115F}\u{3164}",
+        ] {
+            let v = AuthorName::parse(invisible).unwrap_err();
+            assert_eq!(v.field, "author_name", "{invisible:?}");
+            let v = CommentBody::parse(invisible, &Limits::default()).unwrap_err();
+            assert_eq!(v.field, "body", "{invisible:?}");
+        }
+        assert!(AuthorName::parse("Lê Thị Hồng").is_ok());
+        assert!(AuthorName::parse("李小龍").is_ok());
+        assert!(CommentBody::parse("👍", &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn a_render_time_ahead_of_the_clock_or_before_1970_is_refused() {
+        let now = 1_764_252_147_958;
+        let at = |rendered: Option<i64>| {
+            let mut raw = valid();
+            raw.form_rendered_at_ms = rendered;
+            NewComment::parse_at(&raw, &Limits::default(), now).map_err(|v| v[0].field)
+        };
+        assert!(at(None).is_ok());
+        assert!(at(Some(now - 10_000)).is_ok());
+        assert!(at(Some(now + 30_000)).is_ok(), "within the allowed skew");
+        assert_eq!(at(Some(now + 61_000)).unwrap_err(), "form_rendered_at");
+        assert_eq!(at(Some(i64::MAX)).unwrap_err(), "form_rendered_at");
+        assert_eq!(at(Some(-1)).unwrap_err(), "form_rendered_at");
+    }
+
+    #[test]
+    fn ipv4_addresses_written_as_ipv6_are_read_as_ipv4() {
+        for written in [
+            "::ffff:203.0.113.7",
+            "::203.0.113.7",
+            "64:ff9b::203.0.113.7",
+            "64:ff9b::cb00:7107",
+        ] {
+            let ip = ClientIp::parse(written).unwrap();
+            assert_eq!(ip.to_string(), "203.0.113.7", "{written}");
+            assert_eq!(ip.group().to_string(), "203.0.113.7/32");
+        }
+        assert_eq!(ClientIp::parse("::1").unwrap().to_string(), "::1");
+        // A 6to4 site counts as the IPv4 address it is behind.
+        let six_to_four = ClientIp::parse("2002:cb00:7107:1::5").unwrap();
+        assert_eq!(six_to_four.group().to_string(), "203.0.113.7/32");
+        // Other IPv6 addresses count by their /64.
+        let a = ClientIp::parse("2001:db8:1:2:aaaa::1").unwrap().group();
+        let b = ClientIp::parse("2001:db8:1:2:bbbb::9").unwrap().group();
+        assert_eq!(a, b);
+        assert_eq!(a.to_string(), "2001:db8:1:2::/64");
     }
 }

@@ -84,7 +84,7 @@ impl Default for MetricsSettings {
     fn default() -> Self {
         MetricsSettings {
             enabled: true,
-            listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
         }
     }
 }
@@ -132,7 +132,7 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
-            listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             request_timeout: Duration::from_secs(1),
             max_message_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(10),

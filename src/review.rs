@@ -27,6 +27,13 @@ pub struct ReviewSettings {
     pub max_lease: Duration,
     /// The most comments one claim may take.
     pub max_claim: usize,
+    /// How many of a comment's most recent reports are kept (all are counted).
+    pub reports_kept: usize,
+    /// How many reports one reader may send per `report_window`.
+    pub reports_per_reader: u32,
+    /// See `reports_per_reader`.
+    #[serde(with = "humantime_serde")]
+    pub report_window: Duration,
 }
 
 impl Default for ReviewSettings {
@@ -35,6 +42,9 @@ impl Default for ReviewSettings {
             lease: Duration::from_secs(10 * 60),
             max_lease: Duration::from_secs(3600),
             max_claim: 100,
+            reports_kept: 20,
+            reports_per_reader: 10,
+            report_window: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -330,9 +340,44 @@ impl Decision {
     }
 }
 
-/// Parses a reader's report reason (1–500 characters).
-pub fn report_reason(raw: &str) -> Result<String, Violation> {
-    text_field("reason", raw, true, 1, 500)
+/// A reader's report of a published comment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The comment.
+    pub id: CommentId,
+    /// Why (1–500 characters).
+    pub reason: String,
+    /// Who reported, as a hash of the portal's id for the reader (never stored in clear).
+    pub reporter: String,
+}
+
+impl Report {
+    /// Parses a report, collecting every violation.
+    pub fn parse(id: &str, reason: &str, reporter: &str) -> Result<Self, Vec<Violation>> {
+        use sha2::{Digest, Sha256};
+        let mut violations = Vec::new();
+        let id = CommentId::parse("comment_id", id)
+            .map_err(|v| violations.push(v))
+            .ok();
+        let reason = text_field("reason", reason, true, 1, 500)
+            .map_err(|v| violations.push(v))
+            .ok();
+        let reporter = text_field("reporter", reporter, false, 1, 128)
+            .map_err(|v| violations.push(v))
+            .ok()
+            .map(|r| {
+                let digest = Sha256::digest(r.as_bytes());
+                digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+            });
+        match (id, reason, reporter) {
+            (Some(id), Some(reason), Some(reporter)) => Ok(Report {
+                id,
+                reason,
+                reporter,
+            }),
+            _ => Err(violations),
+        }
+    }
 }
 
 /// What a source's earlier comments became.
@@ -379,8 +424,12 @@ pub struct FlaggedItem {
     pub author: Record,
     /// The same IP address's earlier comments.
     pub ip: Record,
-    /// Readers' reports, if it came back after publication.
+    /// The most recent readers' reports, if it came back after publication.
     pub reports: Vec<String>,
+    /// How many readers reported it in all.
+    pub report_count: u32,
+    /// When it joined the queue (Unix ms): where a page ending with it continues from.
+    pub arrived_ms: i64,
 }
 
 /// Why a rejected comment is rejected, for its training label.
@@ -500,6 +549,12 @@ pub enum ReviewError {
         /// Where it is.
         state: Outcome,
     },
+    /// This reader already reported this comment.
+    #[error("comment {0} was already reported by this reader")]
+    AlreadyReported(CommentId),
+    /// The reader sent too many reports; the next is admitted after this long.
+    #[error("too many reports from this reader; retry in {0:?}")]
+    TooManyReports(Duration),
     /// Only published comments can be reported.
     #[error("comment {id} is {state}, not published")]
     NotPublished {
@@ -514,6 +569,18 @@ pub enum ReviewError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+/// How reports are bounded: the most recent `kept` are stored, each reader may send
+/// `per_reader` per `window`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportLimits {
+    /// Reports kept per comment.
+    pub kept: usize,
+    /// Reports per reader per window.
+    pub per_reader: u32,
+    /// The window.
+    pub window: Duration,
 }
 
 /// The review queue: every operation bounded by a deadline, times taken from the clock.
@@ -608,13 +675,13 @@ impl Queue {
     }
 
     /// Brings a published comment back for review; returns its new version.
-    pub async fn report(
-        &self,
-        id: CommentId,
-        reason: &str,
-        deadline: Instant,
-    ) -> Result<u64, ReviewError> {
-        within(deadline, self.store.report(id, reason, now_ms())).await
+    pub async fn report(&self, report: &Report, deadline: Instant) -> Result<u64, ReviewError> {
+        let limits = ReportLimits {
+            kept: self.settings.reports_kept,
+            per_reader: self.settings.reports_per_reader,
+            window: self.settings.report_window,
+        };
+        within(deadline, self.store.report(report, limits, now_ms())).await
     }
 
     /// What happened to a comment; [`ReviewError::NotFound`] when nothing is recorded.

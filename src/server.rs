@@ -223,6 +223,7 @@ impl App {
             &config.redis.consumer_group,
         ));
         let gate = Arc::new(Gate {
+            protected: config.auth.protected_mode(),
             keys: config.auth.enabled.then(|| Keys::new(&config.auth)),
             open_health: config.auth.open_health,
             open_reflection: config.auth.open_reflection,
@@ -335,15 +336,24 @@ impl App {
         }
         .map(|l| {
             let at = l.local_addr().ok();
-            tasks.push(tokio::spawn(serve_metrics(l, self.metrics.clone())));
+            tasks.push(tokio::spawn(serve_metrics(
+                l,
+                self.metrics.clone(),
+                self.config.auth.protected_mode(),
+            )));
             at
         });
 
-        if self.config.auth.enabled {
-            tracing::info!(keys = self.config.auth.keys.len(), "API keys required");
+        let auth = &self.config.auth;
+        if auth.enabled {
+            tracing::info!(keys = auth.keys.len(), "API keys required");
+        } else if auth.protected_mode() {
+            tracing::info!(
+                "protected mode: authentication is off, so only clients on this machine are served (auth.enabled turns keys on; auth.allow_unauthenticated_network serves others without them)"
+            );
         } else {
             tracing::warn!(
-                "authentication is off (auth.enabled = false): anyone who reaches the port may call every RPC"
+                "authentication is off and auth.allow_unauthenticated_network is on: anyone who reaches the port may call every RPC"
             );
         }
         let mut builder = Server::builder();
@@ -403,22 +413,35 @@ impl App {
     }
 }
 
-/// Serves `GET /metrics` (Prometheus text) on `listener`.
-async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+/// Serves `GET /metrics` (Prometheus text) on `listener`; in protected mode only to clients
+/// on this machine (others get 403).
+async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, protected: bool) {
+    use axum::extract::ConnectInfo;
+    use axum::http::StatusCode;
     use axum::http::header::CONTENT_TYPE;
+    use axum::response::IntoResponse;
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
+        axum::routing::get(move |ConnectInfo(peer): ConnectInfo<SocketAddr>| {
             let metrics = metrics.clone();
             async move {
+                if protected && !peer.ip().to_canonical().is_loopback() {
+                    return (
+                        StatusCode::FORBIDDEN,
+                        "protected mode: authentication is off, so metrics are served only on this machine\n",
+                    )
+                        .into_response();
+                }
                 (
                     [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
                     metrics.render(),
                 )
+                    .into_response()
             }
         }),
     );
-    if let Err(e) = axum::serve(listener, app).await {
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, service).await {
         tracing::error!(error = %e, "the metrics endpoint failed");
     }
 }

@@ -409,6 +409,7 @@ async fn a_stale_version_is_aborted_and_nothing_changes() {
         .unwrap();
     let reported = moderation
         .report_comment(pb::ReportCommentRequest {
+            reporter: "reader-0".into(),
             comment_id: id.clone(),
             reason: "Bình luận lăng mạ người khác".into(),
         })
@@ -451,6 +452,7 @@ async fn a_reported_comment_comes_back_and_its_rejection_takes_it_down() {
     let pending = hold(&app, "report-pending", |_| {}).await;
     let refused = moderation
         .report_comment(pb::ReportCommentRequest {
+            reporter: "reader-1".into(),
             comment_id: pending.clone(),
             reason: "spam".into(),
         })
@@ -462,6 +464,7 @@ async fn a_reported_comment_comes_back_and_its_rejection_takes_it_down() {
     for id in [&kept, &removed] {
         let answer = moderation
             .report_comment(pb::ReportCommentRequest {
+                reporter: "reader-2".into(),
                 comment_id: id.clone(),
                 reason: "Xúc phạm tác giả".into(),
             })
@@ -473,6 +476,7 @@ async fn a_reported_comment_comes_back_and_its_rejection_takes_it_down() {
     // A second reader's report joins the first; the version does not move.
     let again = moderation
         .report_comment(pb::ReportCommentRequest {
+            reporter: "reader-3".into(),
             comment_id: kept.clone(),
             reason: "Nói tục".into(),
         })
@@ -699,6 +703,7 @@ async fn bad_requests_name_the_field_and_unknown_comments_are_not_found() {
     assert_eq!(violated_fields(&status), ["comment_id", "version"]);
     let status = moderation
         .report_comment(pb::ReportCommentRequest {
+            reporter: "reader-4".into(),
             comment_id: id.clone(),
             reason: "  ".into(),
         })
@@ -720,6 +725,7 @@ async fn bad_requests_name_the_field_and_unknown_comments_are_not_found() {
             .unwrap_err(),
         moderation
             .report_comment(pb::ReportCommentRequest {
+                reporter: "reader-5".into(),
                 comment_id: unknown.clone(),
                 reason: "spam".into(),
             })

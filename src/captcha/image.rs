@@ -1,7 +1,8 @@
 //! The image challenge: five or six characters drawn distorted on noise, from an alphabet
 //! without look-alikes (no 0/O, 1/l/I, 2/Z, 5/S, 8/B). The answer is kept only as a keyed hash
 //! in Redis, with the challenge's time to live; a challenge is claimed by the first submission
-//! that answers it, right or wrong, and wrong answers are counted per address.
+//! that answers it, right or wrong (a wrong answer spends it), and wrong answers are counted per
+//! address (an IPv6 address by its /64).
 
 use std::time::Duration;
 
@@ -54,9 +55,15 @@ pub fn render(chars: u8) -> Option<(String, Vec<u8>)> {
     image.as_tuple()
 }
 
-/// Claims a challenge for a submission, in one round trip. KEYS: the challenge hash, the
-/// address's wrong-answer counter. ARGV: the claimant (idempotency key), the wrong-answer
-/// limit. Returns {'throttled', ms left} | {'missing'} | {'used'} | {'claimed', answer hash}.
+/// Checks and claims a challenge for a submission, in one round trip. KEYS: the challenge
+/// hash, the address's wrong-answer counter. ARGV: the claimant (idempotency key), the
+/// wrong-answer limit, the keyed hash of the answer given, the wrong-answer window (ms).
+/// Returns {'throttled', ms left} | {'missing'} | {'used'} | {'wrong'} | {'claimed'}.
+///
+/// A wrong answer spends the challenge for everyone, the submission that gave it included (a
+/// retry with the same idempotency key cannot try again), and counts against the address. The
+/// answers compared are keyed hashes the client never sees, so comparing them in the script
+/// leaks nothing through its timing.
 const CLAIM: &str = r#"
 local wrong = tonumber(redis.call('GET', KEYS[2]) or '0')
 if wrong >= tonumber(ARGV[2]) then
@@ -66,11 +73,18 @@ local fields = redis.call('HMGET', KEYS[1], 'answer', 'used_by')
 if not fields[1] then
   return {'missing'}
 end
-if fields[2] and fields[2] ~= '' and fields[2] ~= ARGV[1] then
+local used_by = fields[2] or ''
+if used_by == '!wrong' or (used_by ~= '' and used_by ~= ARGV[1]) then
   return {'used'}
 end
+if fields[1] ~= ARGV[3] then
+  redis.call('HSET', KEYS[1], 'used_by', '!wrong')
+  redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  return {'wrong'}
+end
 redis.call('HSET', KEYS[1], 'used_by', ARGV[1])
-return {'claimed', fields[1]}
+return {'claimed'}
 "#;
 
 /// Issues and checks image challenges.
@@ -193,13 +207,14 @@ impl ImageCaptcha {
         })
     }
 
-    /// Checks `answer` to challenge `id` for the submission `claimant` from address `ip`.
+    /// Checks `answer` to challenge `id` for the submission `claimant` from the network
+    /// `ip_group` (an address, or an IPv6 /64: see [`crate::comment::ClientIp::group`]).
     pub async fn verify(
         &self,
         id: &str,
         answer: &str,
         claimant: &str,
-        ip: &str,
+        ip_group: &str,
     ) -> Result<(), CaptchaError> {
         let Some((issued, nonce, signature)) = parse_id(id) else {
             return Err(CaptchaError::Unknown);
@@ -207,32 +222,21 @@ impl ImageCaptcha {
         if !same(signature, &self.signature(issued, nonce)) {
             return Err(CaptchaError::Unknown);
         }
+        let window = i64::try_from(self.wrong_window.as_millis()).unwrap_or(i64::MAX);
         let reply: Vec<String> = self
             .claim
             .key(self.key(nonce))
-            .key(self.wrong_key(ip))
+            .key(self.wrong_key(ip_group))
             .arg(claimant)
             .arg(self.wrong_limit)
+            .arg(self.answer_hash(id, answer))
+            .arg(window.max(1))
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(|e| CaptchaError::Unavailable(e.to_string()))?;
         match reply.first().map(String::as_str) {
-            Some("claimed") => {
-                let stored = reply.get(1).map_or("", String::as_str);
-                if same(stored, &self.answer_hash(id, answer)) {
-                    return Ok(());
-                }
-                // A wrong answer costs the challenge and counts against the address; this
-                // second round trip happens only for wrong answers.
-                let window = i64::try_from(self.wrong_window.as_millis()).unwrap_or(i64::MAX);
-                let _: redis::RedisResult<()> = redis::pipe()
-                    .atomic()
-                    .incr(self.wrong_key(ip), 1)
-                    .pexpire(self.wrong_key(ip), window)
-                    .query_async(&mut self.connection.clone())
-                    .await;
-                Err(CaptchaError::Wrong)
-            }
+            Some("claimed") => Ok(()),
+            Some("wrong") => Err(CaptchaError::Wrong),
             Some("used") => Err(CaptchaError::Used),
             Some("missing") => {
                 let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);

@@ -170,8 +170,15 @@ pub struct CaptchaSettings {
     /// (see BENCHMARKS.md for the solve time: about 0.5 s on a server core in JavaScript at the
     /// default, a few times that on a phone).
     pub pow_max_number: u64,
+    /// Where the image is required, let a reader who cannot read it solve a proof of work
+    /// instead (an accessibility alternative). Off by default: a bot solves a proof of work
+    /// without reading anything, so with this on the image costs a bot only CPU time.
+    pub image_alternative: bool,
+    /// The work factor of that alternative, much larger than `pow_max_number` so it is not the
+    /// cheap way around the image (see README: a browser takes seconds, a bot tens of ms).
+    pub image_alternative_max_number: u64,
     /// Wrong answers an address may give within `wrong_answer_window` before its answers are
-    /// refused without being checked.
+    /// refused without being checked (an IPv6 address counts by its /64).
     pub wrong_answers_per_ip: u32,
     /// See `wrong_answers_per_ip`.
     #[serde(with = "humantime_serde")]
@@ -197,6 +204,8 @@ impl Default for CaptchaSettings {
             ttl: Duration::from_secs(300),
             image_chars: 6,
             pow_max_number: 20_000,
+            image_alternative: false,
+            image_alternative_max_number: 500_000,
             wrong_answers_per_ip: 10,
             wrong_answer_window: Duration::from_secs(600),
             provider_timeout: Duration::from_millis(1500),
@@ -239,6 +248,12 @@ impl CaptchaSettings {
         }
         if self.pow_max_number == 0 {
             problems.push(("captcha.pow_max_number".into(), "must be at least 1".into()));
+        }
+        if self.image_alternative && self.image_alternative_max_number < self.pow_max_number {
+            problems.push((
+                "captcha.image_alternative_max_number".into(),
+                "must be at least captcha.pow_max_number".into(),
+            ));
         }
         for (mode, section, settings) in [
             (Mode::Turnstile, "turnstile", &self.turnstile),
@@ -327,7 +342,10 @@ impl Captchas {
                 prefix,
                 &secret,
                 settings.ttl,
-                settings.pow_max_number,
+                [
+                    settings.pow_max_number,
+                    settings.image_alternative_max_number,
+                ],
             )),
             providers: provider::Providers::new(&settings),
             required: arc_swap::ArcSwap::from_pointee(Required {
@@ -357,9 +375,14 @@ impl Captchas {
         requested: Option<Mode>,
     ) -> Result<Challenge, CaptchaError> {
         let required = self.required.load().mode_for(article);
+        let alternative = self.settings.image_alternative;
         let mode = match requested {
-            // Proof of work is the accessible stand-in for the image.
-            Some(Mode::ProofOfWork) if required == Mode::Image => Mode::ProofOfWork,
+            // A (harder) proof of work is the accessible stand-in for the image, where allowed.
+            Some(Mode::ProofOfWork) if required == Mode::Image && alternative => {
+                return Ok(Challenge::ProofOfWork(
+                    self.pow()?.issue(pow::Purpose::ImageAlternative),
+                ));
+            }
             Some(m) if m != required && required != Mode::Off => {
                 return Err(CaptchaError::WrongKind(required.name()));
             }
@@ -368,7 +391,9 @@ impl Captchas {
         match mode {
             Mode::Off => Ok(Challenge::None),
             Mode::Image => self.images()?.issue().await.map(Challenge::Image),
-            Mode::ProofOfWork => Ok(Challenge::ProofOfWork(self.pow()?.issue())),
+            Mode::ProofOfWork => Ok(Challenge::ProofOfWork(
+                self.pow()?.issue(pow::Purpose::Standalone),
+            )),
             Mode::Turnstile | Mode::Hcaptcha | Mode::RecaptchaV2 | Mode::RecaptchaV3 => {
                 let site_key = self.providers.site_key(mode).ok_or_else(|| {
                     CaptchaError::Unavailable(format!("{} is not configured", mode.name()))
@@ -405,6 +430,7 @@ impl CaptchaVerifier for Captchas {
         };
         let claimant = comment.idempotency_key.as_str();
         let ip = comment.client_ip.to_string();
+        let ip_group = comment.client_ip.group().to_string();
         match (required, answer) {
             (
                 Mode::Image,
@@ -414,17 +440,35 @@ impl CaptchaVerifier for Captchas {
                 },
             ) => {
                 self.images()?
-                    .verify(challenge_id, answer, claimant, &ip)
+                    .verify(challenge_id, answer, claimant, &ip_group)
                     .await
             }
-            // Proof of work is accepted wherever the image is required.
+            // Where the image is required, only the alternative's harder proof of work stands
+            // in for it, and only when allowed.
             (
-                Mode::Image | Mode::ProofOfWork,
+                Mode::Image,
                 CaptchaAnswer::ProofOfWork {
                     challenge,
                     solution,
                 },
-            ) => self.pow()?.verify(challenge, *solution, claimant).await,
+            ) if self.settings.image_alternative => {
+                let purpose = pow::Purpose::ImageAlternative;
+                self.pow()?
+                    .verify(challenge, *solution, claimant, purpose)
+                    .await
+            }
+            (
+                Mode::ProofOfWork,
+                CaptchaAnswer::ProofOfWork {
+                    challenge,
+                    solution,
+                },
+            ) => {
+                let purpose = pow::Purpose::Standalone;
+                self.pow()?
+                    .verify(challenge, *solution, claimant, purpose)
+                    .await
+            }
             (
                 Mode::Turnstile | Mode::Hcaptcha | Mode::RecaptchaV2 | Mode::RecaptchaV3,
                 CaptchaAnswer::Provider { token },

@@ -42,7 +42,7 @@ pub struct ProofOfWork {
     prefix: String,
     secret: Secret,
     ttl: Duration,
-    max_number: u64,
+    max_numbers: [u64; 2],
 }
 
 /// The hash of `salt` followed by `number` in decimal, hexadecimal.
@@ -85,33 +85,57 @@ pub fn solve(challenge: &PowChallenge) -> Option<u64> {
     (0..=challenge.max_number).find(|&n| hash(&challenge.salt, n) == challenge.challenge)
 }
 
+/// What a challenge is issued for; signed into it, so one kind cannot stand in for the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Where proof of work is the CAPTCHA.
+    Standalone,
+    /// The accessible alternative to an image, with its larger work factor.
+    ImageAlternative,
+}
+
+impl Purpose {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Purpose::Standalone => b"pow",
+            Purpose::ImageAlternative => b"pow-image",
+        }
+    }
+}
+
 impl ProofOfWork {
-    /// Challenges signed with `secret`, recorded as used under `prefix`.
+    /// Challenges signed with `secret`, recorded as used under `prefix`; `max_numbers` are the
+    /// work factors of standalone challenges and of the image alternative.
     pub fn new(
         connection: ConnectionManager,
         prefix: &str,
         secret: &Secret,
         ttl: Duration,
-        max_number: u64,
+        max_numbers: [u64; 2],
     ) -> Self {
         ProofOfWork {
             connection,
             prefix: prefix.to_owned(),
             secret: secret.clone(),
             ttl,
-            max_number,
+            max_numbers,
         }
     }
 
-    fn signature(&self, salt: &str, challenge: &str) -> String {
+    fn signature(&self, purpose: Purpose, salt: &str, challenge: &str) -> String {
         keyed_hash(
             &self.secret,
-            &[b"pow", salt.as_bytes(), challenge.as_bytes()],
+            &[purpose.tag(), salt.as_bytes(), challenge.as_bytes()],
         )
     }
 
-    /// A new challenge (no I/O: the challenge carries everything needed to check it).
-    pub fn issue(&self) -> PowChallenge {
+    /// A new challenge for `purpose` (no I/O: the challenge carries everything needed to check
+    /// it).
+    pub fn issue(&self, purpose: Purpose) -> PowChallenge {
+        let max_number = match purpose {
+            Purpose::Standalone => self.max_numbers[0],
+            Purpose::ImageAlternative => self.max_numbers[1],
+        };
         let expires_at_ms = now_ms() + i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let salt = format!(
             "{}?expires={}",
@@ -122,27 +146,29 @@ impl ProofOfWork {
             uuid::Uuid::new_v4().as_bytes()[..8]
                 .try_into()
                 .unwrap_or_default(),
-        ) % (self.max_number + 1);
+        ) % (max_number + 1);
         let challenge = hash(&salt, secret_number);
-        let signature = self.signature(&salt, &challenge);
-        let token = format!("{salt}:{challenge}:{}:{signature}", self.max_number);
+        let signature = self.signature(purpose, &salt, &challenge);
+        let token = format!("{salt}:{challenge}:{max_number}:{signature}");
         PowChallenge {
             algorithm: ALGORITHM.to_owned(),
             challenge,
             salt,
-            max_number: self.max_number,
+            max_number,
             signature,
             token,
             expires_at_ms,
         }
     }
 
-    /// Checks `solution` to the challenge `token` for the submission `claimant`.
+    /// Checks `solution` to the challenge `token`, issued for `purpose`, for the submission
+    /// `claimant`.
     pub async fn verify(
         &self,
         token: &str,
         solution: u64,
         claimant: &str,
+        purpose: Purpose,
     ) -> Result<(), CaptchaError> {
         let mut parts = token.split(':');
         let (Some(salt), Some(challenge), Some(_max), Some(signature), None) = (
@@ -154,7 +180,7 @@ impl ProofOfWork {
         ) else {
             return Err(CaptchaError::Unknown);
         };
-        if !same(signature, &self.signature(salt, challenge)) {
+        if !same(signature, &self.signature(purpose, salt, challenge)) {
             return Err(CaptchaError::Unknown);
         }
         let expires_s: i64 = salt

@@ -8,8 +8,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{Instrument, field};
 
-use super::{ERROR_DOMAIN, caller, comment_message, deadline, invalid_argument, timestamp};
-use crate::auth::Role;
+use super::{ERROR_DOMAIN, comment_message, deadline, invalid_argument, may_see_email, timestamp};
 use crate::captcha::{CaptchaError, Captchas, Challenge, Mode};
 use crate::comment::{ArticleId, CaptchaAnswer, CommentId, RawSubmission};
 use crate::pipeline::{Pipeline, SubmitError, Submitted};
@@ -69,9 +68,13 @@ impl From<pb::SubmitCommentRequest> for RawSubmission {
             idempotency_key: r.idempotency_key,
             captcha,
             honeypot: r.honeypot,
-            form_rendered_at_ms: r
-                .form_rendered_at
-                .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000),
+            // Saturating: a time too far off to be held in milliseconds is refused as out of
+            // range by validation, never wrapped into a plausible one.
+            form_rendered_at_ms: r.form_rendered_at.map(|t| {
+                t.seconds
+                    .saturating_mul(1000)
+                    .saturating_add(i64::from(t.nanos) / 1_000_000)
+            }),
         }
     }
 }
@@ -324,8 +327,7 @@ impl pb::comment_service_server::CommentService for CommentApi {
     ) -> Result<Response<pb::GetCommentResponse>, Status> {
         let deadline = self.deadline(&request);
         // Moderators and operators see the reader's e-mail address; the portal does not.
-        let show_email =
-            caller(&request).is_some_and(|c| c.has(Role::Moderator) || c.has(Role::Ops));
+        let show_email = may_see_email(&request);
         let raw_id = request.into_inner().comment_id;
         let id = CommentId::parse("comment_id", &raw_id).map_err(|v| {
             Status::with_error_details(

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
@@ -77,9 +78,38 @@ fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The address of the client that sent a request, as the transport recorded it (plain TCP or
+/// TLS over TCP).
+fn peer<B>(request: &http::Request<B>) -> Option<IpAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|t| t.get_ref().remote_addr())
+        })
+        .map(|a| a.ip().to_canonical())
+}
+
+/// The refusal of a client on another machine while the service is in protected mode.
+pub fn protected_mode_status() -> Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    Status::with_error_details(
+        Code::PermissionDenied,
+        "protected mode: authentication is off, so only clients on this machine are served; \
+         turn on auth.enabled (with API keys), or set auth.allow_unauthenticated_network",
+        ErrorDetails::with_error_info("PROTECTED_MODE", "moderation.v1", []),
+    )
+}
+
 /// The checks and counts, shared by every connection.
 #[derive(Debug)]
 pub struct Gate {
+    /// Protected mode: authentication is off, so only loopback clients are served.
+    pub protected: bool,
     /// The keys; `None` when authentication is off.
     pub keys: Option<Keys>,
     /// Health checks need no key.
@@ -91,8 +121,17 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// The caller of a request to `path`, or the status refusing it.
-    pub fn admit(&self, path: &str, headers: &http::HeaderMap) -> Result<Option<Caller>, Status> {
+    /// The caller of a request to `path` from `peer`, or the status refusing it.
+    pub fn admit(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Caller>, Status> {
+        // A peer the transport did not record (an in-process connection) is local.
+        if self.protected && peer.is_some_and(|ip| !ip.is_loopback()) {
+            return Err(protected_mode_status());
+        }
         let Some(keys) = &self.keys else {
             return Ok(None);
         };
@@ -225,7 +264,7 @@ where
         let started = Instant::now();
         let method = method_label(request.uri().path());
         let gate = self.gate.clone();
-        match gate.admit(request.uri().path(), request.headers()) {
+        match gate.admit(request.uri().path(), request.headers(), peer(&request)) {
             Err(status) => {
                 gate.metrics
                     .request(method, code_name(status.code()), started.elapsed());
@@ -274,6 +313,31 @@ mod tests {
         );
         assert_eq!(method_label("/evil/../x"), "other");
         assert_eq!(method_label("/moderation.v1.CommentService/Nope"), "other");
+    }
+
+    #[test]
+    fn protected_mode_serves_loopback_clients_only() {
+        let gate = |protected| Gate {
+            protected,
+            keys: None,
+            open_health: true,
+            open_reflection: false,
+            metrics: Arc::new(Metrics::new()),
+        };
+        let headers = http::HeaderMap::new();
+        let path = "/moderation.v1.AdminService/UpdateSettings";
+        let far: IpAddr = "192.0.2.10".parse().unwrap();
+        let refused = gate(true).admit(path, &headers, Some(far)).unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied);
+        assert!(refused.message().contains("auth.enabled"), "{refused:?}");
+        for near in ["127.0.0.1", "::1", "127.9.9.9"] {
+            let ip: IpAddr = near.parse().unwrap();
+            assert!(gate(true).admit(path, &headers, Some(ip)).is_ok(), "{near}");
+        }
+        // A peer the transport did not record (an in-process connection) is local.
+        assert!(gate(true).admit(path, &headers, None).is_ok());
+        // With the opt-in, anyone reaches it.
+        assert!(gate(false).admit(path, &headers, Some(far)).is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! its module; what they share (deadlines, timestamps, the comment message) is below.
 
 mod admin;
+pub mod codec;
 mod comments;
 pub mod edge;
 mod moderation;
@@ -26,25 +27,50 @@ use crate::store::StoredComment;
 /// The `google.rpc.ErrorInfo` domain of this service's errors.
 const ERROR_DOMAIN: &str = "moderation.v1";
 
-/// `INVALID_ARGUMENT` with a `BadRequest` naming every invalid field; `what` opens the message
-/// ("the comment is invalid: author_email, body").
+/// The most field violations one status lists; the rest are counted in one more. A request
+/// with thousands of bad ids would otherwise get megabytes of trailers back.
+pub const MAX_VIOLATIONS: usize = 20;
+
+/// `INVALID_ARGUMENT` with a `BadRequest` naming the invalid fields (the first
+/// [`MAX_VIOLATIONS`], then how many more); `what` opens the message ("the comment is invalid:
+/// author_email, body").
 fn invalid_argument(what: &str, violations: &[Violation]) -> Status {
-    let fields: Vec<&str> = violations.iter().map(|v| v.field).collect();
+    let shown = &violations[..violations.len().min(MAX_VIOLATIONS)];
+    let mut fields: Vec<&str> = Vec::with_capacity(shown.len());
+    for v in shown {
+        if !fields.contains(&v.field) {
+            fields.push(v.field);
+        }
+    }
+    let mut listed: Vec<FieldViolation> = shown
+        .iter()
+        .map(|v| FieldViolation::new(v.field, v.description.clone()))
+        .collect();
+    let more = violations.len() - shown.len();
+    if more > 0 {
+        let field = violations[MAX_VIOLATIONS].field;
+        listed.push(FieldViolation::new(
+            field,
+            format!("and {more} more violations not listed"),
+        ));
+    }
     Status::with_error_details(
         Code::InvalidArgument,
         format!("{what}: {}", fields.join(", ")),
-        ErrorDetails::with_bad_request(
-            violations
-                .iter()
-                .map(|v| FieldViolation::new(v.field, v.description.clone()))
-                .collect::<Vec<_>>(),
-        ),
+        ErrorDetails::with_bad_request(listed),
     )
 }
 
 /// The caller [`edge`] recognised, when authentication is on.
 fn caller<T>(request: &Request<T>) -> Option<&Caller> {
     request.extensions().get::<Caller>()
+}
+
+/// Whether the caller may see readers' e-mail addresses: a key with the moderator or ops
+/// role. Without authentication nobody is known, so nobody sees them.
+fn may_see_email<T>(request: &Request<T>) -> bool {
+    caller(request)
+        .is_some_and(|c| c.has(crate::auth::Role::Moderator) || c.has(crate::auth::Role::Ops))
 }
 
 /// Who to record as acting: the key's name, or `anonymous` when authentication is off.

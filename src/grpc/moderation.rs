@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{ERROR_DOMAIN, caller, comment_message, deadline, invalid_argument, timestamp};
+use super::{
+    ERROR_DOMAIN, caller, comment_message, deadline, invalid_argument, may_see_email, timestamp,
+};
 use crate::comment::{CommentId, Violation};
 use crate::proto::v1 as pb;
 use crate::review::{
-    ClaimRequest, Decision, FlaggedItem, HistoryEvent, Label, Query, Queue, ReviewError, Verdict,
-    report_reason,
+    ClaimRequest, Cursor, Decision, FlaggedItem, HistoryEvent, Label, Page, Query, Queue, Report,
+    ReviewError, Verdict,
 };
 use crate::store::StoreError;
 
@@ -98,6 +100,21 @@ pub fn review_status(error: &ReviewError) -> Status {
             error.to_string(),
             info("NOT_IN_REVIEW", vec![("state", state.as_str().to_owned())]),
         ),
+        // The reader's report is already counted: nothing to retry.
+        ReviewError::AlreadyReported(_) => Status::with_error_details(
+            Code::AlreadyExists,
+            error.to_string(),
+            info("ALREADY_REPORTED", vec![]),
+        ),
+        // Like a rate limit on submissions: the portal can tell the reader when.
+        ReviewError::TooManyReports(retry_after) => {
+            let mut details = ErrorDetails::with_retry_info(Some(*retry_after));
+            details.add_quota_failure_violation(
+                "reports_per_reader",
+                "too many reports from this reader",
+            );
+            Status::with_error_details(Code::ResourceExhausted, error.to_string(), details)
+        }
         ReviewError::NotPublished { state, .. } => Status::with_error_details(
             Code::FailedPrecondition,
             error.to_string(),
@@ -131,11 +148,12 @@ fn refuse(operation: &str, error: ReviewError) -> Status {
     status
 }
 
-impl From<FlaggedItem> for pb::FlaggedItem {
-    fn from(item: FlaggedItem) -> Self {
+/// A waiting comment as sent; the reader's e-mail address only when `show_email` (a
+/// moderator's or operator's key).
+fn flagged_item(item: FlaggedItem, show_email: bool) -> pb::FlaggedItem {
+    {
         pb::FlaggedItem {
-            // Moderators may see the reader's e-mail address.
-            comment: Some(comment_message(item.comment, true)),
+            comment: Some(comment_message(item.comment, show_email)),
             version: item.version,
             explanation: item
                 .explanation
@@ -159,7 +177,42 @@ impl From<FlaggedItem> for pb::FlaggedItem {
                 rejected: item.ip.rejected,
             }),
             reports: item.reports,
+            report_count: item.report_count,
         }
+    }
+}
+
+/// The most a page of `ListFlagged` may weigh on the wire: a page ends early (with a token to
+/// go on) rather than exceed it, so it stays well inside the 4 MiB clients accept by default.
+pub const MAX_PAGE_BYTES: usize = 1 << 20;
+
+/// Converts a page, ending it before [`MAX_PAGE_BYTES`]; the token then points after the last
+/// item sent. A page always has its first item (one item is far below the bound).
+fn page_message(page: Page, show_email: bool) -> pb::ListFlaggedResponse {
+    use prost::Message;
+    let mut items = Vec::with_capacity(page.items.len());
+    let mut bytes = 0;
+    let mut next = page.next;
+    let mut last = None;
+    for item in page.items {
+        let after = Cursor {
+            arrived_ms: item.arrived_ms,
+            id: item.comment.id,
+        };
+        let message = flagged_item(item, show_email);
+        let len = message.encoded_len();
+        if bytes + len > MAX_PAGE_BYTES && last.is_some() {
+            // Cut here: the next page starts after the last item sent.
+            next = last;
+            break;
+        }
+        bytes += len;
+        items.push(message);
+        last = Some(after);
+    }
+    pb::ListFlaggedResponse {
+        next_page_token: next.map(|c| c.token()).unwrap_or_default(),
+        items,
     }
 }
 
@@ -186,6 +239,7 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
         request: Request<pb::ListFlaggedRequest>,
     ) -> Result<Response<pb::ListFlaggedResponse>, Status> {
         let deadline = self.deadline(&request);
+        let show_email = may_see_email(&request);
         let r = request.into_inner();
         let page = async {
             let query = Query::parse(
@@ -201,10 +255,7 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
         }
         .await
         .map_err(|e| refuse("ListFlagged", e))?;
-        Ok(Response::new(pb::ListFlaggedResponse {
-            items: page.items.into_iter().map(Into::into).collect(),
-            next_page_token: page.next.map(|c| c.token()).unwrap_or_default(),
-        }))
+        Ok(Response::new(page_message(page, show_email)))
     }
 
     async fn claim_flagged(
@@ -213,6 +264,7 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
     ) -> Result<Response<pb::ClaimFlaggedResponse>, Status> {
         let deadline = self.deadline(&request);
         let who = moderator(&request, &request.get_ref().moderator)?;
+        let show_email = may_see_email(&request);
         let r = request.into_inner();
         let items = async {
             let claim = ClaimRequest::parse(
@@ -228,7 +280,10 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
         .await
         .map_err(|e| refuse("ClaimFlagged", e))?;
         Ok(Response::new(pb::ClaimFlaggedResponse {
-            items: items.into_iter().map(Into::into).collect(),
+            items: items
+                .into_iter()
+                .map(|i| flagged_item(i, show_email))
+                .collect(),
         }))
     }
 
@@ -269,20 +324,8 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
         let deadline = self.deadline(&request);
         let r = request.into_inner();
         let version = async {
-            let (id, reason) = match (comment_id(&r.comment_id), report_reason(&r.reason)) {
-                (Ok(id), Ok(reason)) => (id, reason),
-                (id, reason) => {
-                    let mut violations = Vec::new();
-                    if let Err(ReviewError::Invalid(v)) = id {
-                        violations.extend(v);
-                    }
-                    if let Err(v) = reason {
-                        violations.push(v);
-                    }
-                    return Err(invalid(violations));
-                }
-            };
-            self.queue.report(id, &reason, deadline).await
+            let report = Report::parse(&r.comment_id, &r.reason, &r.reporter).map_err(invalid)?;
+            self.queue.report(&report, deadline).await
         }
         .await
         .map_err(|e| refuse("ReportComment", e))?;

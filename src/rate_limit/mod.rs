@@ -311,7 +311,7 @@ impl Keys {
                 Bucket::Email => match &self.email_key {
                     Some(mac) => {
                         let mut mac = mac.clone();
-                        mac.update(comment.author_email.as_str().to_lowercase().as_bytes());
+                        mac.update(comment.author_email.as_str().as_bytes());
                         let digest = mac.finalize().into_bytes();
                         digest[..16].iter().map(|b| format!("{b:02x}")).collect()
                     }
@@ -322,7 +322,7 @@ impl Keys {
                     if self.allow.iter().any(|net| net.contains(&ip)) {
                         continue;
                     }
-                    ip_key(ip)
+                    comment.client_ip.group().to_string()
                 }
                 Bucket::Article => comment.article_id.as_str().to_owned(),
                 Bucket::Global => String::new(),
@@ -330,17 +330,6 @@ impl Keys {
             items.push((bucket, key));
         }
         Charges { items }
-    }
-}
-
-/// The IP bucket's key: an IPv4 address, or an IPv6 address's /64 (one subscriber's network).
-fn ip_key(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
     }
 }
 

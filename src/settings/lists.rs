@@ -125,14 +125,13 @@ pub fn phrases(raw: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
-/// Parses a list of domains (`bit.ly`, `example.com.vn`), lower-cased.
+/// Parses a list of e-mail domains (`spam.vn`, `bücher.de`), in the form e-mail addresses are
+/// compared in: lower-cased and IDNA-mapped to ASCII (`xn--bcher-kva.de`).
 pub fn domains(raw: &str) -> Result<Vec<String>, String> {
     super::list_items(raw)
         .map(|d| {
-            let d = d
-                .trim_start_matches("*.")
-                .trim_end_matches('.')
-                .to_lowercase();
+            let d = d.trim_start_matches("*.").trim_end_matches('.');
+            let d = idna::domain_to_ascii(d).unwrap_or_else(|_| d.to_lowercase());
             let ok = d.contains('.')
                 && d.len() <= 253
                 && d.split('.').all(|label| {
@@ -358,9 +357,25 @@ impl Lists {
         if self.is_empty() {
             return Listing::default();
         }
+        // A 6to4 address is also listed under the IPv4 address its site is behind.
         let ip = comment.client_ip.addr();
-        let allowed_ip = self.allowed_ips.iter().any(|n| n.contains(&ip));
-        let ip_block = if allowed_ip { None } else { self.ip_block(ip) };
+        let behind = comment.client_ip.group().addr();
+        let listed = |nets: &[ipnet::IpNet]| {
+            nets.iter()
+                .find(|n| n.contains(&ip) || (behind.is_ipv4() && n.contains(&behind)))
+                .copied()
+        };
+        let allowed_ip = listed(&self.allowed_ips).is_some();
+        let ip_block = if allowed_ip {
+            None
+        } else {
+            listed(&self.blocked_ips).map(|net| {
+                (
+                    ReasonCode::BlockedIp,
+                    format!("sent from blocked network {net}"),
+                )
+            })
+        };
         let blocked = ip_block
             .or_else(|| self.email_block(comment.author_email.as_str()))
             .or_else(|| self.text_block(comment.body.as_str()));
@@ -370,20 +385,12 @@ impl Lists {
         }
     }
 
-    fn ip_block(&self, ip: IpAddr) -> Option<(ReasonCode, String)> {
-        let net = self.blocked_ips.iter().find(|n| n.contains(&ip))?;
-        Some((
-            ReasonCode::BlockedIp,
-            format!("sent from blocked network {net}"),
-        ))
-    }
-
     fn email_block(&self, email: &str) -> Option<(ReasonCode, String)> {
-        let domain = email.rsplit_once('@')?.1.to_lowercase();
-        if self.allowed_email.iter().any(|e| under(&domain, e)) {
+        let domain = email.rsplit_once('@')?.1;
+        if self.allowed_email.iter().any(|e| under(domain, e)) {
             return None;
         }
-        if let Some(entry) = self.blocked_email.iter().find(|e| under(&domain, e)) {
+        if let Some(entry) = self.blocked_email.iter().find(|e| under(domain, e)) {
             return Some((
                 ReasonCode::BlockedEmail,
                 format!("e-mail domain {entry} is blocked"),
@@ -394,7 +401,7 @@ impl Lists {
             && domain
                 .match_indices('.')
                 .map(|(i, _)| &domain[i + 1..])
-                .chain(std::iter::once(domain.as_str()))
+                .chain(std::iter::once(domain))
                 .any(|d| DISPOSABLE.contains(d));
         disposable.then(|| {
             (

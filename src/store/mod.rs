@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::comment::{CommentId, IdempotencyKey, NewComment};
 use crate::decide::{Outcome, Reason};
 use crate::review::{
-    Explained, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, ReviewError, Verdict,
+    Explained, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, Report, ReportLimits,
+    ReviewError, Verdict,
 };
 
 /// The answer given for a submission. Stored with its idempotency key, so a retry gets the same
@@ -159,9 +160,15 @@ pub trait Store: Send + Sync {
         now_ms: i64,
     ) -> Result<(Outcome, u64), ReviewError>;
 
-    /// Brings a published comment back to the queue with a reader's report; returns its new
+    /// Brings a published comment back to the queue with a reader's report (counted once per
+    /// reader, the most recent `limits.kept` kept, each reader rate-limited); returns its new
     /// version.
-    async fn report(&self, id: CommentId, reason: &str, now_ms: i64) -> Result<u64, ReviewError>;
+    async fn report(
+        &self,
+        report: &Report,
+        limits: ReportLimits,
+        now_ms: i64,
+    ) -> Result<u64, ReviewError>;
 
     /// What happened to a comment, oldest first.
     async fn history(&self, id: CommentId) -> Result<Vec<HistoryEvent>, StoreError>;

@@ -37,7 +37,8 @@ use super::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
 use crate::comment::{CommentId, IdempotencyKey};
 use crate::decide::{Outcome, Reason};
 use crate::review::{
-    Cursor, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, ReviewError, Verdict,
+    Cursor, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, Report, ReportLimits,
+    ReviewError, Verdict,
 };
 
 /// A Redis URL. It may hold a password, so it never prints in full: `Display` and `Debug`
@@ -305,7 +306,7 @@ impl RedisStore {
     /// Counts of an author's comments, under a hash of the e-mail address.
     fn author_stats_key(&self, email: &str) -> String {
         use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(email.to_lowercase().as_bytes());
+        let digest = Sha256::digest(email.as_bytes());
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         self.key(&format!("stats:author:{hex}"))
     }
@@ -406,7 +407,7 @@ impl Store for RedisStore {
         let toxic = r.toxic.to_string();
         let explanation =
             serde_json::to_string(s.explanation).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let comment: [(&str, &str); 24] = [
+        let comment: [(&str, &str); 25] = [
             ("id", &id),
             ("article_id", c.article_id.as_str()),
             ("article_title", title),
@@ -430,6 +431,7 @@ impl Store for RedisStore {
             ("claimed_by", ""),
             ("claim_until", "0"),
             ("reports", "[]"),
+            ("report_count", "0"),
             ("decided_by", ""),
         ];
         // What a stream consumer needs to publish (accepted) or audit (rejected) the comment
@@ -575,8 +577,13 @@ impl Store for RedisStore {
             .await
     }
 
-    async fn report(&self, id: CommentId, reason: &str, now_ms: i64) -> Result<u64, ReviewError> {
-        self.report_comment(id, reason, now_ms).await
+    async fn report(
+        &self,
+        report: &Report,
+        limits: ReportLimits,
+        now_ms: i64,
+    ) -> Result<u64, ReviewError> {
+        self.report_comment(report, limits, now_ms).await
     }
 
     async fn history(&self, id: CommentId) -> Result<Vec<HistoryEvent>, StoreError> {

@@ -9,7 +9,7 @@ use crate::comment::CommentId;
 use crate::decide::{Outcome, Reason};
 use crate::review::{
     Claim, Cursor, Explained, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, Record,
-    ReviewError, Verdict,
+    Report, ReportLimits, ReviewError, Verdict,
 };
 use crate::store::StoreError;
 
@@ -113,31 +113,51 @@ redis.call('XADD', KEYS[6], 'MINID', '~', ARGV[8], '*', 'comment_id', id, 'text'
 return {'decided', state, tostring(version)}
 "#;
 
-/// Brings a published comment back to the queue. KEYS: comment hash, flagged set, history,
-/// then the flagged indexes it joins (its article, each reason it was held for, REPORTED). ARGV: report reason (JSON string of a Reason), now (ms),
-/// history event (JSON).
+/// Brings a published comment back to the queue with a reader's report. KEYS: comment hash,
+/// flagged set, history, the comment's reporters (a set of hashes), the reader's report counter,
+/// then the flagged indexes it joins (its article, each reason it was held for, REPORTED).
+/// ARGV: report reason (JSON string of a Reason), now (ms), history event (JSON), reporter hash,
+/// reports kept, reports per reader per window, window (ms), record TTL (ms).
+///
+/// Each reader counts once per comment; only the most recent reports are kept, so a comment's
+/// hash stays small however many readers report it.
 pub(super) const REPORT: &str = r#"
-local f = redis.call('HMGET', KEYS[1], 'state', 'version', 'id', 'reports', 'reasons', 'reported')
+local f = redis.call('HMGET', KEYS[1], 'state', 'version', 'id', 'reports', 'reasons', 'reported',
+  'report_count')
 if not f[1] then return {'missing'} end
+local joining = f[1] == 'pending_review' and f[6] == '1'
+if not joining and f[1] ~= 'accepted' then return {'not_published', f[1]} end
+if redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1 then return {'duplicate'} end
+local sent = tonumber(redis.call('GET', KEYS[5]) or '0')
+if sent >= tonumber(ARGV[6]) then
+  return {'throttled', tostring(redis.call('PTTL', KEYS[5]))}
+end
+redis.call('INCR', KEYS[5])
+if sent == 0 then redis.call('PEXPIRE', KEYS[5], ARGV[7]) end
+redis.call('SADD', KEYS[4], ARGV[4])
+redis.call('PEXPIRE', KEYS[4], ARGV[8])
 local reason = cjson.decode(ARGV[1])
 local reports = cjson.decode(f[4] or '[]')
 reports[#reports + 1] = reason.message
-if f[1] == 'pending_review' and f[6] == '1' then
+while #reports > tonumber(ARGV[5]) do table.remove(reports, 1) end
+local count = tonumber(f[7] or '0') + 1
+redis.call('RPUSH', KEYS[3], ARGV[3])
+if joining then
   -- Already back for review: one more reader's report joins the others.
-  redis.call('HSET', KEYS[1], 'reports', cjson.encode(reports))
-  redis.call('RPUSH', KEYS[3], ARGV[3])
+  redis.call('HSET', KEYS[1], 'reports', cjson.encode(reports), 'report_count', count)
   return {'reported', f[2]}
 end
-if f[1] ~= 'accepted' then return {'not_published', f[1]} end
 local reasons = cjson.decode(f[5] or '[]')
-reasons[#reasons + 1] = reason
+local listed = false
+for _, r in ipairs(reasons) do if r.code == reason.code then listed = true end end
+if not listed then reasons[#reasons + 1] = reason end
 local version = tonumber(f[2]) + 1
 redis.call('HSET', KEYS[1], 'state', 'pending_review', 'version', version, 'updated_at', ARGV[2],
-  'reported', '1', 'reports', cjson.encode(reports), 'reasons', cjson.encode(reasons))
+  'reported', '1', 'reports', cjson.encode(reports), 'reasons', cjson.encode(reasons),
+  'report_count', count)
 redis.call('PERSIST', KEYS[1])
 redis.call('ZADD', KEYS[2], ARGV[2], f[3])
-for k = 4, #KEYS do redis.call('ZADD', KEYS[k], ARGV[2], f[3]) end
-redis.call('RPUSH', KEYS[3], ARGV[3])
+for k = 6, #KEYS do redis.call('ZADD', KEYS[k], ARGV[2], f[3]) end
 redis.call('PERSIST', KEYS[3])
 return {'reported', tostring(version)}
 "#;
@@ -308,6 +328,8 @@ impl RedisStore {
                     explanation: serde_json::from_str::<Vec<Explained>>(field("explanation"))
                         .unwrap_or_default(),
                     reports: serde_json::from_str(field("reports")).unwrap_or_default(),
+                    report_count: field("report_count").parse().unwrap_or(0),
+                    arrived_ms: ids[k].1,
                     claim,
                     author: record(&stats[k * 2]),
                     ip: record(&stats[k * 2 + 1]),
@@ -507,16 +529,17 @@ impl RedisStore {
     /// See [`crate::store::Store::report`].
     pub(super) async fn report_comment(
         &self,
-        id: CommentId,
-        reason: &str,
+        report: &Report,
+        limits: ReportLimits,
         now_ms: i64,
     ) -> Result<u64, ReviewError> {
+        let id = report.id;
         let comment = crate::store::Store::comment(self, id)
             .await?
             .ok_or(ReviewError::NotFound(id))?;
         let reported = serde_json::to_string(&Reason {
             code: "REPORTED".into(),
-            message: reason.to_owned(),
+            message: report.reason.clone(),
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // Listed under every reason it carries, as a held comment is, so a listing by reason
@@ -526,6 +549,8 @@ impl RedisStore {
             .key(self.comment_key(id))
             .key(self.key("flagged"))
             .key(self.history_key(id))
+            .key(self.key(&format!("reporters:{id}")))
+            .key(self.key(&format!("reports:by:{}", report.reporter)))
             .key(self.article_index_key(&comment.article_id))
             .key(self.reason_index_key(crate::review::REPORTED));
         for reason in comment
@@ -543,8 +568,13 @@ impl RedisStore {
                 "reader",
                 "reported",
                 Outcome::PendingReview,
-                reason,
+                &report.reason,
             ))
+            .arg(&report.reporter)
+            .arg(limits.kept.max(1))
+            .arg(limits.per_reader)
+            .arg(millis(limits.window).max(1))
+            .arg(millis(self.settings.comment_retention))
             .invoke_async(&mut self.connection())
             .await
             .map_err(classify)?;
@@ -555,6 +585,13 @@ impl RedisStore {
                 id,
                 state: parse_state(answer.get(1).map_or("", String::as_str)),
             }),
+            Some("duplicate") => Err(ReviewError::AlreadyReported(id)),
+            Some("throttled") => {
+                let left = answer.get(1).and_then(|v| v.parse::<u64>().ok());
+                Err(ReviewError::TooManyReports(
+                    std::time::Duration::from_millis(left.unwrap_or(1000).max(1)),
+                ))
+            }
             other => Err(StoreError::Corrupt(format!("report script answered {other:?}")).into()),
         }
     }
