@@ -23,11 +23,12 @@ fn captcha(c: &mut Criterion) {
         .unwrap();
     let prefix = format!("{{bench-captcha-{}}}:", std::process::id());
     let secret = Secret::new("benchmark");
-    let connection = runtime
-        .block_on(redis::aio::ConnectionManager::new(
-            redis::Client::open("redis://127.0.0.1:6379").unwrap(),
-        ))
-        .expect("Redis answers on 127.0.0.1:6379");
+    let connection = moderation::store::redis::Connection::new(
+        "redis://127.0.0.1:6379",
+        Duration::from_millis(500),
+        Duration::from_secs(1),
+    )
+    .expect("a valid Redis URL");
     let images = ImageCaptcha::new(
         connection.clone(),
         &prefix,

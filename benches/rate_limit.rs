@@ -76,11 +76,12 @@ fn rate_limit(c: &mut Criterion) {
         .unwrap();
     let prefix = format!("{{bench-rl-{}}}:", std::process::id());
     let limiter = runtime.block_on(async {
-        let connection = redis::aio::ConnectionManager::new(
-            redis::Client::open("redis://127.0.0.1:6379").unwrap(),
+        let connection = moderation::store::redis::Connection::new(
+            "redis://127.0.0.1:6379",
+            std::time::Duration::from_millis(500),
+            std::time::Duration::from_secs(1),
         )
-        .await
-        .expect("Redis answers on 127.0.0.1:6379");
+        .expect("a valid Redis URL");
         let cluster = ClusterLimiter::new(connection, &prefix, &settings.buckets);
         TwoTier::new(&settings, cluster, governor::clock::DefaultClock::default())
     });

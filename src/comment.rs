@@ -333,6 +333,17 @@ impl ClientIp {
     }
 }
 
+impl ClientIp {
+    /// [`ClientIp::group`] as a key: the IPv4 address alone (`203.0.113.7`), an IPv6 network
+    /// with its length (`2001:db8:1:2::/64`).
+    pub fn group_key(&self) -> String {
+        match self.group() {
+            ipnet::IpNet::V4(v4) => v4.addr().to_string(),
+            v6 => v6.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for ClientIp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

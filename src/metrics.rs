@@ -97,6 +97,8 @@ pub struct Metrics {
     model_agreement: Family<Labels, Counter>,
     moderator_decisions: Family<Labels, Counter>,
     queue_depth: Family<Labels, Gauge>,
+    feed_oldest_pending_seconds: Gauge,
+    feed_trimmed_unread: Gauge,
     settings_version: Gauge,
     settings_errors: Counter,
     models: Family<Labels, Gauge>,
@@ -124,6 +126,8 @@ impl Metrics {
         let model_agreement = Family::<Labels, Counter>::default();
         let moderator_decisions = Family::<Labels, Counter>::default();
         let queue_depth = Family::<Labels, Gauge>::default();
+        let feed_oldest_pending_seconds = Gauge::default();
+        let feed_trimmed_unread = Gauge::default();
         let settings_version = Gauge::default();
         let settings_errors = Counter::default();
         let models = Family::<Labels, Gauge>::default();
@@ -174,8 +178,18 @@ impl Metrics {
         );
         registry.register(
             "queue_depth",
-            "comments waiting: flagged (for moderators), accepted_unread (not yet read by the portal)",
+            "comments waiting: flagged (for moderators), accepted_unread (not yet read by the portal), accepted_pending (read by the portal, not acknowledged)",
             queue_depth.clone(),
+        );
+        registry.register(
+            "feed_oldest_pending_seconds",
+            "age of the oldest accepted comment the portal read and has not acknowledged (0 when none)",
+            feed_oldest_pending_seconds.clone(),
+        );
+        registry.register(
+            "feed_trimmed_unread",
+            "accepted comments trimmed from the stream before the portal's group read them (over the stream's life)",
+            feed_trimmed_unread.clone(),
         );
         registry.register(
             "settings_version",
@@ -214,6 +228,8 @@ impl Metrics {
             model_agreement,
             moderator_decisions,
             queue_depth,
+            feed_oldest_pending_seconds,
+            feed_trimmed_unread,
             settings_version,
             settings_errors,
             models,
@@ -315,6 +331,19 @@ impl Metrics {
         self.queue_depth
             .get_or_create(&vec![("queue", queue.to_owned())])
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Records the queues: what waits for moderators and the state of the portal's feed.
+    pub fn queue_depths(&self, d: &crate::store::redis::QueueDepths) {
+        let gauge = |g: &Gauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        self.queue_depth("flagged", d.flagged);
+        self.queue_depth("accepted_unread", d.unread);
+        self.queue_depth("accepted_pending", d.pending);
+        gauge(
+            &self.feed_oldest_pending_seconds,
+            d.oldest_pending_ms / 1000,
+        );
+        gauge(&self.feed_trimmed_unread, d.trimmed_unread);
     }
 
     /// Records the settings version in force and the models.

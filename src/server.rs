@@ -312,6 +312,7 @@ impl App {
                 health.clone(),
                 self.metrics.clone(),
                 self.config.redis.consumer_group.clone(),
+                self.config.server.request_timeout + Duration::from_millis(100),
             )),
             tokio::spawn(watch_rate_limiter(self.limiter.clone(), health.clone())),
             tokio::spawn(crate::settings::live::watch(
@@ -453,34 +454,37 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// Pings Redis every [`HEALTH_INTERVAL`]: SERVING while it answers, NOT_SERVING while it does
-/// not. When it first answers (and after every outage) the accepted stream's consumer group is
-/// made sure of.
+/// Probes Redis every [`HEALTH_INTERVAL`] with a small write, and reports the health recent
+/// outcomes give (the probes' and every request's, with hysteresis: see
+/// [`crate::store::redis::Health`]). When it turns SERVING (and after every outage) the
+/// accepted stream's consumer group is made sure of. One log line per change.
 async fn watch_redis(
     store: Arc<RedisStore>,
     health: HealthReporter,
     metrics: Arc<Metrics>,
     consumer_group: String,
+    probe_timeout: Duration,
 ) {
     let mut serving = false;
-    let mut warned = false;
     let mut ticks: u32 = 0;
     loop {
-        let up = tokio::time::timeout(HEALTH_INTERVAL, store.check())
-            .await
-            .is_ok_and(|r| r.is_ok());
-        let up = up
+        // The connection records the probe's outcome; a probe outliving its own response
+        // timeout is recorded as a timeout when dropped.
+        let _ = tokio::time::timeout(probe_timeout, store.check()).await;
+        let up = store.serving()
             && (serving
-                || tokio::time::timeout(HEALTH_INTERVAL, store.ensure_consumer_group())
+                || tokio::time::timeout(probe_timeout, store.ensure_consumer_group())
                     .await
                     .is_ok_and(|r| r.is_ok()));
         if up != serving {
             serving = up;
             if up {
-                tracing::info!("Redis answers: SERVING");
-                warned = false;
+                tracing::info!(redis = %store.settings().url, "Redis answers and takes writes: SERVING");
             } else {
-                tracing::warn!("Redis does not answer: NOT_SERVING until it does");
+                tracing::warn!(
+                    redis = %store.settings().url,
+                    "Redis fails requests (unreachable, refusing writes, or silent): NOT_SERVING until it recovers"
+                );
             }
             let status = if up {
                 ServingStatus::Serving
@@ -488,21 +492,14 @@ async fn watch_redis(
                 ServingStatus::NotServing
             };
             set_health(&health, status).await;
-        } else if !up && !warned {
-            tracing::warn!(
-                redis = %store.settings().url,
-                "Redis is not reachable; start one (for example `redis-server --port 6379`) or set MODERATION_REDIS__URL. Serving NOT_SERVING until it answers."
-            );
-            warned = true;
         }
-        // The queue gauges, every other ping (each second).
-        if serving
-            && ticks.is_multiple_of(2)
-            && let Ok(Ok((flagged, unread))) =
-                tokio::time::timeout(HEALTH_INTERVAL, store.queue_depths(&consumer_group)).await
-        {
-            metrics.queue_depth("flagged", flagged);
-            metrics.queue_depth("accepted_unread", unread);
+        // The queue gauges, every other probe.
+        if serving && ticks.is_multiple_of(2) {
+            if let Ok(Ok(depths)) =
+                tokio::time::timeout(probe_timeout, store.queue_depths(&consumer_group)).await
+            {
+                metrics.queue_depths(&depths);
+            }
         }
         ticks = ticks.wrapping_add(1);
         tokio::time::sleep(HEALTH_INTERVAL).await;

@@ -43,17 +43,23 @@ fn comment(ip: &str, email: &str) -> NewComment {
     .unwrap()
 }
 
-async fn connection(url: &str) -> redis::aio::ConnectionManager {
-    redis::aio::ConnectionManager::new(redis::Client::open(url).unwrap())
-        .await
-        .unwrap()
+async fn connection(url: &str) -> moderation::store::redis::Connection {
+    moderation::store::redis::Connection::new(
+        url,
+        Duration::from_millis(500),
+        Duration::from_secs(1),
+    )
+    .unwrap()
 }
 
 fn prefix() -> String {
     format!("{{rl-{}}}:", uuid::Uuid::now_v7().simple())
 }
 
-fn limiter(settings: &RateLimitSettings, connection: redis::aio::ConnectionManager) -> TwoTier {
+fn limiter(
+    settings: &RateLimitSettings,
+    connection: moderation::store::redis::Connection,
+) -> TwoTier {
     let cluster = ClusterLimiter::new(connection, &prefix(), &settings.buckets);
     TwoTier::new(settings, cluster, governor::clock::DefaultClock::default())
 }

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use crate::store::redis::Connection;
 use captcha::filters::{Dots, Noise, Wave};
-use redis::aio::ConnectionManager;
 
 use super::{CaptchaError, hex, keyed_hash, now_ms, same};
 use crate::rate_limit::Secret;
@@ -89,7 +89,7 @@ return {'claimed'}
 
 /// Issues and checks image challenges.
 pub struct ImageCaptcha {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
     secret: Secret,
     ttl: Duration,
@@ -121,7 +121,7 @@ fn normalize(answer: &str) -> String {
 impl ImageCaptcha {
     /// Image challenges stored under `prefix`, signed and hashed with `secret`.
     pub fn new(
-        connection: ConnectionManager,
+        connection: Connection,
         prefix: &str,
         secret: &Secret,
         ttl: Duration,

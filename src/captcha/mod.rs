@@ -323,7 +323,7 @@ impl Captchas {
     /// CAPTCHAs for `settings` (assumed checked), storing challenges in Redis under `prefix`.
     pub fn new(
         settings: CaptchaSettings,
-        connection: redis::aio::ConnectionManager,
+        connection: crate::store::redis::Connection,
         prefix: &str,
     ) -> Self {
         let secret = settings.secret.clone().unwrap_or_default();
@@ -430,7 +430,7 @@ impl CaptchaVerifier for Captchas {
         };
         let claimant = comment.idempotency_key.as_str();
         let ip = comment.client_ip.to_string();
-        let ip_group = comment.client_ip.group().to_string();
+        let ip_group = comment.client_ip.group_key();
         match (required, answer) {
             (
                 Mode::Image,

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::store::redis::Connection;
 use sha2::{Digest, Sha256};
 
 use super::{CaptchaError, hex, keyed_hash, now_ms, same};
@@ -38,7 +38,7 @@ pub struct PowChallenge {
 
 /// Issues and checks proof-of-work challenges.
 pub struct ProofOfWork {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
     secret: Secret,
     ttl: Duration,
@@ -107,7 +107,7 @@ impl ProofOfWork {
     /// Challenges signed with `secret`, recorded as used under `prefix`; `max_numbers` are the
     /// work factors of standalone challenges and of the image alternative.
     pub fn new(
-        connection: ConnectionManager,
+        connection: Connection,
         prefix: &str,
         secret: &Secret,
         ttl: Duration,

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::store::redis::Connection;
 
 use super::{Bucket, Buckets, Charges, Verdict};
 
@@ -60,7 +60,7 @@ pub struct ClusterError(String);
 /// The cluster tier.
 #[derive(Clone)]
 pub struct ClusterLimiter {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
     buckets: Buckets,
     script: redis::Script,
@@ -68,7 +68,7 @@ pub struct ClusterLimiter {
 
 impl ClusterLimiter {
     /// A limiter over `connection`, keys under `prefix`.
-    pub fn new(connection: ConnectionManager, prefix: &str, buckets: &Buckets) -> Self {
+    pub fn new(connection: Connection, prefix: &str, buckets: &Buckets) -> Self {
         ClusterLimiter {
             connection,
             prefix: prefix.to_owned(),

@@ -322,7 +322,7 @@ impl Keys {
                     if self.allow.iter().any(|net| net.contains(&ip)) {
                         continue;
                     }
-                    comment.client_ip.group().to_string()
+                    comment.client_ip.group_key()
                 }
                 Bucket::Article => comment.article_id.as_str().to_owned(),
                 Bucket::Global => String::new(),
@@ -627,6 +627,10 @@ mod tests {
         assert_eq!(ip("2001:db8:1:2:aaaa::1"), ip("2001:db8:1:2:bbbb::9"));
         assert_ne!(ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1"));
         assert_eq!(ip("203.0.113.7").unwrap(), "203.0.113.7");
+        // The other ways of writing an IPv4 address count in its bucket.
+        for same in ["::203.0.113.7", "64:ff9b::203.0.113.7", "2002:cb00:7107::1"] {
+            assert_eq!(ip(same).unwrap(), "203.0.113.7", "{same}");
+        }
     }
 
     #[test]

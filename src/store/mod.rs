@@ -128,7 +128,7 @@ pub trait Store: Send + Sync {
     /// Reads a stored comment.
     async fn comment(&self, id: CommentId) -> Result<Option<StoredComment>, StoreError>;
 
-    /// Succeeds when the backend answers.
+    /// Succeeds when the backend answers and takes writes.
     async fn check(&self) -> Result<(), StoreError>;
 
     /// A page of comments waiting for review, oldest first, and where the next page starts.

@@ -25,13 +25,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
+mod connection;
 mod review;
 mod settings;
 
-pub use settings::{Audit, AuditChange, Stats};
+pub use connection::{Connection, Health};
+
+pub use settings::{Audit, AuditChange, QueueDepths, Stats};
 
 use super::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
 use crate::comment::{CommentId, IdempotencyKey};
@@ -134,13 +136,30 @@ impl Default for RedisSettings {
     }
 }
 
+/// Lua shared by the scripts that append to the streams: trimming cut-offs are taken from
+/// Redis' own clock, as stream ids are (an instance whose clock is off trims nothing it should
+/// not), and the accepted stream gets the portal's consumer group back if Redis lost it (it
+/// restarted empty), so the portal never meets NOGROUP.
+pub(super) const STREAM_HELPERS: &str = r#"
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function minid(retention_ms)
+  return string.format('%.0f', math.max(0, now_ms - tonumber(retention_ms))) .. '-0'
+end
+local function ensure_group(stream, group)
+  if redis.call('EXISTS', stream) == 0 then
+    redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+  end
+end
+"#;
+
 /// The submission script. KEYS: idempotency hash, comment hash, accepted stream, flagged set,
 /// rejected stream, history list, author's and address's counts, this minute's and this hour's
 /// tallies, then the flagged indexes (by article, by reason) a held comment joins. ARGV:
 /// fingerprint, answer (JSON), idempotency TTL (ms), outcome, comment id, created (ms),
-/// accepted trim id, rejected trim id, record TTL (ms), history event (JSON), then the number of
-/// comment fields and the fields, then the number of stream fields and the fields, then the
-/// number of tallies to count and their names.
+/// accepted retention (ms), rejected retention (ms), record TTL (ms), history event (JSON), the
+/// portal's consumer group, then the number of comment fields and the fields, then the number
+/// of stream fields and the fields, then the number of tallies to count and their names.
 ///
 /// The queue write comes first: Redis never stops a script halfway once it has written (an
 /// out-of-memory refusal comes before the first write), and if anything did fail after it, the
@@ -153,7 +172,7 @@ if previous[1] then
   end
   return {'conflict'}
 end
-local i = 11
+local i = 12
 local comment = {}
 for k = 1, tonumber(ARGV[i]) * 2 do comment[k] = ARGV[i + k] end
 i = i + tonumber(ARGV[i]) * 2 + 1
@@ -164,12 +183,13 @@ local tallies = {}
 for k = 1, tonumber(ARGV[i]) do tallies[k] = ARGV[i + k] end
 local outcome = ARGV[4]
 if outcome == 'accepted' then
-  redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[7], '*', unpack(entry))
+  ensure_group(KEYS[3], ARGV[11])
+  redis.call('XADD', KEYS[3], 'MINID', '~', minid(ARGV[7]), '*', unpack(entry))
 elseif outcome == 'pending_review' then
   redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
   for k = 11, #KEYS do redis.call('ZADD', KEYS[k], ARGV[6], ARGV[5]) end
 else
-  redis.call('XADD', KEYS[5], 'MINID', '~', ARGV[8], '*', unpack(entry))
+  redis.call('XADD', KEYS[5], 'MINID', '~', minid(ARGV[8]), '*', unpack(entry))
 end
 redis.call('HSET', KEYS[2], unpack(comment))
 redis.call('RPUSH', KEYS[6], ARGV[10])
@@ -200,8 +220,7 @@ enum Tally {
 /// The Redis backend.
 #[derive(Clone)]
 pub struct RedisStore {
-    client: redis::Client,
-    connection: ConnectionManager,
+    connection: Connection,
     settings: RedisSettings,
     scripts: Arc<Scripts>,
 }
@@ -261,28 +280,29 @@ impl RedisStore {
     /// A store for `settings`. Connects lazily and reconnects by itself, so it can be built
     /// while Redis is down; only a malformed URL is an error.
     pub fn new(settings: RedisSettings, request_timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(settings.url.expose())
-            .map_err(|e| StoreError::Unavailable(format!("bad Redis URL {}: {e}", settings.url)))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(request_timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let connection = Connection::new(
+            settings.url.expose(),
+            settings.connect_timeout,
+            request_timeout,
+        )
+        .map_err(|e| StoreError::Unavailable(format!("bad Redis URL {}: {e}", settings.url)))?;
         Ok(RedisStore {
-            client,
             connection,
             settings,
             scripts: Arc::new(Scripts {
-                submit: redis::Script::new(SUBMIT),
+                submit: redis::Script::new(&format!("{STREAM_HELPERS}{SUBMIT}")),
                 claim: redis::Script::new(review::CLAIM),
-                decide: redis::Script::new(review::DECIDE),
+                decide: redis::Script::new(&format!("{STREAM_HELPERS}{}", review::DECIDE)),
                 report: redis::Script::new(review::REPORT),
                 update_settings: redis::Script::new(settings::UPDATE),
             }),
         })
+    }
+
+    /// Whether recent requests and probes succeed (see [`Health`]): what the health service
+    /// reports.
+    pub fn serving(&self) -> bool {
+        self.connection.health().serving()
     }
 
     /// The settings in force.
@@ -336,7 +356,7 @@ impl RedisStore {
     }
 
     /// A connection handle (cheap to clone; shares one multiplexed connection).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Connection {
         self.connection.clone()
     }
 
@@ -355,14 +375,6 @@ impl RedisStore {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
             Err(e) => Err(classify(e)),
         }
-    }
-
-    /// The stream ID below which entries older than `retention` sit (`MINID` trimming).
-    fn trim_id(now_ms: i64, retention: Duration) -> String {
-        let oldest = u64::try_from(now_ms)
-            .unwrap_or(0)
-            .saturating_sub(millis(retention));
-        format!("{oldest}-0")
     }
 }
 
@@ -483,16 +495,11 @@ impl Store for RedisStore {
             .arg(r.outcome.as_str())
             .arg(&id)
             .arg(s.created_at_ms)
-            .arg(Self::trim_id(
-                s.created_at_ms,
-                self.settings.accepted_retention,
-            ))
-            .arg(Self::trim_id(
-                s.created_at_ms,
-                self.settings.rejected_retention,
-            ))
+            .arg(millis(self.settings.accepted_retention))
+            .arg(millis(self.settings.rejected_retention))
             .arg(millis(self.settings.comment_retention))
             .arg(&event)
+            .arg(&self.settings.consumer_group)
             .arg(comment.len());
         for (field, value) in comment {
             invocation.arg(field).arg(value);
@@ -537,7 +544,13 @@ impl Store for RedisStore {
     }
 
     async fn check(&self) -> Result<(), StoreError> {
-        let _: String = redis::cmd("PING")
+        // A write, not a PING: a Redis that answers but refuses writes (out of memory, a
+        // read-only replica) cannot store comments.
+        let _: () = redis::cmd("SET")
+            .arg(self.key("health"))
+            .arg(jiff::Timestamp::now().as_millisecond())
+            .arg("PX")
+            .arg(60_000)
             .query_async(&mut self.connection())
             .await
             .map_err(classify)?;
@@ -657,14 +670,5 @@ mod tests {
             RedisUrl::new("redis://127.0.0.1:6379").to_string(),
             "redis://127.0.0.1:6379"
         );
-    }
-
-    #[test]
-    fn trim_ids_are_the_retention_before_now() {
-        assert_eq!(
-            RedisStore::trim_id(10_000, Duration::from_secs(3)),
-            "7000-0"
-        );
-        assert_eq!(RedisStore::trim_id(1_000, Duration::from_secs(3)), "0-0");
     }
 }

@@ -52,8 +52,9 @@ return answer
 /// Decides a waiting comment. KEYS: comment hash, flagged set, accepted stream, rejected
 /// stream, history, feedback stream, removed stream, author counts, address counts, this
 /// minute's and this hour's tallies, then the flagged indexes it is in. ARGV: version expected, moderator, 'approve' | 'reject', now (ms),
-/// record TTL (ms), accepted trim id, rejected trim id, feedback trim id, history event (JSON),
-/// feedback spam label ('true' | 'false' | ''), feedback toxic label, language guess.
+/// record TTL (ms), accepted retention (ms), rejected retention (ms), feedback retention (ms),
+/// history event (JSON), feedback spam label ('true' | 'false' | ''), feedback toxic label,
+/// language guess, the portal's consumer group. Runs after [`super::STREAM_HELPERS`].
 pub(super) const DECIDE: &str = r#"
 local f = redis.call('HMGET', KEYS[1], 'state', 'version', 'claimed_by', 'claim_until', 'id',
   'article_id', 'parent_id', 'author_name', 'body', 'created_at', 'spam', 'toxic', 'reasons',
@@ -72,17 +73,18 @@ if ARGV[3] == 'approve' then
   state = 'accepted'
   -- A reported comment stayed published while under review: approving it keeps it there.
   if not reported then
-    redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[6], '*', 'id', id, 'article_id', f[6],
+    ensure_group(KEYS[3], ARGV[13])
+    redis.call('XADD', KEYS[3], 'MINID', '~', minid(ARGV[6]), '*', 'id', id, 'article_id', f[6],
       'parent_id', f[7], 'author_name', f[8], 'body', f[9], 'created_at', f[10])
   end
 else
   state = 'rejected'
-  redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[7], '*', 'id', id, 'article_id', f[6],
+  redis.call('XADD', KEYS[4], 'MINID', '~', minid(ARGV[7]), '*', 'id', id, 'article_id', f[6],
     'parent_id', f[7], 'author_name', f[8], 'body', f[9], 'created_at', f[10], 'spam', f[11],
     'toxic', f[12], 'reasons', f[13], 'model_version', f[14], 'decided_by', ARGV[2])
   -- Rejecting a reported comment takes it down: the portal reads `removed`.
   if reported then
-    redis.call('XADD', KEYS[7], 'MINID', '~', ARGV[6], '*', 'id', id, 'article_id', f[6])
+    redis.call('XADD', KEYS[7], 'MINID', '~', minid(ARGV[6]), '*', 'id', id, 'article_id', f[6])
   end
 end
 redis.call('ZREM', KEYS[2], id)
@@ -107,7 +109,7 @@ for k = 8, 9 do
   end
   redis.call('PEXPIRE', KEYS[k], ARGV[5])
 end
-redis.call('XADD', KEYS[6], 'MINID', '~', ARGV[8], '*', 'comment_id', id, 'text', f[9],
+redis.call('XADD', KEYS[6], 'MINID', '~', minid(ARGV[8]), '*', 'comment_id', id, 'text', f[9],
   'spam', ARGV[10], 'toxic', ARGV[11], 'lang', ARGV[12], 'author', f[8], 'context', f[15] or '',
   'decided_at', ARGV[4], 'moderator', ARGV[2])
 return {'decided', state, tostring(version)}
@@ -483,9 +485,9 @@ impl RedisStore {
             .arg(action)
             .arg(now_ms)
             .arg(millis(settings.comment_retention))
-            .arg(Self::trim_id(now_ms, settings.accepted_retention))
-            .arg(Self::trim_id(now_ms, settings.rejected_retention))
-            .arg(Self::trim_id(now_ms, settings.feedback_retention))
+            .arg(millis(settings.accepted_retention))
+            .arg(millis(settings.rejected_retention))
+            .arg(millis(settings.feedback_retention))
             .arg(event(
                 now_ms,
                 moderator.as_str(),
@@ -500,6 +502,7 @@ impl RedisStore {
             .arg(label(spam))
             .arg(label(toxic))
             .arg(language(&comment.body))
+            .arg(&settings.consumer_group)
             .invoke_async(&mut self.connection())
             .await
             .map_err(classify)?;

@@ -2,7 +2,7 @@
 //! and their version); an update is one script that checks the version, writes, appends an
 //! audit record and publishes the new version, so every instance re-reads at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,22 @@ pub struct Audit {
     pub note: String,
     /// What changed.
     pub changes: Vec<AuditChange>,
+}
+
+/// The queues now: what waits for moderators, and the portal's feed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    /// Comments waiting for a moderator.
+    pub flagged: u64,
+    /// Accepted comments the portal's consumer group has not read yet (its lag).
+    pub unread: u64,
+    /// Entries the group read and has not acknowledged (its pending entries list).
+    pub pending: u64,
+    /// Age of the oldest of those, in milliseconds (0 when none).
+    pub oldest_pending_ms: u64,
+    /// Accepted entries trimmed (after `redis.accepted_retention`) before the group read them:
+    /// comments the portal never published. Counted over the stream's life.
+    pub trimmed_unread: u64,
 }
 
 /// Counts over the last hour and day, and the queues now.
@@ -158,7 +174,12 @@ impl RedisStore {
 
     /// A subscription to settings announcements.
     pub async fn subscribe_settings(&self) -> Result<redis::aio::PubSub, StoreError> {
-        let mut pubsub = self.client.get_async_pubsub().await.map_err(classify)?;
+        let mut pubsub = self
+            .connection
+            .client()
+            .get_async_pubsub()
+            .await
+            .map_err(classify)?;
         pubsub
             .subscribe(self.settings_channel())
             .await
@@ -198,52 +219,83 @@ impl RedisStore {
                 *target.entry(name).or_default() += n;
             }
         }
-        stats.accepted_unread = self.unread(consumer_group).await?;
+        stats.accepted_unread = self.feed_state(consumer_group).await?.unread;
         Ok(stats)
     }
 
-    /// Comments waiting for a moderator, and accepted ones the portal has not read.
-    pub async fn queue_depths(&self, consumer_group: &str) -> Result<(u64, u64), StoreError> {
+    /// How deep the queues are now: see [`QueueDepths`].
+    pub async fn queue_depths(&self, consumer_group: &str) -> Result<QueueDepths, StoreError> {
         let flagged: u64 = redis::cmd("ZCARD")
             .arg(self.key("flagged"))
             .query_async(&mut self.connection())
             .await
             .map_err(classify)?;
-        Ok((flagged, self.unread(consumer_group).await?))
+        let feed = self.feed_state(consumer_group).await?;
+        Ok(QueueDepths { flagged, ..feed })
     }
 
-    /// Entries of the accepted stream the consumer group has not read (its lag); the whole
-    /// stream's length when Redis does not know the lag.
-    async fn unread(&self, group: &str) -> Result<u64, StoreError> {
-        let groups: redis::RedisResult<Vec<std::collections::HashMap<String, redis::Value>>> =
-            redis::cmd("XINFO")
-                .arg("GROUPS")
-                .arg(self.key("accepted"))
-                .query_async(&mut self.connection())
-                .await;
-        let groups = match groups {
-            Ok(g) => g,
-            // No stream yet.
-            Err(e) if e.code() == Some("ERR") => return Ok(0),
+    /// The portal's consumer group on the accepted stream: what it has not read, what it read
+    /// and has not acknowledged, and what was trimmed before it was read.
+    async fn feed_state(&self, group: &str) -> Result<QueueDepths, StoreError> {
+        let stream = self.key("accepted");
+        let mut pipe = redis::pipe();
+        pipe.cmd("XINFO").arg("STREAM").arg(&stream);
+        pipe.cmd("XINFO").arg("GROUPS").arg(&stream);
+        pipe.cmd("XPENDING").arg(&stream).arg(group);
+        pipe.cmd("TIME");
+        type Info = HashMap<String, redis::Value>;
+        let answer: redis::RedisResult<(Info, Vec<Info>, redis::Value, (String, String))> =
+            pipe.query_async(&mut self.connection()).await;
+        let (info, groups, pending, time) = match answer {
+            Ok(a) => a,
+            // No stream (or no group) yet: nothing is waiting.
+            Err(e) if matches!(e.code(), Some("ERR" | "NOGROUP")) => {
+                return Ok(QueueDepths::default());
+            }
             Err(e) => return Err(classify(e)),
         };
-        let lag = groups
-            .iter()
-            .find(|g| {
-                g.get("name")
-                    .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
-                    .as_deref()
-                    == Some(group)
-            })
-            .and_then(|g| g.get("lag"))
-            .and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok());
-        match lag {
-            Some(lag) => Ok(lag),
-            None => redis::cmd("XLEN")
-                .arg(self.key("accepted"))
-                .query_async(&mut self.connection())
-                .await
-                .map_err(classify),
-        }
+        let number = |m: &Info, k: &str| {
+            m.get(k)
+                .and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok())
+        };
+        let length = number(&info, "length").unwrap_or(0);
+        let added = number(&info, "entries-added").unwrap_or(length);
+        let group = groups.iter().find(|g| {
+            g.get("name")
+                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+                .as_deref()
+                == Some(group)
+        });
+        let read = group.and_then(|g| number(g, "entries-read")).unwrap_or(0);
+        // Redis does not always know the lag (after deletions); the whole stream is then the
+        // honest upper bound.
+        let unread = group.and_then(|g| number(g, "lag")).unwrap_or(length);
+        // Entries ever removed from the stream's head, less those the group read before.
+        let trimmed_unread = added.saturating_sub(length).saturating_sub(read);
+        // XPENDING's summary: count, smallest id, greatest id, consumers.
+        let (pending_count, oldest) = match pending {
+            redis::Value::Array(items) => (
+                items
+                    .first()
+                    .and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok())
+                    .unwrap_or(0),
+                items
+                    .get(1)
+                    .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()),
+            ),
+            _ => (0, None),
+        };
+        let now_ms =
+            time.0.parse::<u64>().unwrap_or(0) * 1000 + time.1.parse::<u64>().unwrap_or(0) / 1000;
+        let oldest_pending_ms = oldest
+            .and_then(|id| id.split('-').next().and_then(|ms| ms.parse::<u64>().ok()))
+            .map_or(0, |ms| now_ms.saturating_sub(ms));
+        Ok(QueueDepths {
+            flagged: 0,
+            unread,
+            pending: pending_count,
+            oldest_pending_ms,
+            trimmed_unread,
+        })
     }
 }
