@@ -120,9 +120,24 @@ pub struct ServerSettings {
     /// Largest request message accepted, in bytes; larger ones are refused from their length
     /// prefix, before being read.
     pub max_message_bytes: usize,
-    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    /// On SIGTERM/SIGINT, how long the server keeps serving while health reports NOT_SERVING,
+    /// so load balancers stop sending before connections are refused.
+    #[serde(with = "humantime_serde")]
+    pub drain: Duration,
+    /// After the drain, how long in-flight requests may take to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// HTTP/2 streams (concurrent requests) one connection may have open
+    /// (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub max_concurrent_streams: u32,
+    /// Largest header list of a request, in bytes (`SETTINGS_MAX_HEADER_LIST_SIZE`).
+    pub max_header_list_bytes: u32,
+    /// How often an idle connection is probed with an HTTP/2 PING.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    /// A connection whose PING is not answered within this is closed.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
     /// TLS; plain HTTP/2 when absent (behind a terminating proxy, or on a private network).
@@ -135,7 +150,12 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             request_timeout: Duration::from_secs(1),
             max_message_bytes: 64 * 1024,
+            drain: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
+            max_concurrent_streams: 200,
+            max_header_list_bytes: 16 * 1024,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
             log_format: LogFormat::Text,
             tls: None,
         }
@@ -234,6 +254,15 @@ impl Config {
         }
         if s.max_message_bytes < 1024 {
             bail!("server.max_message_bytes must be at least 1024");
+        }
+        if s.max_concurrent_streams == 0 {
+            bail!("server.max_concurrent_streams must be at least 1");
+        }
+        if s.max_header_list_bytes < 1024 {
+            bail!("server.max_header_list_bytes must be at least 1024");
+        }
+        if s.keepalive_interval.is_zero() || s.keepalive_timeout.is_zero() {
+            bail!("server.keepalive_interval and server.keepalive_timeout must be more than 0");
         }
         if self.comments.body_max_chars == 0 {
             bail!("comments.body_max_chars must be more than 0");

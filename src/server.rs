@@ -357,14 +357,25 @@ impl App {
                 "authentication is off and auth.allow_unauthenticated_network is on: anyone who reaches the port may call every RPC"
             );
         }
-        let mut builder = Server::builder();
+        // Transport limits: a connection has a bounded number of streams and header bytes, an
+        // idle one must answer PINGs, and a request that is not answered by the deadline (plus
+        // a margin, so handlers answer first) is ended by the transport, also while its body
+        // is still arriving.
+        let mut builder = Server::builder()
+            .max_concurrent_streams(server.max_concurrent_streams)
+            .http2_max_header_list_size(server.max_header_list_bytes)
+            .http2_keepalive_interval(Some(server.keepalive_interval))
+            .http2_keepalive_timeout(Some(server.keepalive_timeout))
+            .timeout(transport_timeout(server.request_timeout));
         if let Some(tls) = self.tls.clone() {
             builder = builder
                 .tls_config(tls)
                 .context("configuring TLS (server.tls)")?;
         }
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         let serving = builder
             .layer(EdgeLayer(self.gate.clone()))
             .add_service(health_service)
@@ -397,9 +408,20 @@ impl App {
             }
             () = shutdown => {}
         }
-        tracing::info!("shutting down: health NOT_SERVING, finishing in-flight requests");
         stop_watching(&tasks);
         set_health(&health, ServingStatus::NotServing).await;
+        let drain = self.config.server.drain;
+        if !drain.is_zero() {
+            tracing::info!(
+                ?drain,
+                "shutting down: health NOT_SERVING; still serving while load balancers notice"
+            );
+            // Requests keep being answered meanwhile; the server stopping by itself ends it.
+            if let Ok(result) = tokio::time::timeout(drain, &mut serving).await {
+                return result.context("the gRPC server failed");
+            }
+        }
+        tracing::info!("refusing new connections, finishing in-flight requests");
         let _ = stop_tx.send(());
         let grace = self.config.server.shutdown_grace;
         match tokio::time::timeout(grace, &mut serving).await {
@@ -412,6 +434,12 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The transport's own deadline for a request: the service's, and a margin so that handlers,
+/// which answer at the deadline, answer first.
+fn transport_timeout(request_timeout: Duration) -> Duration {
+    request_timeout + Duration::from_millis(500)
 }
 
 /// Serves `GET /metrics` (Prometheus text) on `listener`; in protected mode only to clients
@@ -480,6 +508,7 @@ async fn watch_redis(
             serving = up;
             if up {
                 tracing::info!(redis = %store.settings().url, "Redis answers and takes writes: SERVING");
+                report_persistence(&store).await;
             } else {
                 tracing::warn!(
                     redis = %store.settings().url,
@@ -503,6 +532,17 @@ async fn watch_redis(
         }
         ticks = ticks.wrapping_add(1);
         tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}
+
+/// Says in one line what Redis keeps on disk: a warning when it keeps nothing.
+async fn report_persistence(store: &RedisStore) {
+    match store.persistence().await {
+        Some((sentence, true)) => tracing::warn!("Redis persistence: {sentence}"),
+        Some((sentence, false)) => tracing::info!("Redis persistence: {sentence}"),
+        None => tracing::info!(
+            "Redis persistence: unknown (CONFIG GET is not allowed); see README, Durability"
+        ),
     }
 }
 

@@ -118,6 +118,23 @@ pub struct RedisSettings {
     /// Longest wait for a connection to Redis.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// What an ACCEPTED answer waits for: see [`Durability`].
+    pub durability: Durability,
+}
+
+/// What a stored submission's answer waits for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Redis' reply: the comment is in Redis' memory, and on disk as its persistence settings
+    /// say (`appendfsync everysec`: within a second; none: never). The README's table says
+    /// what each loses.
+    #[default]
+    AsConfigured,
+    /// Redis' confirmation (`WAITAOF 1 0`, Redis ≥ 7.2) that the write is fsynced to its
+    /// append-only file before answering. Needs `appendonly yes`; with `appendfsync always`
+    /// the confirmation comes at once, with `everysec` every answer waits for the next fsync.
+    Fsync,
 }
 
 impl Default for RedisSettings {
@@ -132,6 +149,7 @@ impl Default for RedisSettings {
             comment_retention: Duration::from_secs(90 * 24 * 3600),
             feedback_retention: Duration::from_secs(365 * 24 * 3600),
             connect_timeout: Duration::from_millis(500),
+            durability: Durability::AsConfigured,
         }
     }
 }
@@ -221,6 +239,8 @@ enum Tally {
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
+    /// The longest a confirmation (WAITAOF) may block: a request's deadline.
+    wait_ms: u64,
     settings: RedisSettings,
     scripts: Arc<Scripts>,
 }
@@ -288,6 +308,7 @@ impl RedisStore {
         .map_err(|e| StoreError::Unavailable(format!("bad Redis URL {}: {e}", settings.url)))?;
         Ok(RedisStore {
             connection,
+            wait_ms: millis(request_timeout).max(1),
             settings,
             scripts: Arc::new(Scripts {
                 submit: redis::Script::new(&format!("{STREAM_HELPERS}{SUBMIT}")),
@@ -355,6 +376,68 @@ impl RedisStore {
         self.key(&format!("idem:{key}"))
     }
 
+    /// With [`Durability::Fsync`], waits until Redis confirms that this connection's writes
+    /// are fsynced to its append-only file (`WAITAOF 1 0`); at once otherwise. The caller's
+    /// deadline bounds the wait.
+    async fn confirm_durable(&self) -> Result<(), StoreError> {
+        if self.settings.durability != Durability::Fsync {
+            return Ok(());
+        }
+        let (local, _replicas): (u64, u64) = redis::cmd("WAITAOF")
+            .arg(1)
+            .arg(0)
+            .arg(self.wait_ms)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "Redis cannot confirm fsyncs (redis.durability = \"fsync\" needs Redis 7.2 or later with appendonly yes): {e}"
+                ))
+            })?;
+        if local < 1 {
+            return Err(StoreError::Unavailable(
+                "Redis did not confirm the fsync".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What Redis keeps on disk, as one sentence for the start-up log, and whether it is
+    /// nothing at all. `None` when Redis does not let its configuration be read (managed
+    /// offerings often rename `CONFIG`).
+    pub async fn persistence(&self) -> Option<(String, bool)> {
+        let config: std::collections::HashMap<String, String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .arg("appendfsync")
+            .arg("save")
+            .query_async(&mut self.connection())
+            .await
+            .ok()?;
+        let field = |k: &str| config.get(k).map_or("", String::as_str);
+        let aof = field("appendonly") == "yes";
+        let snapshots = !field("save").trim().is_empty();
+        let sentence = match (aof, field("appendfsync"), snapshots) {
+            (true, "always", _) => {
+                "append-only file fsynced on every write: an acknowledged comment survives a host crash".to_owned()
+            }
+            (true, "everysec", _) => {
+                "append-only file fsynced every second: a host crash can lose the last second of acknowledged comments (redis.durability = \"fsync\" waits for the fsync)".to_owned()
+            }
+            (true, other, _) => format!(
+                "append-only file, appendfsync {other}: a host crash can lose what the OS had not written"
+            ),
+            (false, _, true) => format!(
+                "snapshots only (save {}): a crash loses everything since the last snapshot",
+                field("save")
+            ),
+            (false, _, false) => {
+                "nothing on disk (appendonly no, save \"\"): a Redis restart loses every stored comment; see README, Durability".to_owned()
+            }
+        };
+        Some((sentence, !aof && !snapshots))
+    }
+
     /// A connection handle (cheap to clone; shares one multiplexed connection).
     pub fn connection(&self) -> Connection {
         self.connection.clone()
@@ -397,7 +480,11 @@ impl Store for RedisStore {
             .await
             .map_err(classify)?;
         match (stored_fingerprint, receipt) {
-            (Some(f), Some(r)) if f == fingerprint => parse_receipt(&r).map(Some),
+            (Some(f), Some(r)) if f == fingerprint => {
+                // A retry after an unconfirmed fsync is answered only once it is confirmed.
+                self.confirm_durable().await?;
+                parse_receipt(&r).map(Some)
+            }
             (Some(_), _) => Err(StoreError::KeyReused),
             _ => Ok(None),
         }
@@ -517,7 +604,10 @@ impl Store for RedisStore {
             .await
             .map_err(classify)?;
         match answer.first().map(String::as_str) {
-            Some("stored") => Ok(Saved::Stored),
+            Some("stored") => {
+                self.confirm_durable().await?;
+                Ok(Saved::Stored)
+            }
             Some("replay") => {
                 let json = answer
                     .get(1)
