@@ -171,16 +171,75 @@ async fn a_right_image_answer_is_accepted_in_any_case_and_a_wrong_one_refused() 
         .await
         .unwrap_err();
     assert_eq!(refusal(&status), "CAPTCHA_UNKNOWN");
+    // Where the image is required, a proof of work is the wrong kind (the alternative is off).
     let status = client
         .submit_comment(with_pow("img-6", "not:a:token:here", 1))
         .await
         .unwrap_err();
-    assert_eq!(refusal(&status), "CAPTCHA_UNKNOWN");
+    assert_eq!(refusal(&status), "CAPTCHA_WRONG_KIND");
     assert_eq!(
         accepted_count(&app),
         1,
         "nothing is stored for a refused submission"
     );
+}
+
+#[tokio::test]
+async fn a_wrong_answer_spends_the_challenge_even_for_a_retry_of_the_same_submission() {
+    let app = TestApp::spawn(captcha_config(Mode::Image)).await;
+    let images = app.captchas.images().unwrap();
+    let mut client = app.client.clone();
+    let challenge = images.store("K7WXRA", Vec::new()).await.unwrap();
+    let status = client
+        .submit_comment(with_image("retry-1", &challenge.id, "WRONG7"))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(&status), "CAPTCHA_WRONG");
+    // The portal retries with the same idempotency key and, now, the right answer.
+    let status = client
+        .submit_comment(with_image("retry-1", &challenge.id, "K7WXRA"))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(&status), "CAPTCHA_USED");
+    assert_eq!(accepted_count(&app), 0);
+}
+
+#[tokio::test]
+async fn wrong_answers_count_by_the_addresss_network_as_rate_limits_do() {
+    let mut config = captcha_config(Mode::Image);
+    config.captcha.wrong_answers_per_ip = 2;
+    let app = TestApp::spawn(config).await;
+    let images = app.captchas.images().unwrap();
+    let mut client = app.client.clone();
+    // Three addresses of one IPv6 /64: one subscriber guessing.
+    for (k, ip) in ["2001:db8:7:7::1", "2001:db8:7:7::2"]
+        .into_iter()
+        .enumerate()
+    {
+        let challenge = images.store("K7WXRA", Vec::new()).await.unwrap();
+        let mut guess = with_image(&format!("net-{k}"), &challenge.id, "WRONG7");
+        guess.client_ip = ip.into();
+        assert_eq!(
+            refusal(&client.submit_comment(guess).await.unwrap_err()),
+            "CAPTCHA_WRONG"
+        );
+    }
+    let challenge = images.store("K7WXRA", Vec::new()).await.unwrap();
+    let mut third = with_image("net-3", &challenge.id, "K7WXRA");
+    third.client_ip = "2001:db8:7:7:ffff::3".into();
+    let throttled = client.submit_comment(third).await.unwrap_err();
+    assert_eq!(throttled.code(), Code::ResourceExhausted);
+    assert_eq!(
+        throttled.get_details_error_info().unwrap().reason,
+        "CAPTCHA_THROTTLED"
+    );
+    // The next /64 is someone else.
+    let mut other = with_image("net-4", &challenge.id, "K7WXRA");
+    other.client_ip = "2001:db8:7:8::3".into();
+    client
+        .submit_comment(other)
+        .await
+        .expect("another network answers");
 }
 
 #[tokio::test]
@@ -365,16 +424,20 @@ async fn proof_of_work_right_wrong_replayed_expired_and_tampered() {
 }
 
 #[tokio::test]
-async fn proof_of_work_is_the_accessible_alternative_where_the_image_is_required() {
+async fn proof_of_work_stands_in_for_the_image_only_when_allowed_and_harder() {
+    // Off by default: neither issued nor accepted where the image is required.
     let app = TestApp::spawn(captcha_config(Mode::Image)).await;
-    let challenge = issue_pow(&app, pb::CaptchaKind::ProofOfWork).await;
-    let n = solve(&challenge);
-    app.client
+    let status = app
+        .client
         .clone()
-        .submit_comment(with_pow("alt-1", &challenge.token, n))
+        .issue_captcha(pb::IssueCaptchaRequest {
+            article_id: "a-1".into(),
+            kind: pb::CaptchaKind::ProofOfWork.into(),
+        })
         .await
-        .expect("proof of work passes where the image is required");
-    // Asking for a provider where the image is required is refused.
+        .unwrap_err();
+    assert_eq!(refusal(&status), "CAPTCHA_WRONG_KIND");
+    // Asking for a provider where the image is required is refused too.
     let status = app
         .client
         .clone()
@@ -385,6 +448,50 @@ async fn proof_of_work_is_the_accessible_alternative_where_the_image_is_required
         .await
         .unwrap_err();
     assert_eq!(refusal(&status), "CAPTCHA_WRONG_KIND");
+    drop(app);
+
+    let mut config = captcha_config(Mode::Image);
+    config.captcha.image_alternative = true;
+    config.captcha.image_alternative_max_number = 50_000;
+    // An article where proof of work is the CAPTCHA: its (easier) challenges must not stand in
+    // for the image elsewhere.
+    config
+        .captcha
+        .articles
+        .insert("pow-article".into(), Mode::ProofOfWork);
+    let app = TestApp::spawn(config).await;
+    let challenge = issue_pow(&app, pb::CaptchaKind::ProofOfWork).await;
+    assert_eq!(
+        challenge.max_number, 50_000,
+        "the alternative's work factor"
+    );
+    let n = solve(&challenge);
+    app.client
+        .clone()
+        .submit_comment(with_pow("alt-1", &challenge.token, n))
+        .await
+        .expect("the alternative passes where the image is required");
+    let easy = app
+        .client
+        .clone()
+        .issue_captcha(pb::IssueCaptchaRequest {
+            article_id: "pow-article".into(),
+            kind: pb::CaptchaKind::Unspecified.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::issue_captcha_response::Challenge::ProofOfWork(easy)) = easy.challenge else {
+        panic!("a proof of work for the proof-of-work article");
+    };
+    assert_eq!(easy.max_number, 5_000);
+    let status = app
+        .client
+        .clone()
+        .submit_comment(with_pow("alt-2", &easy.token, solve(&easy)))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(&status), "CAPTCHA_UNKNOWN");
 }
 
 /// What the fake provider saw of one siteverify request.
