@@ -199,19 +199,60 @@ pub fn submission(key: &str) -> pb::SubmitCommentRequest {
     }
 }
 
+/// The same submission as [`submission`], as the domain receives it.
+pub fn raw_submission() -> moderation::comment::RawSubmission {
+    let r = submission("raw-1");
+    moderation::comment::RawSubmission {
+        article_id: r.article_id,
+        article_title: r.article_title,
+        author_name: r.author_name,
+        author_email: r.author_email,
+        body: r.body,
+        client_ip: r.client_ip,
+        user_agent: r.user_agent,
+        idempotency_key: r.idempotency_key,
+        ..Default::default()
+    }
+}
+
+/// A Valkey server binary, if one is installed (`VALKEY_SERVER`, which scripts/test sets, or
+/// `valkey-server` on the PATH): a Redis-compatible server newer than this machine's Redis 7.0,
+/// for what needs Redis 7.2 (WAITAOF).
+pub fn valkey_server() -> Option<String> {
+    let candidate = std::env::var("VALKEY_SERVER").unwrap_or_else(|_| "valkey-server".into());
+    Command::new(&candidate)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| candidate)
+}
+
 /// A Redis server of the test's own, on a free port, without persistence: for tests that stop,
 /// restart or pause Redis without disturbing the others.
 pub struct PrivateRedis {
     /// Its port.
     pub port: u16,
     child: Option<Child>,
+    binary: String,
+    extra: Vec<String>,
 }
 
 impl PrivateRedis {
     /// Starts one and waits until it answers.
     pub fn start() -> PrivateRedis {
+        Self::start_with("redis-server", &[])
+    }
+
+    /// Starts `binary` (a Redis-compatible server) with `extra` arguments.
+    pub fn start_with(binary: &str, extra: &[&str]) -> PrivateRedis {
         let port = free_port();
-        let mut redis = PrivateRedis { port, child: None };
+        let mut redis = PrivateRedis {
+            port,
+            child: None,
+            binary: binary.to_owned(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
         redis.restart();
         redis
     }
@@ -232,9 +273,13 @@ impl PrivateRedis {
     /// Starts it again on the same port and waits until it answers.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
+        let dir = std::env::temp_dir().join(format!("moderation-redis-{}", self.port));
+        let _ = std::fs::create_dir_all(&dir);
+        let child = Command::new(&self.binary)
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--dir", dir.to_str().unwrap()])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

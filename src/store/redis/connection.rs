@@ -7,9 +7,10 @@
 //!   [`TIMEOUTS_BEFORE_REPLACING`] timeouts in a row the connection is dropped and a new one is
 //!   made. TCP keepalive and `TCP_USER_TIMEOUT` are set too, so the kernel also gives up on a
 //!   peer that stopped acknowledging.
-//! - **Outcomes are recorded for health:** every reply and every transient failure (refused,
-//!   reset, timed out, out of memory, read-only, loading) counts, so the health status follows
-//!   what requests actually meet rather than one PING ([`Health`]).
+//! - **Outcomes are recorded for health:** every transient failure of any request (refused,
+//!   reset, timed out, out of memory, read-only, loading) counts against it, and the periodic
+//!   probe's write for it, so the health status follows what requests actually meet rather
+//!   than one PING ([`Health`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -38,6 +39,14 @@ pub struct Health {
 }
 
 impl Health {
+    /// Records the outcome of a health probe (a small write).
+    pub fn probed(&self, ok: bool) {
+        if ok {
+            self.record(true);
+        }
+        // A failed probe was recorded by the connection, as every failed request is.
+    }
+
     fn record(&self, ok: bool) {
         if ok {
             self.failures.store(0, Ordering::Relaxed);
@@ -89,10 +98,15 @@ fn transient(error: &RedisError) -> bool {
         || error.is_timeout()
         || error.is_connection_dropped()
         || error.is_connection_refusal()
-        || matches!(
-            error.code(),
-            Some("OOM" | "READONLY" | "LOADING" | "MASTERDOWN" | "BUSY" | "NOREPLICAS")
-        )
+        || matches!(error.code(), Some("READONLY" | "LOADING" | "MASTERDOWN"))
+        // Codes redis-rs has no kind of its own for come through as a response error whose
+        // text starts with them.
+        || {
+            let text = error.to_string();
+            ["OOM", "BUSY", "NOREPLICAS", "MISCONF", "READONLY", "LOADING"]
+                .iter()
+                .any(|code| text.contains(code))
+        }
 }
 
 /// TCP settings of every connection: no Nagle delay, keepalive probes after 10 s idle, and a
@@ -157,13 +171,22 @@ impl Connection {
         self.0.replaced.load(Ordering::Relaxed)
     }
 
-    /// Records a reply or failure of a request sent over `used`.
-    fn record<T>(&self, used: &Arc<ConnectionManager>, result: &Result<T, RedisError>) {
+    /// Records a reply or failure of a request sent over `used`. Redis' own refusals (out of
+    /// memory, read-only) arrive as replies holding an error, so replies are looked into.
+    fn record(&self, used: &Arc<ConnectionManager>, result: Result<&[Value], &RedisError>) {
         let shared = &self.0;
         match result {
-            Ok(_) => {
+            Ok(values) => {
                 shared.timeouts.store(0, Ordering::Relaxed);
-                shared.health.record(true);
+                // Replies do not count for health (under memory pressure reads are answered
+                // while writes are refused): only a probe's write does (`Health::probed`).
+                let refused = values.iter().any(|v| match v {
+                    Value::ServerError(e) => transient(&RedisError::from(e.clone())),
+                    _ => false,
+                });
+                if refused {
+                    shared.health.record(false);
+                }
             }
             Err(e) if e.is_timeout() => self.record_timeout(used),
             Err(e) => {
@@ -213,7 +236,7 @@ struct InFlight<'a> {
 }
 
 impl InFlight<'_> {
-    fn finish<T>(mut self, result: &Result<T, RedisError>) {
+    fn finish(mut self, result: Result<&[Value], &RedisError>) {
         self.answered = true;
         self.connection.record(&self.used, result);
     }
@@ -242,7 +265,7 @@ impl ConnectionLike for Connection {
         Box::pin(async move {
             let request = self.start();
             let result = (*request.used).clone().req_packed_command(cmd).await;
-            request.finish(&result);
+            request.finish(result.as_ref().map(std::slice::from_ref));
             result
         })
     }
@@ -259,7 +282,7 @@ impl ConnectionLike for Connection {
                 .clone()
                 .req_packed_commands(pipeline, offset, count)
                 .await;
-            request.finish(&result);
+            request.finish(result.as_ref().map(Vec::as_slice));
             result
         })
     }

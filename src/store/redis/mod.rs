@@ -636,15 +636,15 @@ impl Store for RedisStore {
     async fn check(&self) -> Result<(), StoreError> {
         // A write, not a PING: a Redis that answers but refuses writes (out of memory, a
         // read-only replica) cannot store comments.
-        let _: () = redis::cmd("SET")
+        let written: redis::RedisResult<()> = redis::cmd("SET")
             .arg(self.key("health"))
             .arg(jiff::Timestamp::now().as_millisecond())
             .arg("PX")
             .arg(60_000)
             .query_async(&mut self.connection())
-            .await
-            .map_err(classify)?;
-        Ok(())
+            .await;
+        self.connection.health().probed(written.is_ok());
+        written.map_err(classify)
     }
 
     async fn flagged(
