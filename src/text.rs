@@ -106,7 +106,9 @@ pub fn clean(input: &str, multiline: bool) -> Result<String, TextError> {
             c => out.push(c),
         }
     }
-    Ok(out.trim().to_owned())
+    // Removing a character can bring a letter and a combining mark together ("ư", U+200B,
+    // U+0301): composed again, so what is stored is NFC and cleaning it again changes nothing.
+    Ok(out.trim().nfc().collect())
 }
 
 /// The ASCII letter a Latin letter is written on, with its diacritics removed ("ệ" → 'e',
@@ -204,6 +206,8 @@ mod tests {
         let family = "👨\u{200D}👩\u{200D}👧";
         assert_eq!(clean(family, false).unwrap(), family);
         assert_eq!(clean("a\u{200D}b", false).unwrap(), "ab");
+        // Marks a removed character kept apart are composed.
+        assert_eq!(clean("u\u{031B}\u{200B}\u{0301}", false).unwrap(), "ứ");
         assert_eq!(clean("❤\u{FE0F}", false).unwrap(), "❤\u{FE0F}");
     }
 
