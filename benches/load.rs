@@ -54,7 +54,9 @@ fn main() {
     let echo_result = run_load(&echo, measured, "echo");
     drop(echo);
 
-    let binary = env!("CARGO_MANIFEST_DIR").to_owned() + "/target/release/moderation";
+    // LOAD_BINARY runs another build (an earlier commit's, to compare) under the same load.
+    let binary = std::env::var("LOAD_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned() + "/target/release/moderation");
     let mut results = vec![("tonic echo", echo_result)];
     for (name, rate_limited) in [("SubmitComment", false), ("+ rate limits", true)] {
         let port = free_port();

@@ -523,12 +523,12 @@ async fn watch_redis(
             set_health(&health, status).await;
         }
         // The queue gauges, every other probe.
-        if serving && ticks.is_multiple_of(2) {
-            if let Ok(Ok(depths)) =
+        if serving
+            && ticks.is_multiple_of(2)
+            && let Ok(Ok(depths)) =
                 tokio::time::timeout(probe_timeout, store.queue_depths(&consumer_group)).await
-            {
-                metrics.queue_depths(&depths);
-            }
+        {
+            metrics.queue_depths(&depths);
         }
         ticks = ticks.wrapping_add(1);
         tokio::time::sleep(HEALTH_INTERVAL).await;

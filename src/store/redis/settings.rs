@@ -244,8 +244,8 @@ impl RedisStore {
         pipe.cmd("XPENDING").arg(&stream).arg(group);
         pipe.cmd("TIME");
         type Info = HashMap<String, redis::Value>;
-        let answer: redis::RedisResult<(Info, Vec<Info>, redis::Value, (String, String))> =
-            pipe.query_async(&mut self.connection()).await;
+        type Answer = (Info, Vec<Info>, redis::Value, (String, String));
+        let answer: redis::RedisResult<Answer> = pipe.query_async(&mut self.connection()).await;
         let (info, groups, pending, time) = match answer {
             Ok(a) => a,
             // No stream (or no group) yet: nothing is waiting.
