@@ -242,7 +242,12 @@ impl Email {
                 ),
             ));
         }
-        let folded = trimmed.nfkc().collect::<String>().to_lowercase();
+        // Most addresses are ASCII, which NFKC leaves as it is.
+        let folded = if trimmed.is_ascii() {
+            trimmed.to_ascii_lowercase()
+        } else {
+            trimmed.nfkc().collect::<String>().to_lowercase()
+        };
         let Some((local, domain)) = folded.rsplit_once('@') else {
             return Err(Violation::new(field, "is not an e-mail address: no @"));
         };

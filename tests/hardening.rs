@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, stream, submission, test_config, violated_fields};
+use common::{TestApp, hold, holding_config, stream, submission, test_config, violated_fields};
 use moderation::auth::{KeySettings, Role};
 use moderation::config::Config;
 use moderation::proto::v1 as pb;
@@ -17,26 +17,6 @@ use tonic::codec::{DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic_types::StatusExt;
 
 const SERVING: i32 = 1;
-
-/// A server that holds every comment for review.
-fn holding_config() -> Config {
-    let mut config = test_config();
-    config.decision.accept_below = Some(0.0);
-    config.decision.reject_at = Some(1.0);
-    config
-}
-
-async fn hold(app: &TestApp, request: pb::SubmitCommentRequest) -> String {
-    let answer = app
-        .client
-        .clone()
-        .submit_comment(request)
-        .await
-        .expect("the comment is taken")
-        .into_inner();
-    assert_eq!(answer.outcome(), pb::Outcome::PendingReview);
-    answer.comment_id
-}
 
 async fn publish(app: &TestApp, key: &str) -> String {
     let id = hold(app, submission(key)).await;

@@ -20,12 +20,9 @@ use tonic_types::StatusExt;
 
 const SERVING: i32 = 1;
 
-/// A server whose thresholds send every comment to review (spam between 0 and 1 is "likely").
+/// A server whose thresholds send every comment to review.
 async fn review_app() -> (TestApp, ModerationServiceClient<Channel>) {
-    let mut config = test_config();
-    config.decision.accept_below = Some(0.0);
-    config.decision.reject_at = Some(1.0);
-    let app = TestApp::spawn(config).await;
+    let app = TestApp::spawn(common::holding_config()).await;
     app.wait_for_health(SERVING).await;
     let client = ModerationServiceClient::new(app.channel().await);
     (app, client)
@@ -39,15 +36,7 @@ async fn hold(
 ) -> String {
     let mut request = submission(key);
     edit(&mut request);
-    let answer = app
-        .client
-        .clone()
-        .submit_comment(request)
-        .await
-        .expect("the comment is taken")
-        .into_inner();
-    assert_eq!(answer.outcome(), pb::Outcome::PendingReview);
-    answer.comment_id
+    common::hold(app, request).await
 }
 
 async fn hold_many(app: &TestApp, prefix: &str, n: usize) -> Vec<String> {

@@ -201,18 +201,29 @@ pub fn submission(key: &str) -> pb::SubmitCommentRequest {
 
 /// The same submission as [`submission`], as the domain receives it.
 pub fn raw_submission() -> moderation::comment::RawSubmission {
-    let r = submission("raw-1");
-    moderation::comment::RawSubmission {
-        article_id: r.article_id,
-        article_title: r.article_title,
-        author_name: r.author_name,
-        author_email: r.author_email,
-        body: r.body,
-        client_ip: r.client_ip,
-        user_agent: r.user_agent,
-        idempotency_key: r.idempotency_key,
-        ..Default::default()
-    }
+    moderation::comment::RawSubmission::from(submission("raw-1"))
+}
+
+/// A configuration whose thresholds send every comment to review (spam between 0 and 1 is
+/// "likely").
+pub fn holding_config() -> Config {
+    let mut config = test_config();
+    config.decision.accept_below = Some(0.0);
+    config.decision.reject_at = Some(1.0);
+    config
+}
+
+/// Submits `request`, which must be held for review; returns the comment's id.
+pub async fn hold(app: &TestApp, request: pb::SubmitCommentRequest) -> String {
+    let answer = app
+        .client
+        .clone()
+        .submit_comment(request)
+        .await
+        .expect("the comment is taken")
+        .into_inner();
+    assert_eq!(answer.outcome(), pb::Outcome::PendingReview);
+    answer.comment_id
 }
 
 /// A Valkey server binary, if one is installed (`VALKEY_SERVER`, which scripts/test sets, or
