@@ -9,7 +9,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use moderation::captcha::image::{ImageCaptcha, render};
 use moderation::captcha::pow::{self, ProofOfWork};
-use moderation::rate_limit::Secret;
+use moderation::secret::Secret;
 
 fn captcha(c: &mut Criterion) {
     c.bench_function("captcha: draw a 6-character image (PNG)", |b| {

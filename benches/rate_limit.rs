@@ -9,9 +9,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use moderation::comment::{Limits, NewComment, RawSubmission};
 use moderation::rate_limit::cluster::ClusterLimiter;
 use moderation::rate_limit::local::FloodGate;
-use moderation::rate_limit::{
-    Buckets, Keys, Quota, RateLimitSettings, RateLimiter, Secret, TwoTier,
-};
+use moderation::rate_limit::{Buckets, Keys, Quota, RateLimitSettings, RateLimiter, TwoTier};
+use moderation::secret::Secret;
 
 fn comment(n: u32) -> NewComment {
     NewComment::parse(

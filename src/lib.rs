@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod proto;
 pub mod rate_limit;
 pub mod review;
+pub mod secret;
 pub mod server;
 pub mod settings;
 pub mod store;

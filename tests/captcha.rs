@@ -14,7 +14,7 @@ use moderation::captcha::provider::ProviderSettings;
 use moderation::captcha::{Mode, pow};
 use moderation::config::Config;
 use moderation::proto::v1 as pb;
-use moderation::rate_limit::Secret;
+use moderation::secret::Secret;
 use redis::Commands;
 use tonic::Code;
 use tonic_types::StatusExt;

@@ -368,7 +368,8 @@ async fn invisible_names_and_impossible_render_times_are_refused() {
 
 #[tokio::test]
 async fn every_spelling_of_an_address_shares_its_rate_limit_bucket() {
-    use moderation::rate_limit::{Quota, Secret};
+    use moderation::rate_limit::Quota;
+    use moderation::secret::Secret;
     let mut config = test_config();
     config.rate_limit.enabled = true;
     config.rate_limit.email_hash_key = Some(Secret::new("test key"));

@@ -260,8 +260,8 @@ async fn updates_are_versioned_validated_and_audited() {
 #[tokio::test]
 async fn shadow_modes_let_comments_through_and_count_what_they_would_do() {
     let mut config = test_config();
-    config.captcha.secret = Some(moderation::rate_limit::Secret::new("test secret"));
-    config.rate_limit.email_hash_key = Some(moderation::rate_limit::Secret::new("test key"));
+    config.captcha.secret = Some(moderation::secret::Secret::new("test secret"));
+    config.rate_limit.email_hash_key = Some(moderation::secret::Secret::new("test key"));
     let app = TestApp::spawn(config).await;
     let mut admin = AdminServiceClient::new(app.channel().await);
     let mut client = app.client.clone();

@@ -12,9 +12,10 @@ use moderation::comment::{Limits, NewComment, RawSubmission};
 use moderation::proto::v1 as pb;
 use moderation::rate_limit::cluster::ClusterLimiter;
 use moderation::rate_limit::{
-    Bucket, Buckets, FailurePolicy, Quota, RateLimitError, RateLimitSettings, RateLimiter, Secret,
-    TwoTier, Verdict,
+    Bucket, Buckets, FailurePolicy, Quota, RateLimitError, RateLimitSettings, RateLimiter, TwoTier,
+    Verdict,
 };
+use moderation::secret::Secret;
 use tonic::Code;
 use tonic_types::StatusExt;
 

@@ -10,7 +10,7 @@ use crate::store::redis::Connection;
 use captcha::filters::{Dots, Noise, Wave};
 
 use super::{CaptchaError, hex, keyed_hash, now_ms, same};
-use crate::rate_limit::Secret;
+use crate::secret::Secret;
 
 /// The characters an image is made of: capitals and digits that cannot be mistaken for each
 /// other (the answer is read case-insensitively).

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::comment::{ArticleId, CaptchaAnswer, NewComment};
-use crate::rate_limit::Secret;
+use crate::secret::Secret;
 
 /// Why a CAPTCHA answer was refused. Each has its own reason code so the portal can show the
 /// right message and fetch a new challenge.

@@ -12,7 +12,7 @@ use crate::store::redis::Connection;
 use sha2::{Digest, Sha256};
 
 use super::{CaptchaError, hex, keyed_hash, now_ms, same};
-use crate::rate_limit::Secret;
+use crate::secret::Secret;
 
 /// The hash the browser computes.
 pub const ALGORITHM: &str = "SHA-256";

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{CaptchaError, CaptchaSettings, Mode};
-use crate::rate_limit::Secret;
+use crate::secret::Secret;
 
 /// One provider's settings (`[captcha.turnstile]`, `[captcha.hcaptcha]`,
 /// `[captcha.recaptcha]`).
