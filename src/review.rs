@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::comment::{ArticleId, CommentId, Violation, text_field};
 use crate::decide::{Outcome, Reason, ReasonCode};
-use crate::store::{Store, StoreError, StoredComment};
+use crate::store::{StoreError, StoredComment};
 
 /// The reason code of a comment a reader reported.
 pub const REPORTED: &str = "REPORTED";
@@ -571,6 +571,59 @@ pub enum ReviewError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// Where the review queue is kept: the port the queue needs of a storage backend. The
+/// backend makes each operation atomic; what a decision or a report does is decided here.
+#[async_trait::async_trait]
+pub trait ReviewStore: Send + Sync {
+    /// Reads a stored comment.
+    async fn comment(&self, id: CommentId) -> Result<Option<StoredComment>, StoreError>;
+
+    /// A page of comments waiting for review, oldest first, and where the next page starts.
+    async fn flagged(
+        &self,
+        query: &Query,
+        now_ms: i64,
+    ) -> Result<(Vec<FlaggedItem>, Option<crate::review::Cursor>), StoreError>;
+
+    /// Leases waiting comments to `moderator` until `until_ms`: the oldest `count` unclaimed
+    /// ones, or exactly `ids` (all or none).
+    async fn claim(
+        &self,
+        moderator: &Moderator,
+        count: usize,
+        ids: &[CommentId],
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<FlaggedItem>, ReviewError>;
+
+    /// Approves or rejects a waiting comment at `version`; returns its new state and version.
+    async fn decide(
+        &self,
+        id: CommentId,
+        version: u64,
+        moderator: &Moderator,
+        verdict: Verdict,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<(Outcome, u64), ReviewError>;
+
+    /// Brings a published comment back to the queue with a reader's report (counted once per
+    /// reader, the most recent `limits.kept` kept, each reader rate-limited); returns its new
+    /// version.
+    async fn report(
+        &self,
+        report: &Report,
+        limits: ReportLimits,
+        now_ms: i64,
+    ) -> Result<u64, ReviewError>;
+
+    /// What happened to a comment, oldest first.
+    async fn history(&self, id: CommentId) -> Result<Vec<HistoryEvent>, StoreError>;
+
+    /// Labeled examples from moderators' decisions made at or after `since_ms`.
+    async fn feedback(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError>;
+}
+
 /// How reports are bounded: the most recent `kept` are stored, each reader may send
 /// `per_reader` per `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -585,7 +638,7 @@ pub struct ReportLimits {
 
 /// The review queue: every operation bounded by a deadline, times taken from the clock.
 pub struct Queue {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ReviewStore>,
     settings: ReviewSettings,
     metrics: Arc<crate::metrics::Metrics>,
 }
@@ -613,7 +666,7 @@ fn now_ms() -> i64 {
 impl Queue {
     /// The queue kept in `store`; decisions are counted in `metrics`.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn ReviewStore>,
         settings: ReviewSettings,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {

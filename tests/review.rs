@@ -984,6 +984,7 @@ async fn comments_arriving_in_the_same_millisecond_page_without_loss() {
     use moderation::comment::{CommentId, Limits, NewComment, RawSubmission};
     use moderation::decide::{Outcome, Reason};
     use moderation::review::Query;
+    use moderation::review::ReviewStore;
     use moderation::store::redis::RedisStore;
     use moderation::store::{Receipt, Store, Submission};
 

@@ -14,8 +14,8 @@ use crate::classifier::model::ModelInfo;
 use crate::classifier::train::TrainSettings;
 use crate::classifier::{Model, batch, corpus, evaluate, train};
 use crate::config::{Config, LogFormat, Overrides};
+use crate::review::ReviewStore;
 use crate::server::{App, shutdown_signal};
-use crate::store::Store;
 use crate::store::redis::RedisStore;
 
 mod client;

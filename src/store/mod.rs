@@ -1,5 +1,5 @@
 //! The storage stage, behind one trait so the pipeline never knows which backend holds the
-//! comments. [`redis::RedisStore`] is the production backend; its layout is documented in the
+//! comments; the review queue has its own port, [`crate::review::ReviewStore`]. [`redis::RedisStore`] is the production backend; its layout is documented in the
 //! README for portal developers.
 
 pub mod redis;
@@ -9,10 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::comment::{CommentId, IdempotencyKey, NewComment};
 use crate::decide::{Outcome, Reason};
-use crate::review::{
-    Explained, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, Report, ReportLimits,
-    ReviewError, Verdict,
-};
+use crate::review::Explained;
 
 /// The answer given for a submission. Stored with its idempotency key, so a retry gets the same
 /// answer.
@@ -130,49 +127,4 @@ pub trait Store: Send + Sync {
 
     /// Succeeds when the backend answers and takes writes.
     async fn check(&self) -> Result<(), StoreError>;
-
-    /// A page of comments waiting for review, oldest first, and where the next page starts.
-    async fn flagged(
-        &self,
-        query: &Query,
-        now_ms: i64,
-    ) -> Result<(Vec<FlaggedItem>, Option<crate::review::Cursor>), StoreError>;
-
-    /// Leases waiting comments to `moderator` until `until_ms`: the oldest `count` unclaimed
-    /// ones, or exactly `ids` (all or none).
-    async fn claim(
-        &self,
-        moderator: &Moderator,
-        count: usize,
-        ids: &[CommentId],
-        until_ms: i64,
-        now_ms: i64,
-    ) -> Result<Vec<FlaggedItem>, ReviewError>;
-
-    /// Approves or rejects a waiting comment at `version`; returns its new state and version.
-    async fn decide(
-        &self,
-        id: CommentId,
-        version: u64,
-        moderator: &Moderator,
-        verdict: Verdict,
-        note: &str,
-        now_ms: i64,
-    ) -> Result<(Outcome, u64), ReviewError>;
-
-    /// Brings a published comment back to the queue with a reader's report (counted once per
-    /// reader, the most recent `limits.kept` kept, each reader rate-limited); returns its new
-    /// version.
-    async fn report(
-        &self,
-        report: &Report,
-        limits: ReportLimits,
-        now_ms: i64,
-    ) -> Result<u64, ReviewError>;
-
-    /// What happened to a comment, oldest first.
-    async fn history(&self, id: CommentId) -> Result<Vec<HistoryEvent>, StoreError>;
-
-    /// Labeled examples from moderators' decisions made at or after `since_ms`.
-    async fn feedback(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError>;
 }

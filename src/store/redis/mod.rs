@@ -40,7 +40,7 @@ use crate::comment::{CommentId, IdempotencyKey};
 use crate::decide::{Outcome, Reason};
 use crate::review::{
     Cursor, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, Report, ReportLimits,
-    ReviewError, Verdict,
+    ReviewError, ReviewStore, Verdict,
 };
 
 /// A Redis URL. It may hold a password, so it never prints in full: `Display` and `Debug`
@@ -645,6 +645,13 @@ impl Store for RedisStore {
             .await;
         self.connection.health().probed(written.is_ok());
         written.map_err(classify)
+    }
+}
+
+#[async_trait]
+impl ReviewStore for RedisStore {
+    async fn comment(&self, id: CommentId) -> Result<Option<StoredComment>, StoreError> {
+        Store::comment(self, id).await
     }
 
     async fn flagged(
