@@ -334,7 +334,7 @@ impl Metrics {
     }
 
     /// Records the queues: what waits for moderators and the state of the portal's feed.
-    pub fn queue_depths(&self, d: &crate::store::redis::QueueDepths) {
+    pub fn queue_depths(&self, d: &crate::settings::QueueDepths) {
         let gauge = |g: &Gauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
         self.queue_depth("flagged", d.flagged);
         self.queue_depth("accepted_unread", d.unread);

@@ -40,7 +40,7 @@ use crate::rate_limit::cluster::ClusterLimiter;
 use crate::review::Queue;
 use crate::settings::admin::Admin;
 use crate::settings::live::{Base, Live, Targets};
-use crate::settings::{Context as SettingsContext, Source, Tunables};
+use crate::settings::{Context as SettingsContext, SettingsStore, Source, Tunables};
 use crate::store::Store;
 use crate::store::redis::RedisStore;
 
@@ -297,7 +297,12 @@ impl App {
 
         // The runtime settings stored in Redis, before the first request if Redis answers in
         // time; the file's otherwise, until the watch reads them.
-        match tokio::time::timeout(Duration::from_secs(1), self.live.refresh(&self.store)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(1),
+            self.live.refresh(self.store.as_ref()),
+        )
+        .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "runtime settings not read yet; the file's apply until they are")

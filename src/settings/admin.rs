@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::live::Live;
 use super::{Change, Effective, apply};
 use crate::comment::Violation;
+use crate::settings::{Audit, AuditChange, SettingsStore, Stats};
 use crate::store::StoreError;
-use crate::store::redis::{Audit, AuditChange, RedisStore, Stats};
 
 /// Why an operator's request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ pub struct ModelListing {
 /// Settings and models, for operators.
 pub struct Admin {
     live: Arc<Live>,
-    store: Arc<RedisStore>,
+    store: Arc<dyn SettingsStore>,
     consumer_group: String,
 }
 
@@ -62,7 +62,7 @@ fn now_ms() -> i64 {
 
 impl Admin {
     /// Over `live`, stored in `store`; `consumer_group` is the portal's, for the unread count.
-    pub fn new(live: Arc<Live>, store: Arc<RedisStore>, consumer_group: &str) -> Self {
+    pub fn new(live: Arc<Live>, store: Arc<dyn SettingsStore>, consumer_group: &str) -> Self {
         Admin {
             live,
             store,
@@ -73,7 +73,7 @@ impl Admin {
     /// The settings in force, read fresh from Redis (so a caller about to update sees the
     /// latest version even if this instance has not applied it yet).
     pub async fn get(&self) -> Result<Effective, AdminError> {
-        self.live.refresh(&self.store).await?;
+        self.live.refresh(self.store.as_ref()).await?;
         Ok(self.live.snapshot().effective.clone())
     }
 
@@ -142,7 +142,7 @@ impl Admin {
             });
         }
         // Whatever is newest in Redis now (another instance may have updated since).
-        self.live.refresh(&self.store).await?;
+        self.live.refresh(self.store.as_ref()).await?;
         Ok(self.live.snapshot().effective.clone())
     }
 

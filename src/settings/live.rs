@@ -20,7 +20,7 @@ use crate::decide::Thresholds;
 use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::rate_limit::TwoTier;
-use crate::store::redis::RedisStore;
+use crate::settings::store::SettingsStore;
 
 /// What the settings start from: the file's values (and the model's thresholds), and what a
 /// check needs to know of the rest of the configuration.
@@ -227,7 +227,7 @@ impl Live {
 
     /// Reads the stored settings and applies them. Reading and applying happen under one lock,
     /// so two refreshes never apply an older read after a newer one.
-    pub async fn refresh(&self, store: &RedisStore) -> Result<(), crate::store::StoreError> {
+    pub async fn refresh(&self, store: &dyn SettingsStore) -> Result<(), crate::store::StoreError> {
         let mut last = self.applying.lock().await;
         let stored = store.load_settings().await?;
         self.apply_locked(stored, &mut last).await;
@@ -237,39 +237,36 @@ impl Live {
 
 /// Keeps `live` current until the task is dropped: re-reads on every announcement and every
 /// `every`, and resubscribes when the subscription breaks.
-pub async fn watch(live: Arc<Live>, store: Arc<RedisStore>, every: Duration) {
+pub async fn watch(live: Arc<Live>, store: Arc<dyn SettingsStore>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let mut subscription = match store.subscribe_settings().await {
-            Ok(pubsub) => Some(pubsub),
+        let mut subscription = match store.announcements().await {
+            Ok(announcements) => Some(announcements),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot subscribe to settings announcements yet");
                 None
             }
         };
         // Whatever was announced while not subscribed is read now.
-        if let Err(e) = live.refresh(&store).await {
+        if let Err(e) = live.refresh(store.as_ref()).await {
             tracing::debug!(error = %e, "cannot read the runtime settings");
         }
         match subscription.as_mut() {
-            Some(pubsub) => {
-                let mut messages = pubsub.on_message();
-                loop {
-                    tokio::select! {
-                        message = messages.next() => {
-                            if message.is_none() {
-                                tracing::warn!("the settings subscription broke; resubscribing");
-                                break;
-                            }
+            Some(messages) => loop {
+                tokio::select! {
+                    message = messages.next() => {
+                        if message.is_none() {
+                            tracing::warn!("the settings subscription broke; resubscribing");
+                            break;
                         }
-                        _ = tick.tick() => {}
                     }
-                    if let Err(e) = live.refresh(&store).await {
-                        tracing::debug!(error = %e, "cannot read the runtime settings");
-                    }
+                    _ = tick.tick() => {}
                 }
-            }
+                if let Err(e) = live.refresh(store.as_ref()).await {
+                    tracing::debug!(error = %e, "cannot read the runtime settings");
+                }
+            },
             None => {
                 tick.tick().await;
             }

@@ -12,6 +12,9 @@
 pub mod admin;
 pub mod lists;
 pub mod live;
+pub mod store;
+
+pub use store::{Audit, AuditChange, QueueDepths, SettingsStore, Stats};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -33,8 +33,6 @@ mod settings;
 
 pub use connection::{Connection, Health};
 
-pub use settings::{Audit, AuditChange, QueueDepths, Stats};
-
 use super::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
 use crate::comment::{CommentId, IdempotencyKey};
 use crate::decide::{Outcome, Reason};

@@ -4,10 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
-
 use super::{RedisStore, Tally, classify, entry_text};
-use crate::settings::Stored;
+use crate::settings::store::{Announcements, SettingsStore};
+use crate::settings::{Audit, QueueDepths, Stats, Stored};
 use crate::store::StoreError;
 
 /// Updates the settings. KEYS: settings hash, audit stream. ARGV: expected version, new
@@ -24,69 +23,17 @@ redis.call('PUBLISH', ARGV[4], ARGV[3])
 return {'ok'}
 "#;
 
-/// One changed value in an audit record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditChange {
-    /// The key.
-    pub key: String,
-    /// The value before.
-    pub old: String,
-    /// The value after.
-    pub new: String,
-}
-
-/// Who changed the settings, when, and what.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Audit {
-    /// The version the update made.
-    pub version: u64,
-    /// Who.
-    pub by: String,
-    /// When (Unix ms).
-    pub at_ms: i64,
-    /// Why, if they said.
-    pub note: String,
-    /// What changed.
-    pub changes: Vec<AuditChange>,
-}
-
-/// The queues now: what waits for moderators, and the portal's feed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct QueueDepths {
-    /// Comments waiting for a moderator.
-    pub flagged: u64,
-    /// Accepted comments the portal's consumer group has not read yet (its lag).
-    pub unread: u64,
-    /// Entries the group read and has not acknowledged (its pending entries list).
-    pub pending: u64,
-    /// Age of the oldest of those, in milliseconds (0 when none).
-    pub oldest_pending_ms: u64,
-    /// Accepted entries trimmed (after `redis.accepted_retention`) before the group read them:
-    /// comments the portal never published. Counted over the stream's life.
-    pub trimmed_unread: u64,
-}
-
-/// Counts over the last hour and day, and the queues now.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Name → count over the last 60 minutes.
-    pub last_hour: BTreeMap<String, u64>,
-    /// Name → count over the last 24 hours.
-    pub last_day: BTreeMap<String, u64>,
-    /// Comments waiting for a moderator.
-    pub flagged: u64,
-    /// Accepted comments the portal's consumer group has not read yet.
-    pub accepted_unread: u64,
-}
-
 impl RedisStore {
     /// The channel settings updates are announced on.
     pub fn settings_channel(&self) -> String {
         self.key("settings:changed")
     }
+}
 
+#[async_trait::async_trait]
+impl SettingsStore for RedisStore {
     /// The stored runtime settings (version 0 and none before the first update).
-    pub async fn load_settings(&self) -> Result<Stored, StoreError> {
+    async fn load_settings(&self) -> Result<Stored, StoreError> {
         let doc: Option<String> = redis::cmd("HGET")
             .arg(self.key("settings"))
             .arg("doc")
@@ -102,7 +49,7 @@ impl RedisStore {
 
     /// Replaces the settings at `expected` version with `next`, recording `audit`. Returns
     /// `Ok(None)` when written, `Ok(Some(current))` when the settings are at another version.
-    pub async fn update_settings(
+    async fn update_settings(
         &self,
         expected: u64,
         next: &Stored,
@@ -145,7 +92,7 @@ impl RedisStore {
     }
 
     /// The latest `count` audit records, newest first.
-    pub async fn settings_audit(&self, count: usize) -> Result<Vec<Audit>, StoreError> {
+    async fn settings_audit(&self, count: usize) -> Result<Vec<Audit>, StoreError> {
         let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
             .arg(self.key("settings:audit"))
             .arg("+")
@@ -172,8 +119,8 @@ impl RedisStore {
             .collect()
     }
 
-    /// A subscription to settings announcements.
-    pub async fn subscribe_settings(&self) -> Result<redis::aio::PubSub, StoreError> {
+    async fn announcements(&self) -> Result<Announcements, StoreError> {
+        use tokio_stream::StreamExt;
         let mut pubsub = self
             .connection
             .client()
@@ -184,12 +131,15 @@ impl RedisStore {
             .subscribe(self.settings_channel())
             .await
             .map_err(classify)?;
-        Ok(pubsub)
+        let versions = pubsub
+            .into_on_message()
+            .map(|message| message.get_payload::<u64>().unwrap_or(0));
+        Ok(Box::pin(versions))
     }
 
     /// Tallies of the last hour and day (submissions by outcome, shadow findings, moderators'
     /// decisions) and the queues now, in two round trips.
-    pub async fn stats(&self, now_ms: i64, consumer_group: &str) -> Result<Stats, StoreError> {
+    async fn stats(&self, now_ms: i64, consumer_group: &str) -> Result<Stats, StoreError> {
         let mut pipe = redis::pipe();
         for m in 0..60 {
             pipe.hgetall(self.tally_key(Tally::Minute, now_ms - m * 60_000));
@@ -224,7 +174,7 @@ impl RedisStore {
     }
 
     /// How deep the queues are now: see [`QueueDepths`].
-    pub async fn queue_depths(&self, consumer_group: &str) -> Result<QueueDepths, StoreError> {
+    async fn queue_depths(&self, consumer_group: &str) -> Result<QueueDepths, StoreError> {
         let flagged: u64 = redis::cmd("ZCARD")
             .arg(self.key("flagged"))
             .query_async(&mut self.connection())
@@ -233,7 +183,9 @@ impl RedisStore {
         let feed = self.feed_state(consumer_group).await?;
         Ok(QueueDepths { flagged, ..feed })
     }
+}
 
+impl RedisStore {
     /// The portal's consumer group on the accepted stream: what it has not read, what it read
     /// and has not acknowledged, and what was trimmed before it was read.
     async fn feed_state(&self, group: &str) -> Result<QueueDepths, StoreError> {
