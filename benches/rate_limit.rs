@@ -81,7 +81,8 @@ fn rate_limit(c: &mut Criterion) {
             std::time::Duration::from_secs(1),
         )
         .expect("a valid Redis URL");
-        let cluster = ClusterLimiter::new(connection, &prefix, &settings.buckets);
+        let counters = moderation::store::redis::RedisCounters::new(connection, &prefix);
+        let cluster = ClusterLimiter::new(std::sync::Arc::new(counters), &settings.buckets);
         TwoTier::new(&settings, cluster, governor::clock::DefaultClock::default())
     });
     let mut n = 0;

@@ -86,7 +86,8 @@ fn two_tier_limiter(config: &Config, store: &RedisStore) -> Result<TwoTier> {
         }
         None => store.connection(),
     };
-    let cluster = ClusterLimiter::new(connection, &config.redis.prefix, &settings.buckets);
+    let counters = crate::store::redis::RedisCounters::new(connection, &config.redis.prefix);
+    let cluster = ClusterLimiter::new(Arc::new(counters), &settings.buckets);
     Ok(TwoTier::new(
         settings,
         cluster,

@@ -61,7 +61,8 @@ fn limiter(
     settings: &RateLimitSettings,
     connection: moderation::store::redis::Connection,
 ) -> TwoTier {
-    let cluster = ClusterLimiter::new(connection, &prefix(), &settings.buckets);
+    let counters = moderation::store::redis::RedisCounters::new(connection, &prefix());
+    let cluster = ClusterLimiter::new(std::sync::Arc::new(counters), &settings.buckets);
     TwoTier::new(settings, cluster, governor::clock::DefaultClock::default())
 }
 
@@ -75,7 +76,11 @@ async fn a_burst_is_admitted_then_refused_then_admitted_again_at_the_configured_
         ip: quota(10, Duration::from_secs(1), 3),
         ..Buckets::default()
     };
-    let cluster = ClusterLimiter::new(connection(&common::redis_url()).await, &prefix(), &buckets);
+    let counters = moderation::store::redis::RedisCounters::new(
+        connection(&common::redis_url()).await,
+        &prefix(),
+    );
+    let cluster = ClusterLimiter::new(std::sync::Arc::new(counters), &buckets);
     let charges = moderation::rate_limit::Keys::new(&RateLimitSettings {
         buckets: buckets.clone(),
         ..RateLimitSettings::default()

@@ -1,79 +1,93 @@
 //! The cluster-wide limiter, the source of truth shared by every instance: GCRA ("generic cell
-//! rate algorithm") state per bucket key in Redis, all of a request's buckets tested and charged
-//! by one Lua script, in one round trip, all or nothing. Time is Redis's own clock, so instances
-//! with skewed clocks agree.
+//! rate algorithm") state per bucket key in the store, all of a request's buckets tested and
+//! charged at once, in one round trip, all or nothing. Time is the store's own clock, so
+//! instances with skewed clocks agree.
 //!
 //! GCRA keeps one number per key, the theoretical arrival time (TAT) of the next request at the
 //! quota's pace. A request at `now` is admitted when `max(TAT, now) + interval − burst ·
 //! interval <= now`; admitting moves TAT to `max(TAT, now) + interval`. Unlike fixed windows,
-//! it never lets twice the quota through at a window's edge.
+//! it never lets twice the quota through at a window's edge. [`gcra`] is the rule; a backend
+//! applies it atomically ([`CounterStore`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::redis::Connection;
+use async_trait::async_trait;
 
 use super::{Bucket, Buckets, Charges, Verdict};
-
-/// KEYS: one per bucket. ARGV: per bucket, its interval (µs), burst and shadow flag (1/0).
-/// Returns {admitted (1/0), refused bucket's position (1-based, 0 if none), wait (µs), then
-/// the positions of shadow buckets that would have refused}.
-const CHARGE: &str = r#"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local refused, worst = 0, 0
-local shadow = {}
-local next_tat = {}
-for i = 1, #KEYS do
-  local interval = tonumber(ARGV[i * 3 - 2])
-  local burst = tonumber(ARGV[i * 3 - 1])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  local wait = new_tat - interval * burst - now
-  if wait > 0 then
-    if ARGV[i * 3] == '1' then
-      shadow[#shadow + 1] = i
-    elseif wait > worst then
-      refused, worst = i, wait
-    end
-  else
-    next_tat[i] = new_tat
-  end
-end
-if refused == 0 then
-  for i = 1, #KEYS do
-    if next_tat[i] then
-      redis.call('SET', KEYS[i], next_tat[i], 'PX', math.ceil((next_tat[i] - now) / 1000) + 1000)
-    end
-  end
-end
-local answer = {refused == 0 and 1 or 0, refused, worst}
-for _, i in ipairs(shadow) do answer[#answer + 1] = i end
-return answer
-"#;
 
 /// Why the cluster tier gave no verdict.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ClusterError(String);
+pub struct ClusterError(pub String);
+
+/// One bucket key to test and charge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cell {
+    /// The bucket.
+    pub bucket: Bucket,
+    /// The key within it (an address, a keyed hash, an article).
+    pub key: String,
+    /// Time between two admissions in the long run.
+    pub interval: Duration,
+    /// Admissions at once after a quiet spell (at least 1).
+    pub burst: u32,
+    /// Counts what it would refuse without refusing.
+    pub shadow: bool,
+}
+
+/// What a store answered for a set of cells (positions index the cells given).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Charged {
+    /// Every non-shadow cell admitted and was charged.
+    Admitted {
+        /// Shadow cells that would have refused.
+        shadow_refusals: Vec<usize>,
+    },
+    /// A cell refused (the one with the longest wait); nothing was charged.
+    Refused {
+        /// Its position.
+        position: usize,
+        /// How long until it would admit.
+        wait: Duration,
+        /// Shadow cells that would have refused.
+        shadow_refusals: Vec<usize>,
+    },
+}
+
+/// The GCRA rule for one cell: given its theoretical arrival time (µs, `None` when the key is
+/// new) at `now` (µs), the wait before it admits (0: admits now) and its TAT after admitting.
+/// Backends apply this (the Redis backend's script is the same rule in Lua).
+pub fn gcra(tat: Option<u64>, now: u64, interval: u64, burst: u32) -> (u64, u64) {
+    let tat = tat.unwrap_or(now).max(now);
+    let next = tat.saturating_add(interval);
+    let allowance = interval.saturating_mul(u64::from(burst.max(1)));
+    let wait = next.saturating_sub(allowance).saturating_sub(now);
+    (wait, next)
+}
+
+/// Where the limiter's counters are kept: tests and charges cells all or nothing, at the
+/// store's clock.
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Applies [`gcra`] to every cell atomically: charges them all if every non-shadow cell
+    /// admits, none otherwise.
+    async fn charge(&self, cells: &[Cell]) -> Result<Charged, ClusterError>;
+}
 
 /// The cluster tier.
 #[derive(Clone)]
 pub struct ClusterLimiter {
-    connection: Connection,
-    prefix: String,
+    store: Arc<dyn CounterStore>,
     buckets: Buckets,
-    script: redis::Script,
 }
 
 impl ClusterLimiter {
-    /// A limiter over `connection`, keys under `prefix`.
-    pub fn new(connection: Connection, prefix: &str, buckets: &Buckets) -> Self {
+    /// A limiter over `store`.
+    pub fn new(store: Arc<dyn CounterStore>, buckets: &Buckets) -> Self {
         ClusterLimiter {
-            connection,
-            prefix: prefix.to_owned(),
+            store,
             buckets: buckets.clone(),
-            script: redis::Script::new(CHARGE),
         }
     }
 
@@ -85,57 +99,76 @@ impl ClusterLimiter {
         }
     }
 
-    /// The Redis key of a bucket key.
-    pub fn key(&self, bucket: Bucket, key: &str) -> String {
-        format!("{}rl:{}:{}", self.prefix, bucket.name(), key)
-    }
-
     /// Tests and charges every bucket of `charges`, all or nothing.
     pub async fn charge(&self, charges: &Charges) -> Result<Verdict, ClusterError> {
-        let mut invocation = self.script.prepare_invoke();
-        let mut order = Vec::with_capacity(charges.items.len());
-        for (bucket, key) in &charges.items {
-            let Some(quota) = self.buckets.get(*bucket) else {
-                continue;
-            };
-            order.push(*bucket);
-            invocation
-                .key(self.key(*bucket, key))
-                .arg(u64::try_from(quota.interval().as_micros()).unwrap_or(u64::MAX))
-                .arg(quota.burst.max(1))
-                .arg(if quota.shadow { "1" } else { "0" });
-        }
-        if order.is_empty() {
+        let cells: Vec<Cell> = charges
+            .items
+            .iter()
+            .filter_map(|(bucket, key)| {
+                let quota = self.buckets.get(*bucket)?;
+                Some(Cell {
+                    bucket: *bucket,
+                    key: key.clone(),
+                    interval: quota.interval(),
+                    burst: quota.burst.max(1),
+                    shadow: quota.shadow,
+                })
+            })
+            .collect();
+        if cells.is_empty() {
             return Ok(Verdict::Admitted {
                 shadow_refusals: Vec::new(),
             });
         }
-        let answer: Vec<i64> = invocation
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(|e| ClusterError(e.to_string()))?;
-        let bucket_at = |position: i64| {
-            usize::try_from(position - 1)
-                .ok()
-                .and_then(|i| order.get(i).copied())
+        let bucket_at = |positions: Vec<usize>| -> Vec<Bucket> {
+            positions
+                .into_iter()
+                .filter_map(|p| cells.get(p).map(|c| c.bucket))
+                .collect()
         };
-        let shadow_refusals = answer
-            .iter()
-            .skip(3)
-            .filter_map(|&p| bucket_at(p))
-            .collect();
-        match answer.as_slice() {
-            [1, ..] => Ok(Verdict::Admitted { shadow_refusals }),
-            [0, position, wait, ..] => {
-                let bucket = bucket_at(*position)
-                    .ok_or_else(|| ClusterError(format!("the limiter named bucket {position}")))?;
+        match self.store.charge(&cells).await? {
+            Charged::Admitted { shadow_refusals } => Ok(Verdict::Admitted {
+                shadow_refusals: bucket_at(shadow_refusals),
+            }),
+            Charged::Refused {
+                position,
+                wait,
+                shadow_refusals,
+            } => {
+                let bucket = cells
+                    .get(position)
+                    .map(|c| c.bucket)
+                    .ok_or_else(|| ClusterError(format!("the store named cell {position}")))?;
                 Ok(Verdict::Refused {
                     bucket,
-                    retry_after: Duration::from_micros(u64::try_from(*wait).unwrap_or(0)),
-                    shadow_refusals,
+                    retry_after: wait,
+                    shadow_refusals: bucket_at(shadow_refusals),
                 })
             }
-            other => Err(ClusterError(format!("unexpected answer {other:?}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcra_admits_a_burst_then_one_per_interval() {
+        let (interval, burst) = (1_000, 3);
+        let mut tat = None;
+        let mut now = 10_000;
+        for _ in 0..3 {
+            let (wait, next) = gcra(tat, now, interval, burst);
+            assert_eq!(wait, 0);
+            tat = Some(next);
+        }
+        let (wait, _) = gcra(tat, now, interval, burst);
+        assert_eq!(wait, 1_000, "the fourth waits one interval");
+        now += 1_000;
+        assert_eq!(gcra(tat, now, interval, burst).0, 0);
+        // A long quiet spell does not save up more than the burst.
+        let (wait, _) = gcra(Some(0), 1_000_000, interval, burst);
+        assert_eq!(wait, 0);
     }
 }

@@ -28,10 +28,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 mod connection;
+mod limits;
 mod review;
 mod settings;
 
 pub use connection::{Connection, Health};
+pub use limits::RedisCounters;
 
 use super::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
 use crate::comment::{CommentId, IdempotencyKey};

@@ -1,0 +1,108 @@
+//! The rate limiter's counters in Redis ([`CounterStore`]): one GCRA state per bucket key
+//! (`<prefix>rl:<bucket>:<key>`), every cell of a request tested and charged by one script at
+//! Redis' clock, all or nothing.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::Connection;
+use crate::rate_limit::cluster::{Cell, Charged, ClusterError, CounterStore};
+
+/// The rule of [`crate::rate_limit::cluster::gcra`], in Lua. KEYS: one per bucket. ARGV: per bucket, its interval (µs), burst and shadow flag (1/0).
+/// Returns {admitted (1/0), refused bucket's position (1-based, 0 if none), wait (µs), then
+/// the positions of shadow buckets that would have refused}.
+const CHARGE: &str = r#"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local refused, worst = 0, 0
+local shadow = {}
+local next_tat = {}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[i * 3 - 2])
+  local burst = tonumber(ARGV[i * 3 - 1])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local wait = new_tat - interval * burst - now
+  if wait > 0 then
+    if ARGV[i * 3] == '1' then
+      shadow[#shadow + 1] = i
+    elseif wait > worst then
+      refused, worst = i, wait
+    end
+  else
+    next_tat[i] = new_tat
+  end
+end
+if refused == 0 then
+  for i = 1, #KEYS do
+    if next_tat[i] then
+      redis.call('SET', KEYS[i], next_tat[i], 'PX', math.ceil((next_tat[i] - now) / 1000) + 1000)
+    end
+  end
+end
+local answer = {refused == 0 and 1 or 0, refused, worst}
+for _, i in ipairs(shadow) do answer[#answer + 1] = i end
+return answer
+"#;
+
+/// The counters of one Redis.
+#[derive(Clone)]
+pub struct RedisCounters {
+    connection: Connection,
+    prefix: String,
+    script: redis::Script,
+}
+
+impl RedisCounters {
+    /// Counters over `connection`, keys under `prefix`.
+    pub fn new(connection: Connection, prefix: &str) -> Self {
+        RedisCounters {
+            connection,
+            prefix: prefix.to_owned(),
+            script: redis::Script::new(CHARGE),
+        }
+    }
+
+    /// The Redis key of a cell.
+    pub fn key(&self, cell: &Cell) -> String {
+        format!("{}rl:{}:{}", self.prefix, cell.bucket.name(), cell.key)
+    }
+}
+
+#[async_trait]
+impl CounterStore for RedisCounters {
+    async fn charge(&self, cells: &[Cell]) -> Result<Charged, ClusterError> {
+        let mut invocation = self.script.prepare_invoke();
+        for cell in cells {
+            invocation
+                .key(self.key(cell))
+                .arg(u64::try_from(cell.interval.as_micros()).unwrap_or(u64::MAX))
+                .arg(cell.burst.max(1))
+                .arg(if cell.shadow { "1" } else { "0" });
+        }
+        let answer: Vec<i64> = invocation
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(|e| ClusterError(e.to_string()))?;
+        // Positions come back 1-based.
+        let positions = |from: &[i64]| -> Vec<usize> {
+            from.iter()
+                .filter_map(|&p| usize::try_from(p - 1).ok())
+                .collect()
+        };
+        match answer.as_slice() {
+            [1, _, _, shadow @ ..] => Ok(Charged::Admitted {
+                shadow_refusals: positions(shadow),
+            }),
+            [0, position, wait, shadow @ ..] => Ok(Charged::Refused {
+                position: usize::try_from(position - 1)
+                    .map_err(|_| ClusterError(format!("the limiter named bucket {position}")))?,
+                wait: Duration::from_micros(u64::try_from(*wait).unwrap_or(0)),
+                shadow_refusals: positions(shadow),
+            }),
+            other => Err(ClusterError(format!("unexpected answer {other:?}"))),
+        }
+    }
+}
