@@ -29,9 +29,12 @@ fn captcha(c: &mut Criterion) {
         Duration::from_secs(1),
     )
     .expect("a valid Redis URL");
+    let challenges: std::sync::Arc<dyn moderation::captcha::store::ChallengeStore> =
+        std::sync::Arc::new(moderation::store::redis::RedisChallenges::new(
+            connection, &prefix,
+        ));
     let images = ImageCaptcha::new(
-        connection.clone(),
-        &prefix,
+        challenges.clone(),
         &secret,
         Duration::from_secs(60),
         6,
@@ -71,8 +74,7 @@ fn captcha(c: &mut Criterion) {
     );
 
     let work = ProofOfWork::new(
-        connection,
-        &prefix,
+        challenges,
         &secret,
         Duration::from_secs(60),
         [20_000, 500_000],

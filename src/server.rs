@@ -191,11 +191,9 @@ impl App {
         let mut metrics = Metrics::new();
         metrics.watch_rate_limiter(limiter.clone());
         let metrics = Arc::new(metrics);
-        let captchas = Arc::new(Captchas::new(
-            config.captcha.clone(),
-            store.connection(),
-            &config.redis.prefix,
-        ));
+        let challenges =
+            crate::store::redis::RedisChallenges::new(store.connection(), &config.redis.prefix);
+        let captchas = Arc::new(Captchas::new(config.captcha.clone(), Arc::new(challenges)));
         let classifier = Arc::new(ModelClassifier::new(model));
         let live = Arc::new(Live::new(
             base,

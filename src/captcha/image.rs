@@ -6,9 +6,11 @@
 
 use std::time::Duration;
 
-use crate::store::redis::Connection;
 use captcha::filters::{Dots, Noise, Wave};
 
+use std::sync::Arc;
+
+use super::store::{ChallengeStore, ImageClaim, ImageClaimed};
 use super::{CaptchaError, hex, keyed_hash, now_ms, same};
 use crate::secret::Secret;
 
@@ -55,48 +57,14 @@ pub fn render(chars: u8) -> Option<(String, Vec<u8>)> {
     image.as_tuple()
 }
 
-/// Checks and claims a challenge for a submission, in one round trip. KEYS: the challenge
-/// hash, the address's wrong-answer counter. ARGV: the claimant (idempotency key), the
-/// wrong-answer limit, the keyed hash of the answer given, the wrong-answer window (ms).
-/// Returns {'throttled', ms left} | {'missing'} | {'used'} | {'wrong'} | {'claimed'}.
-///
-/// A wrong answer spends the challenge for everyone, the submission that gave it included (a
-/// retry with the same idempotency key cannot try again), and counts against the address. The
-/// answers compared are keyed hashes the client never sees, so comparing them in the script
-/// leaks nothing through its timing.
-const CLAIM: &str = r#"
-local wrong = tonumber(redis.call('GET', KEYS[2]) or '0')
-if wrong >= tonumber(ARGV[2]) then
-  return {'throttled', tostring(redis.call('PTTL', KEYS[2]))}
-end
-local fields = redis.call('HMGET', KEYS[1], 'answer', 'used_by')
-if not fields[1] then
-  return {'missing'}
-end
-local used_by = fields[2] or ''
-if used_by == '!wrong' or (used_by ~= '' and used_by ~= ARGV[1]) then
-  return {'used'}
-end
-if fields[1] ~= ARGV[3] then
-  redis.call('HSET', KEYS[1], 'used_by', '!wrong')
-  redis.call('INCR', KEYS[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-  return {'wrong'}
-end
-redis.call('HSET', KEYS[1], 'used_by', ARGV[1])
-return {'claimed'}
-"#;
-
 /// Issues and checks image challenges.
 pub struct ImageCaptcha {
-    connection: Connection,
-    prefix: String,
+    store: Arc<dyn ChallengeStore>,
     secret: Secret,
     ttl: Duration,
     chars: u8,
     wrong_limit: u32,
     wrong_window: Duration,
-    claim: redis::Script,
 }
 
 /// The parts of a challenge id: issued (Unix ms), nonce, signature.
@@ -119,10 +87,9 @@ fn normalize(answer: &str) -> String {
 }
 
 impl ImageCaptcha {
-    /// Image challenges stored under `prefix`, signed and hashed with `secret`.
+    /// Image challenges kept in `store`, signed and hashed with `secret`.
     pub fn new(
-        connection: Connection,
-        prefix: &str,
+        store: Arc<dyn ChallengeStore>,
         secret: &Secret,
         ttl: Duration,
         chars: u8,
@@ -130,23 +97,13 @@ impl ImageCaptcha {
         wrong_window: Duration,
     ) -> Self {
         ImageCaptcha {
-            connection,
-            prefix: prefix.to_owned(),
+            store,
             secret: secret.clone(),
             ttl,
             chars,
             wrong_limit,
             wrong_window,
-            claim: redis::Script::new(CLAIM),
         }
-    }
-
-    fn key(&self, nonce: &str) -> String {
-        format!("{}captcha:{nonce}", self.prefix)
-    }
-
-    fn wrong_key(&self, ip: &str) -> String {
-        format!("{}captcha:wrong:{ip}", self.prefix)
     }
 
     fn signature(&self, issued: i64, nonce: &str) -> String {
@@ -185,19 +142,9 @@ impl ImageCaptcha {
         let nonce = hex(uuid::Uuid::new_v4().as_bytes());
         let id = format!("{issued:x}.{nonce}.{}", self.signature(issued, &nonce));
         let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
-        redis::pipe()
-            .atomic()
-            .hset_multiple(
-                self.key(&nonce),
-                &[
-                    ("answer", self.answer_hash(&id, text)),
-                    ("used_by", String::new()),
-                ],
-            )
-            .pexpire(self.key(&nonce), ttl_ms)
-            .query_async::<()>(&mut self.connection.clone())
-            .await
-            .map_err(|e| CaptchaError::Unavailable(e.to_string()))?;
+        self.store
+            .put_image(&nonce, &self.answer_hash(&id, text), self.ttl)
+            .await?;
         Ok(ImageChallenge {
             id,
             png,
@@ -222,23 +169,22 @@ impl ImageCaptcha {
         if !same(signature, &self.signature(issued, nonce)) {
             return Err(CaptchaError::Unknown);
         }
-        let window = i64::try_from(self.wrong_window.as_millis()).unwrap_or(i64::MAX);
-        let reply: Vec<String> = self
-            .claim
-            .key(self.key(nonce))
-            .key(self.wrong_key(ip_group))
-            .arg(claimant)
-            .arg(self.wrong_limit)
-            .arg(self.answer_hash(id, answer))
-            .arg(window.max(1))
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(|e| CaptchaError::Unavailable(e.to_string()))?;
-        match reply.first().map(String::as_str) {
-            Some("claimed") => Ok(()),
-            Some("wrong") => Err(CaptchaError::Wrong),
-            Some("used") => Err(CaptchaError::Used),
-            Some("missing") => {
+        let claimed = self
+            .store
+            .claim_image(&ImageClaim {
+                nonce,
+                ip_group,
+                claimant,
+                answer_hash: &self.answer_hash(id, answer),
+                wrong_limit: self.wrong_limit,
+                wrong_window: self.wrong_window,
+            })
+            .await?;
+        match claimed {
+            ImageClaimed::Claimed => Ok(()),
+            ImageClaimed::Wrong => Err(CaptchaError::Wrong),
+            ImageClaimed::Used => Err(CaptchaError::Used),
+            ImageClaimed::Missing => {
                 let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
                 if now_ms() >= issued.saturating_add(ttl_ms) {
                     Err(CaptchaError::Expired)
@@ -246,16 +192,7 @@ impl ImageCaptcha {
                     Err(CaptchaError::Unknown)
                 }
             }
-            Some("throttled") => {
-                let left = reply
-                    .get(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-                Err(CaptchaError::Throttled(Duration::from_millis(left)))
-            }
-            other => Err(CaptchaError::Unavailable(format!(
-                "unexpected answer from Redis: {other:?}"
-            ))),
+            ImageClaimed::Throttled(left) => Err(CaptchaError::Throttled(left)),
         }
     }
 }

@@ -14,6 +14,7 @@
 pub mod image;
 pub mod pow;
 pub mod provider;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -320,17 +321,12 @@ pub struct Captchas {
 }
 
 impl Captchas {
-    /// CAPTCHAs for `settings` (assumed checked), storing challenges in Redis under `prefix`.
-    pub fn new(
-        settings: CaptchaSettings,
-        connection: crate::store::redis::Connection,
-        prefix: &str,
-    ) -> Self {
+    /// CAPTCHAs for `settings` (assumed checked), keeping challenges in `store`.
+    pub fn new(settings: CaptchaSettings, store: Arc<dyn store::ChallengeStore>) -> Self {
         let secret = settings.secret.clone().unwrap_or_default();
         Captchas {
             images: Some(image::ImageCaptcha::new(
-                connection.clone(),
-                prefix,
+                store.clone(),
                 &secret,
                 settings.ttl,
                 settings.image_chars,
@@ -338,8 +334,7 @@ impl Captchas {
                 settings.wrong_answer_window,
             )),
             pow: Some(pow::ProofOfWork::new(
-                connection,
-                prefix,
+                store,
                 &secret,
                 settings.ttl,
                 [

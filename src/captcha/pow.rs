@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use crate::store::redis::Connection;
+use std::sync::Arc;
+
+use super::store::ChallengeStore;
 use sha2::{Digest, Sha256};
 
 use super::{CaptchaError, hex, keyed_hash, now_ms, same};
@@ -38,8 +40,7 @@ pub struct PowChallenge {
 
 /// Issues and checks proof-of-work challenges.
 pub struct ProofOfWork {
-    connection: Connection,
-    prefix: String,
+    store: Arc<dyn ChallengeStore>,
     secret: Secret,
     ttl: Duration,
     max_numbers: [u64; 2],
@@ -104,18 +105,16 @@ impl Purpose {
 }
 
 impl ProofOfWork {
-    /// Challenges signed with `secret`, recorded as used under `prefix`; `max_numbers` are the
-    /// work factors of standalone challenges and of the image alternative.
+    /// Challenges signed with `secret`, claims recorded in `store`; `max_numbers` are the work
+    /// factors of standalone challenges and of the image alternative.
     pub fn new(
-        connection: Connection,
-        prefix: &str,
+        store: Arc<dyn ChallengeStore>,
         secret: &Secret,
         ttl: Duration,
         max_numbers: [u64; 2],
     ) -> Self {
         ProofOfWork {
-            connection,
-            prefix: prefix.to_owned(),
+            store,
             secret: secret.clone(),
             ttl,
             max_numbers,
@@ -195,16 +194,8 @@ impl ProofOfWork {
             return Err(CaptchaError::Wrong);
         }
         // Claimed by the first submission; a retry of that submission may present it again.
-        let previous: Option<String> = redis::cmd("SET")
-            .arg(format!("{}pow:{challenge}", self.prefix))
-            .arg(claimant)
-            .arg("NX")
-            .arg("GET")
-            .arg("PX")
-            .arg(left_ms)
-            .query_async(&mut self.connection.clone())
-            .await
-            .map_err(|e| CaptchaError::Unavailable(e.to_string()))?;
+        let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(1));
+        let previous = self.store.claim_pow(challenge, claimant, left).await?;
         match previous {
             Some(owner) if owner != claimant => Err(CaptchaError::Used),
             _ => Ok(()),

@@ -27,11 +27,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+mod captcha;
 mod connection;
 mod limits;
 mod review;
 mod settings;
 
+pub use captcha::RedisChallenges;
 pub use connection::{Connection, Health};
 pub use limits::RedisCounters;
 
