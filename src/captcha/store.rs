@@ -144,13 +144,14 @@ mod tests {
             ..free.clone()
         };
         let by_k1 = held("k1");
-        let table: Vec<(
-            Option<&StoredImage>,
+        type Row<'a> = (
+            Option<&'a StoredImage>,
             u32,
-            ImageClaim,
+            ImageClaim<'a>,
             ImageClaimed,
             Option<Holder>,
-        )> = vec![
+        );
+        let table: Vec<Row> = vec![
             (
                 Some(&free),
                 0,

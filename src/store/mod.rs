@@ -1,8 +1,12 @@
-//! The storage stage, behind one trait so the pipeline never knows which backend holds the
-//! comments; the review queue has its own port, [`crate::review::ReviewStore`]. [`redis::RedisStore`] is the production backend; its layout is documented in the
-//! README for portal developers.
+//! The submissions' storage port, [`Store`], so the pipeline never knows which backend holds
+//! the comments, and the backends. Every other consumer owns its port beside its code: the
+//! review queue ([`crate::review::ReviewStore`]), runtime settings
+//! ([`crate::settings::SettingsStore`]), CAPTCHAs ([`crate::captcha::store::ChallengeStore`])
+//! and the rate limiter ([`crate::rate_limit::cluster::CounterStore`]). [`redis::RedisStore`]
+//! is the backend for several instances; its layout is documented in the README.
 
 pub mod redis;
+pub mod sqlite;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,181 @@
+//! CAPTCHA challenges in SQLite ([`ChallengeStore`]): image challenges with their holder and
+//! expiry, each network's wrong answers, claimed proofs of work; each claim one transaction
+//! applying [`image_claim`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+
+use super::{SqliteStore, now_ms, unavailable};
+use crate::captcha::CaptchaError;
+use crate::captcha::store::{
+    ChallengeStore, Holder, ImageClaim, ImageClaimed, StoredImage, image_claim,
+};
+use crate::store::StoreError;
+
+/// How a holder is written: empty, a submission's key, or `!wrong` (never an idempotency key).
+fn holder_text(holder: &Holder) -> &str {
+    match holder {
+        Holder::Free => "",
+        Holder::Submission(s) => s,
+        Holder::Spent => "!wrong",
+    }
+}
+
+fn holder(text: String) -> Holder {
+    match text.as_str() {
+        "" => Holder::Free,
+        "!wrong" => Holder::Spent,
+        _ => Holder::Submission(text),
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+fn unavailable_captcha(e: StoreError) -> CaptchaError {
+    CaptchaError::Unavailable(e.to_string())
+}
+
+/// An owned copy of a claim, to move into the store's thread.
+struct Claim {
+    nonce: String,
+    ip_group: String,
+    claimant: String,
+    answer_hash: String,
+    wrong_limit: u32,
+    wrong_window: Duration,
+}
+
+fn claim_image(tx: &rusqlite::Transaction<'_>, c: &Claim) -> Result<ImageClaimed, StoreError> {
+    let now = now_ms();
+    let wrong: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT count, expires_ms FROM captcha_wrong WHERE network = ?1 AND expires_ms > ?2",
+            params![c.ip_group, now],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let stored: Option<StoredImage> = tx
+        .query_row(
+            "SELECT answer, holder FROM captcha_images WHERE nonce = ?1 AND expires_ms > ?2",
+            params![c.nonce, now],
+            |r| {
+                Ok(StoredImage {
+                    answer_hash: r.get(0)?,
+                    holder: holder(r.get(1)?),
+                })
+            },
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let claim = ImageClaim {
+        nonce: &c.nonce,
+        ip_group: &c.ip_group,
+        claimant: &c.claimant,
+        answer_hash: &c.answer_hash,
+        wrong_limit: c.wrong_limit,
+        wrong_window: c.wrong_window,
+    };
+    let so_far = wrong.map_or(0, |(n, _)| u32::try_from(n).unwrap_or(u32::MAX));
+    let (found, next) = image_claim(stored.as_ref(), so_far, &claim);
+    if let Some(next) = &next {
+        tx.execute(
+            "UPDATE captcha_images SET holder = ?2 WHERE nonce = ?1",
+            params![c.nonce, holder_text(next)],
+        )
+        .map_err(unavailable)?;
+    }
+    match found {
+        ImageClaimed::Throttled(_) => {
+            let left = wrong.map_or(0, |(_, expires)| (expires - now).max(0));
+            Ok(ImageClaimed::Throttled(Duration::from_millis(
+                u64::try_from(left).unwrap_or(0),
+            )))
+        }
+        ImageClaimed::Wrong => {
+            tx.execute(
+                "INSERT INTO captcha_wrong (network, count, expires_ms) VALUES (?1, 1, ?2)
+                 ON CONFLICT (network) DO UPDATE SET
+                   count = CASE WHEN expires_ms > ?3 THEN count + 1 ELSE 1 END,
+                   expires_ms = excluded.expires_ms",
+                params![c.ip_group, now + millis(c.wrong_window), now],
+            )
+            .map_err(unavailable)?;
+            Ok(found)
+        }
+        other => Ok(other),
+    }
+}
+
+#[async_trait]
+impl ChallengeStore for SqliteStore {
+    async fn put_image(
+        &self,
+        nonce: &str,
+        answer_hash: &str,
+        ttl: Duration,
+    ) -> Result<(), CaptchaError> {
+        let (nonce, answer) = (nonce.to_owned(), answer_hash.to_owned());
+        let expires = now_ms() + millis(ttl);
+        self.transaction(move |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO captcha_images (nonce, answer, holder, expires_ms)
+                 VALUES (?1, ?2, '', ?3)",
+                params![nonce, answer, expires],
+            )
+            .map_err(unavailable)
+        })
+        .await
+        .map(|_| ())
+        .map_err(unavailable_captcha)
+    }
+
+    async fn claim_image(&self, claim: &ImageClaim<'_>) -> Result<ImageClaimed, CaptchaError> {
+        let c = Claim {
+            nonce: claim.nonce.to_owned(),
+            ip_group: claim.ip_group.to_owned(),
+            claimant: claim.claimant.to_owned(),
+            answer_hash: claim.answer_hash.to_owned(),
+            wrong_limit: claim.wrong_limit,
+            wrong_window: claim.wrong_window,
+        };
+        self.transaction(move |tx| claim_image(tx, &c))
+            .await
+            .map_err(unavailable_captcha)
+    }
+
+    async fn claim_pow(
+        &self,
+        challenge: &str,
+        claimant: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, CaptchaError> {
+        let (challenge, claimant) = (challenge.to_owned(), claimant.to_owned());
+        self.transaction(move |tx| {
+            let now = now_ms();
+            let owner: Option<String> = tx
+                .query_row(
+                    "SELECT claimant FROM pow_claims WHERE challenge = ?1 AND expires_ms > ?2",
+                    params![challenge, now],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            if owner.is_none() {
+                tx.execute(
+                    "INSERT OR REPLACE INTO pow_claims (challenge, claimant, expires_ms)
+                     VALUES (?1, ?2, ?3)",
+                    params![challenge, claimant, now + millis(ttl)],
+                )
+                .map_err(unavailable)?;
+            }
+            Ok(owner)
+        })
+        .await
+        .map_err(unavailable_captcha)
+    }
+}

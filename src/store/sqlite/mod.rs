@@ -1,0 +1,242 @@
+//! The embedded backend: one SQLite file (rusqlite, SQLite compiled in), for a portal that runs
+//! one instance and wants nothing else installed. WAL mode, `synchronous = FULL` (an answer
+//! given after a commit survives power loss), a schema versioned by `user_version` and migrated
+//! at start, and a lock file so that a second process is refused: the file serves one
+//! instance; several need Redis.
+//!
+//! Every port is implemented in a file of its own beside this one; each operation is one
+//! transaction that applies the same pure rule the Redis scripts apply.
+
+mod captcha;
+mod limits;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+use crate::store::StoreError;
+
+/// The schema, one migration per version (`PRAGMA user_version` says how many ran).
+const MIGRATIONS: &[&str] = &[
+    // 1: rate-limit counters and CAPTCHA challenges.
+    r#"
+    CREATE TABLE counters (
+        key TEXT PRIMARY KEY,
+        tat_us INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE captcha_images (
+        nonce TEXT PRIMARY KEY,
+        answer TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE captcha_wrong (
+        network TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE pow_claims (
+        challenge TEXT PRIMARY KEY,
+        claimant TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) STRICT;
+    "#,
+];
+
+/// Why the store could not be opened: said in one line, with the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process has the file.
+    #[error(
+        "{0} is in use by another process: the embedded store serves one instance (run several on Redis)"
+    )]
+    Locked(PathBuf),
+    /// The file is not a store of ours, or is damaged.
+    #[error("{0} cannot be read as a moderation store: {1}")]
+    Damaged(PathBuf, String),
+    /// The file was written by a newer version of the service.
+    #[error(
+        "{path} has schema version {found}, newer than this build's {known}: refusing to open it (run the newer service, or restore a copy)"
+    )]
+    Newer {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// The file or its directory cannot be created or opened.
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}
+
+struct Inner {
+    connection: Mutex<Connection>,
+    path: PathBuf,
+    /// Held for as long as the store is open: another process's lock attempt fails.
+    _lock: File,
+}
+
+/// The embedded store (cheap to clone).
+#[derive(Clone)]
+pub struct SqliteStore(Arc<Inner>);
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.0.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unix milliseconds now (the embedded store's clock: one instance, one clock).
+pub(crate) fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory on first start) the store at `path`, migrating its
+    /// schema; refuses a file another process holds, a damaged one and a newer one.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| OpenError::Io(dir.to_owned(), e))?;
+        }
+        let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| OpenError::Io(lock_path.clone(), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked(path.to_owned()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(OpenError::Io(lock_path, e)),
+        }
+        let damaged = |e: rusqlite::Error| OpenError::Damaged(path.to_owned(), e.to_string());
+        let mut connection = Connection::open(path).map_err(damaged)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(damaged)?;
+        migrate(&mut connection, path)?;
+        Ok(SqliteStore(Arc::new(Inner {
+            connection: Mutex::new(connection),
+            path: path.to_owned(),
+            _lock: lock,
+        })))
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.0.path
+    }
+
+    /// Runs `work` in one transaction on the store's connection, off the async workers: it
+    /// commits when `work` succeeds and rolls back otherwise.
+    pub(crate) async fn transaction<T, E>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic in another transaction poisons the lock, not the data: SQLite rolled it
+            // back, so the connection is still good.
+            let mut connection = inner.connection.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = connection.transaction().map_err(unavailable)?;
+            let value = work(&tx)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(value)
+        })
+        .await
+        .map_err(|e| {
+            E::from(StoreError::Unavailable(format!(
+                "the store's task failed: {e}"
+            )))
+        })?
+    }
+}
+
+/// A SQLite error as the ports see it: a full disk, a locked or unreadable file are
+/// transient (the portal retries); broken data is not.
+pub(crate) fn unavailable(error: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match &error {
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(e.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) =>
+        {
+            StoreError::Corrupt(error.to_string())
+        }
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(error.to_string()),
+        _ => StoreError::Unavailable(error.to_string()),
+    }
+}
+
+fn migrate(connection: &mut Connection, path: &Path) -> Result<(), OpenError> {
+    let damaged = |e: rusqlite::Error| OpenError::Damaged(path.to_owned(), e.to_string());
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = connection
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(damaged)?;
+    if found > known {
+        return Err(OpenError::Newer {
+            path: path.to_owned(),
+            found,
+            known,
+        });
+    }
+    for (k, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = connection.transaction().map_err(damaged)?;
+        tx.execute_batch(migration).map_err(damaged)?;
+        tx.pragma_update(None, "user_version", k as i64 + 1)
+            .map_err(damaged)?;
+        tx.commit().map_err(damaged)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_opener_a_damaged_file_and_a_newer_schema_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/moderation.db");
+        let first = SqliteStore::open(&path).expect("created on first start");
+        let second = SqliteStore::open(&path).unwrap_err();
+        assert!(matches!(second, OpenError::Locked(_)), "{second}");
+        assert!(second.to_string().contains("moderation.db"), "{second}");
+        drop(first);
+        SqliteStore::open(&path).expect("free again once closed");
+
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, b"this is not a database, it is a note".repeat(200)).unwrap();
+        let damaged = SqliteStore::open(&junk).unwrap_err();
+        assert!(matches!(damaged, OpenError::Damaged(..)), "{damaged}");
+        assert!(damaged.to_string().contains("junk.db"), "{damaged}");
+
+        let newer = dir.path().join("newer.db");
+        let c = Connection::open(&newer).unwrap();
+        c.pragma_update(None, "user_version", 999).unwrap();
+        drop(c);
+        let refused = SqliteStore::open(&newer).unwrap_err();
+        assert!(
+            matches!(refused, OpenError::Newer { found: 999, .. }),
+            "{refused}"
+        );
+    }
+}
