@@ -127,6 +127,20 @@ impl Outcome {
     }
 }
 
+impl std::str::FromStr for Outcome {
+    type Err = String;
+
+    /// Reads [`Outcome::as_str`] back; anything else is an error, never a default.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "accepted" => Ok(Outcome::Accepted),
+            "pending_review" => Ok(Outcome::PendingReview),
+            "rejected" => Ok(Outcome::Rejected),
+            other => Err(format!("unknown state {other:?}")),
+        }
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -9,13 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moderation::captcha::store::{ChallengeStore, ImageClaim, ImageClaimed};
+use moderation::comment::{CommentId, Limits, NewComment, RawSubmission};
+use moderation::decide::{Outcome, Reason};
 use moderation::rate_limit::Bucket;
 use moderation::rate_limit::cluster::{Cell, Charged, CounterStore};
-use moderation::store::redis::{Connection, RedisChallenges, RedisCounters};
+use moderation::store::redis::{Connection, RedisChallenges, RedisCounters, RedisStore};
 use moderation::store::sqlite::SqliteStore;
+use moderation::store::{Receipt, Saved, Store, StoreError, Submission};
 
 /// The ports of one backend, and what to clean up after.
 struct Backend {
+    submissions: Arc<dyn Store>,
     counters: Arc<dyn CounterStore>,
     challenges: Arc<dyn ChallengeStore>,
     _cleanup: Cleanup,
@@ -43,7 +47,14 @@ impl Backend {
             Duration::from_secs(1),
         )
         .unwrap();
+        let settings = moderation::store::redis::RedisSettings {
+            url: moderation::store::redis::RedisUrl::new(common::redis_url()),
+            prefix: prefix.clone(),
+            ..Default::default()
+        };
+        let store = RedisStore::new(settings, Duration::from_secs(1)).unwrap();
         Backend {
+            submissions: Arc::new(store),
             counters: Arc::new(RedisCounters::new(connection.clone(), &prefix)),
             challenges: Arc::new(RedisChallenges::new(connection, &prefix)),
             _cleanup: Cleanup::Redis { prefix },
@@ -54,6 +65,7 @@ impl Backend {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("moderation.db")).unwrap();
         Backend {
+            submissions: Arc::new(store.clone()),
             counters: Arc::new(store.clone()),
             challenges: Arc::new(store),
             _cleanup: Cleanup::Sqlite(dir),
@@ -273,4 +285,107 @@ async fn a_proof_of_work_is_claimed_by_its_first_submission(b: Backend) {
         None,
         "a claim ends with its challenge"
     );
+}
+
+fn comment(key: &str, body: &str) -> NewComment {
+    let raw = RawSubmission {
+        idempotency_key: key.into(),
+        body: body.into(),
+        ..common::raw_submission()
+    };
+    NewComment::parse(&raw, &Limits::default()).unwrap()
+}
+
+fn receipt(outcome: Outcome) -> Receipt {
+    Receipt {
+        comment_id: CommentId::new(),
+        outcome,
+        spam: 0.5,
+        toxic: 0.25,
+        reasons: vec![Reason {
+            code: "SPAM_LIKELY".into(),
+            message: "spam score 0.50".into(),
+        }],
+        model_version: "test-model".into(),
+    }
+}
+
+async fn save(b: &Backend, c: &NewComment, r: &Receipt) -> Result<Saved, StoreError> {
+    b.submissions
+        .save(Submission {
+            comment: c,
+            receipt: r,
+            fingerprint: &c.fingerprint(),
+            created_at_ms: 1_764_252_147_958,
+            explanation: &[],
+            tallies: &["shadow_decision_rejected"],
+        })
+        .await
+}
+
+on_every_backend!(a_submission_is_stored_once_and_read_back_as_sent);
+async fn a_submission_is_stored_once_and_read_back_as_sent(b: Backend) {
+    for outcome in [Outcome::Accepted, Outcome::PendingReview, Outcome::Rejected] {
+        let key = format!("k-{}", outcome.as_str());
+        let c = comment(&key, "Bài viết rất hay, cảm ơn tác giả.");
+        let r = receipt(outcome);
+        assert_eq!(save(&b, &c, &r).await.unwrap(), Saved::Stored);
+        let stored = b.submissions.comment(r.comment_id).await.unwrap().unwrap();
+        assert_eq!(stored.state, outcome);
+        assert_eq!(stored.body, c.body.as_str());
+        assert_eq!(stored.author_email, c.author_email.as_str());
+        assert_eq!(
+            stored.article_title.as_deref(),
+            Some("Giá xăng tăng từ chiều nay")
+        );
+        assert_eq!(stored.reasons, r.reasons);
+        assert_eq!(stored.model_version, "test-model");
+        assert_eq!(stored.created_at_ms, 1_764_252_147_958);
+        assert!((stored.spam - 0.5).abs() < 1e-6);
+        let first = b
+            .submissions
+            .receipt(&c.idempotency_key, &c.fingerprint())
+            .await
+            .unwrap();
+        assert_eq!(first, Some(r.clone()));
+    }
+    assert!(
+        b.submissions
+            .comment(CommentId::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    b.submissions.check().await.unwrap();
+}
+
+on_every_backend!(a_retry_gets_the_first_answer_and_another_comment_is_refused);
+async fn a_retry_gets_the_first_answer_and_another_comment_is_refused(b: Backend) {
+    let c = comment("retry-1", "Ý kiến thứ nhất");
+    let first = receipt(Outcome::Accepted);
+    save(&b, &c, &first).await.unwrap();
+    // A racing retry that was scored again: the first answer, nothing new stored.
+    let again = receipt(Outcome::Rejected);
+    assert_eq!(
+        save(&b, &c, &again).await.unwrap(),
+        Saved::Replayed(first.clone())
+    );
+    assert!(
+        b.submissions
+            .comment(again.comment_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let other = comment("retry-1", "Một bình luận khác hẳn");
+    assert!(matches!(
+        save(&b, &other, &receipt(Outcome::Accepted)).await,
+        Err(StoreError::KeyReused)
+    ));
+    assert!(matches!(
+        b.submissions
+            .receipt(&other.idempotency_key, &other.fingerprint())
+            .await,
+        Err(StoreError::KeyReused)
+    ));
 }

@@ -15,6 +15,14 @@ use crate::comment::{CommentId, IdempotencyKey, NewComment};
 use crate::decide::{Outcome, Reason};
 use crate::review::Explained;
 
+/// The key an author's counts are kept under: a hash of the canonical e-mail address (never
+/// the address in clear), the same on every backend.
+pub fn author_hash(email: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(email.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The answer given for a submission. Stored with its idempotency key, so a retry gets the same
 /// answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

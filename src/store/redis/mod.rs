@@ -348,10 +348,7 @@ impl RedisStore {
 
     /// Counts of an author's comments, under a hash of the e-mail address.
     fn author_stats_key(&self, email: &str) -> String {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(email.as_bytes());
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        self.key(&format!("stats:author:{hex}"))
+        self.key(&format!("stats:author:{}", super::author_hash(email)))
     }
 
     fn ip_stats_key(&self, ip: &str) -> String {

@@ -9,6 +9,9 @@
 
 mod captcha;
 mod limits;
+mod submissions;
+
+pub use submissions::Retention;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -44,6 +47,86 @@ const MIGRATIONS: &[&str] = &[
         expires_ms INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 2: comments, their answers for retries, history, the queues and streams, counts.
+    r#"
+    CREATE TABLE comments (
+        id TEXT PRIMARY KEY,
+        article_id TEXT NOT NULL,
+        article_title TEXT,
+        parent_id TEXT,
+        author_name TEXT NOT NULL,
+        author_email TEXT NOT NULL,
+        body TEXT NOT NULL,
+        client_ip TEXT NOT NULL,
+        user_agent TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        spam REAL NOT NULL,
+        toxic REAL NOT NULL,
+        reasons TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        honeypot_filled INTEGER NOT NULL,
+        explanation TEXT NOT NULL,
+        claimed_by TEXT NOT NULL DEFAULT '',
+        claim_until INTEGER NOT NULL DEFAULT 0,
+        reports TEXT NOT NULL DEFAULT '[]',
+        report_count INTEGER NOT NULL DEFAULT 0,
+        reported INTEGER NOT NULL DEFAULT 0,
+        decided_by TEXT NOT NULL DEFAULT '',
+        expires_ms INTEGER
+    ) STRICT;
+    CREATE INDEX comments_expiry ON comments (expires_ms) WHERE expires_ms IS NOT NULL;
+    CREATE TABLE idempotency (
+        key TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        receipt TEXT NOT NULL,
+        comment_id TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE history (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        comment_id TEXT NOT NULL,
+        event TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX history_by_comment ON history (comment_id, seq);
+    CREATE TABLE flagged (
+        comment_id TEXT PRIMARY KEY,
+        arrived_ms INTEGER NOT NULL,
+        article_id TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX flagged_by_arrival ON flagged (arrived_ms, comment_id);
+    CREATE INDEX flagged_by_article ON flagged (article_id, arrived_ms, comment_id);
+    CREATE TABLE flagged_reasons (
+        comment_id TEXT NOT NULL,
+        code TEXT NOT NULL,
+        arrived_ms INTEGER NOT NULL,
+        PRIMARY KEY (comment_id, code)
+    ) STRICT;
+    CREATE INDEX flagged_by_reason ON flagged_reasons (code, arrived_ms, comment_id);
+    CREATE TABLE streams (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        stream TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        fields TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX streams_by_name ON streams (stream, seq);
+    CREATE TABLE source_counts (
+        key TEXT PRIMARY KEY,
+        accepted INTEGER NOT NULL DEFAULT 0,
+        rejected INTEGER NOT NULL DEFAULT 0,
+        expires_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE tallies (
+        span TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (span, slot, name)
+    ) STRICT;
+    "#,
 ];
 
 /// Why the store could not be opened: said in one line, with the file's name.
@@ -77,6 +160,7 @@ pub enum OpenError {
 struct Inner {
     connection: Mutex<Connection>,
     path: PathBuf,
+    retention: Retention,
     /// Held for as long as the store is open: another process's lock attempt fails.
     _lock: File,
 }
@@ -102,6 +186,11 @@ impl SqliteStore {
     /// Opens (creating it and its directory on first start) the store at `path`, migrating its
     /// schema; refuses a file another process holds, a damaged one and a newer one.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::open_with(path, Retention::default())
+    }
+
+    /// [`SqliteStore::open`], keeping records for `retention`.
+    pub fn open_with(path: &Path, retention: Retention) -> Result<Self, OpenError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| OpenError::Io(dir.to_owned(), e))?;
         }
@@ -130,6 +219,7 @@ impl SqliteStore {
         Ok(SqliteStore(Arc::new(Inner {
             connection: Mutex::new(connection),
             path: path.to_owned(),
+            retention,
             _lock: lock,
         })))
     }
@@ -137,6 +227,11 @@ impl SqliteStore {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.0.path
+    }
+
+    /// How long records are kept.
+    pub fn retention(&self) -> &Retention {
+        &self.0.retention
     }
 
     /// Runs `work` in one transaction on the store's connection, off the async workers: it
