@@ -26,7 +26,9 @@ use crate::store::redis::RedisSettings;
 pub struct Config {
     /// `[server]`: listening, deadlines, logs.
     pub server: ServerSettings,
-    /// `[redis]`: where comments are stored and queued.
+    /// `[store]`: which backend keeps comments, queues and settings.
+    pub store: StoreSettings,
+    /// `[redis]`: the Redis backend (several instances share one Redis).
     pub redis: RedisSettings,
     /// `[comments]`: field limits.
     pub comments: Limits,
@@ -50,6 +52,37 @@ pub struct Config {
     pub auth: AuthSettings,
     /// `[lists]`: block and allow lists (ops may change them at runtime).
     pub lists: ListSettings,
+}
+
+/// Which backend keeps everything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// One SQLite file (`store.path`): nothing else to install; one instance.
+    #[default]
+    Embedded,
+    /// Redis (`[redis]`): several instances share it.
+    Redis,
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// `embedded` or `redis`. Left out, giving a Redis URL (`--redis-url`,
+    /// `MODERATION_REDIS__URL` or `[redis] url`) chooses Redis.
+    pub backend: Backend,
+    /// The embedded store's file, created (with its directory) on first start.
+    pub path: PathBuf,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            backend: Backend::Embedded,
+            path: PathBuf::from("data/moderation.db"),
+        }
+    }
 }
 
 /// `[runtime]`.
@@ -221,22 +254,30 @@ impl Config {
     /// Loads the configuration: defaults, then `file` if given (it must exist), then
     /// `MODERATION_*` environment variables, then `overrides`.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // What the file, the environment and the flags say, apart from the defaults.
+        let mut given = Figment::new();
         if let Some(path) = file {
             if !path.exists() {
                 bail!("configuration file {} does not exist", path.display());
             }
-            figment = figment.merge(Toml::file(path));
+            given = given.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("MODERATION_").split("__"));
+        given = given.merge(Env::prefixed("MODERATION_").split("__"));
         if let Some(listen) = overrides.listen {
-            figment = figment.merge(("server.listen", listen));
+            given = given.merge(("server.listen", listen));
         }
         if let Some(url) = &overrides.redis_url {
-            figment = figment.merge(("redis.url", url));
+            given = given.merge(("redis.url", url));
         }
         if let Some(model) = &overrides.model {
-            figment = figment.merge(("classifier.model", model));
+            given = given.merge(("classifier.model", model));
+        }
+        // A Redis URL given anywhere chooses Redis, unless the backend is named.
+        let says = |key: &str| given.find_value(key).is_ok();
+        let redis_chosen = says("redis.url") && !says("store.backend");
+        let mut figment = Figment::from(Serialized::defaults(Config::default())).merge(given);
+        if redis_chosen {
+            figment = figment.merge(("store.backend", Backend::Redis));
         }
         let config: Config = figment
             .extract()
@@ -353,6 +394,27 @@ mod tests {
             assert_eq!(c.decision.accept_below, None);
             assert_eq!(c.redis.prefix, "{test}:");
             assert_eq!(c.redis.url.expose(), "redis://10.0.0.1:6379");
+            assert_eq!(
+                c.store.backend,
+                Backend::Redis,
+                "a Redis URL given chooses Redis"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_embedded_store_is_the_default_and_a_named_backend_wins() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(c.store.backend, Backend::Embedded);
+            assert_eq!(c.store.path, PathBuf::from("data/moderation.db"));
+            jail.set_env("MODERATION_REDIS__URL", "redis://127.0.0.1:6390");
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(c.store.backend, Backend::Redis);
+            jail.set_env("MODERATION_STORE__BACKEND", "embedded");
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(c.store.backend, Backend::Embedded);
             Ok(())
         });
     }

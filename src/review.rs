@@ -751,6 +751,165 @@ impl Queue {
     }
 }
 
+/// The rules of the queue's state changes, applied by every backend (the Redis scripts follow
+/// the same rules in Lua, where they must run atomically).
+pub mod rules {
+    use super::Outcome;
+
+    /// Why a comment cannot be claimed.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum NotClaimable {
+        /// No such comment.
+        Missing,
+        /// It is not waiting for review (its state).
+        NotInReview(Outcome),
+        /// Another moderator's claim is live (who).
+        Claimed(String),
+    }
+
+    /// Whether `moderator` may claim a comment in `state`, claimed by `claimed_by` until
+    /// `claim_until` (ms), at `now`. Claiming given ids renews one's own claim; claiming by count
+    /// takes only unclaimed comments.
+    pub fn claimable(
+        state: Option<Outcome>,
+        claimed_by: &str,
+        claim_until: i64,
+        moderator: &str,
+        now: i64,
+        explicit: bool,
+    ) -> Result<(), NotClaimable> {
+        match state {
+            None => Err(NotClaimable::Missing),
+            Some(s) if s != Outcome::PendingReview => Err(NotClaimable::NotInReview(s)),
+            _ if !claimed_by.is_empty()
+                && claim_until > now
+                && (claimed_by != moderator || !explicit) =>
+            {
+                Err(NotClaimable::Claimed(claimed_by.to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What a reader's report does to a comment.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ReportEffect {
+        /// It is back for review after an earlier report: this one joins it (same version).
+        Joins,
+        /// It is published: it comes back to the queue (a new version), still published.
+        Reopens,
+    }
+
+    /// What a report does to a comment in `state` (`reported`: it came back after a report);
+    /// `Err(state)` when it is not published.
+    pub fn report_effect(state: Outcome, reported: bool) -> Result<ReportEffect, Outcome> {
+        match (state, reported) {
+            (Outcome::PendingReview, true) => Ok(ReportEffect::Joins),
+            (Outcome::Accepted, _) => Ok(ReportEffect::Reopens),
+            (other, _) => Err(other),
+        }
+    }
+
+    /// Keeps only the latest `kept` reports (at least one).
+    pub fn keep_latest(reports: &mut Vec<String>, kept: usize) {
+        let kept = kept.max(1);
+        if reports.len() > kept {
+            reports.drain(..reports.len() - kept);
+        }
+    }
+
+    /// How a moderator's decision changes the counts of the comment's author and address: a
+    /// held comment counts once as what it became; a reported one was counted as accepted
+    /// when it was published, so rejecting it moves it, and approving it changes nothing.
+    pub fn count_changes(reported: bool, decided: Outcome) -> Vec<(Outcome, i64)> {
+        match (reported, decided) {
+            (false, state) => vec![(state, 1)],
+            (true, Outcome::Rejected) => vec![(Outcome::Accepted, -1), (Outcome::Rejected, 1)],
+            (true, _) => Vec::new(),
+        }
+    }
+
+    /// A guess of a text's language for its training record: Vietnamese when it has letters
+    /// only Vietnamese uses, else English.
+    pub fn language(text: &str) -> &'static str {
+        let vietnamese = text.chars().any(|c| {
+            matches!(c, 'đ' | 'Đ' | 'ơ' | 'Ơ' | 'ư' | 'Ư' | 'ă' | 'Ă')
+                || ('\u{1EA0}'..='\u{1EF9}').contains(&c)
+        });
+        if vietnamese { "vi" } else { "en" }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn who_may_claim() {
+            let pending = Some(Outcome::PendingReview);
+            assert_eq!(claimable(pending, "", 0, "lan", 10, false), Ok(()));
+            assert_eq!(
+                claimable(None, "", 0, "lan", 10, true),
+                Err(NotClaimable::Missing)
+            );
+            assert_eq!(
+                claimable(Some(Outcome::Accepted), "", 0, "lan", 10, true),
+                Err(NotClaimable::NotInReview(Outcome::Accepted))
+            );
+            let minh = Err(NotClaimable::Claimed("minh".into()));
+            assert_eq!(claimable(pending, "minh", 20, "lan", 10, true), minh);
+            assert_eq!(
+                claimable(pending, "minh", 5, "lan", 10, true),
+                Ok(()),
+                "expired"
+            );
+            assert_eq!(
+                claimable(pending, "lan", 20, "lan", 10, true),
+                Ok(()),
+                "renewal"
+            );
+            assert_eq!(
+                claimable(pending, "lan", 20, "lan", 10, false),
+                Err(NotClaimable::Claimed("lan".into())),
+                "by count only unclaimed ones"
+            );
+        }
+
+        #[test]
+        fn reports_and_counts() {
+            assert_eq!(
+                report_effect(Outcome::Accepted, false),
+                Ok(ReportEffect::Reopens)
+            );
+            assert_eq!(
+                report_effect(Outcome::PendingReview, true),
+                Ok(ReportEffect::Joins)
+            );
+            assert_eq!(
+                report_effect(Outcome::PendingReview, false),
+                Err(Outcome::PendingReview)
+            );
+            assert_eq!(
+                report_effect(Outcome::Rejected, false),
+                Err(Outcome::Rejected)
+            );
+            let mut r: Vec<String> = (0..5).map(|k| k.to_string()).collect();
+            keep_latest(&mut r, 3);
+            assert_eq!(r, ["2", "3", "4"]);
+            assert_eq!(
+                count_changes(false, Outcome::Rejected),
+                [(Outcome::Rejected, 1)]
+            );
+            assert_eq!(
+                count_changes(true, Outcome::Rejected),
+                [(Outcome::Accepted, -1), (Outcome::Rejected, 1)]
+            );
+            assert!(count_changes(true, Outcome::Accepted).is_empty());
+            assert_eq!(language("Bài viết hay"), "vi");
+            assert_eq!(language("Nice article"), "en");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,8 +23,10 @@ use tonic_health::server::HealthReporter;
 
 use crate::auth::Keys;
 use crate::captcha::Captchas;
+use crate::captcha::store::ChallengeStore;
 use crate::classifier::Model;
 use crate::classify::ModelClassifier;
+use crate::config::Backend;
 use crate::config::Config;
 use crate::decide::Thresholds;
 use crate::grpc::edge::{EdgeLayer, Gate};
@@ -37,12 +39,15 @@ use crate::proto::v1::comment_service_server::CommentServiceServer;
 use crate::proto::v1::moderation_service_server::ModerationServiceServer;
 use crate::rate_limit::TwoTier;
 use crate::rate_limit::cluster::ClusterLimiter;
+use crate::rate_limit::cluster::CounterStore;
 use crate::review::Queue;
+use crate::review::ReviewStore;
 use crate::settings::admin::Admin;
 use crate::settings::live::{Base, Live, Targets};
 use crate::settings::{Context as SettingsContext, SettingsStore, Source, Tunables};
 use crate::store::Store;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{RedisChallenges, RedisCounters, RedisStore};
+use crate::store::sqlite::{Retention, SqliteStore};
 
 /// The gRPC service names whose health is reported (besides the overall "").
 const SERVICE_NAMES: &[&str] = &[
@@ -59,7 +64,7 @@ pub struct App {
     config: Config,
     pipeline: Arc<Pipeline>,
     captchas: Arc<Captchas>,
-    store: Arc<RedisStore>,
+    storage: Storage,
     queue: Arc<Queue>,
     admin: Arc<Admin>,
     live: Arc<Live>,
@@ -70,24 +75,100 @@ pub struct App {
     metrics_listener: Option<TcpListener>,
 }
 
-/// The rate limiter of `config`, on the store's Redis unless `rate_limit.redis_url` names
-/// another.
-fn two_tier_limiter(config: &Config, store: &RedisStore) -> Result<TwoTier> {
+/// The backend the service runs on, opened from the configuration.
+#[derive(Clone)]
+pub enum Storage {
+    /// Redis, shared by several instances.
+    Redis(Arc<RedisStore>),
+    /// One SQLite file, for one instance.
+    Embedded(SqliteStore),
+}
+
+impl Storage {
+    /// Opens the backend `config` chooses (`store.backend`).
+    pub fn open(config: &Config) -> Result<Self> {
+        Ok(match config.store.backend {
+            Backend::Redis => Storage::Redis(Arc::new(
+                RedisStore::new(config.redis.clone(), config.server.request_timeout)
+                    .context("setting up Redis (redis.url)")?,
+            )),
+            Backend::Embedded => {
+                let r = &config.redis;
+                let retention = Retention {
+                    idempotency: r.idempotency_ttl,
+                    accepted: r.accepted_retention,
+                    rejected: r.rejected_retention,
+                    comments: r.comment_retention,
+                    feedback: r.feedback_retention,
+                };
+                Storage::Embedded(
+                    SqliteStore::open_with(&config.store.path, retention)
+                        .context("opening the embedded store (store.path)")?,
+                )
+            }
+        })
+    }
+
+    /// Its submissions port.
+    pub fn submissions(&self) -> Arc<dyn Store> {
+        match self {
+            Storage::Redis(r) => r.clone(),
+            Storage::Embedded(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// Its review queue port.
+    pub fn review(&self) -> Arc<dyn ReviewStore> {
+        match self {
+            Storage::Redis(r) => r.clone(),
+            Storage::Embedded(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// Its runtime settings port.
+    pub fn settings(&self) -> Arc<dyn SettingsStore> {
+        match self {
+            Storage::Redis(r) => r.clone(),
+            Storage::Embedded(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// Its CAPTCHA challenges port (`prefix`: Redis' key prefix).
+    pub fn challenges(&self, prefix: &str) -> Arc<dyn ChallengeStore> {
+        match self {
+            Storage::Redis(r) => Arc::new(RedisChallenges::new(r.connection(), prefix)),
+            Storage::Embedded(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// What the start-up line says of it.
+    pub fn describe(&self) -> String {
+        match self {
+            Storage::Redis(r) => format!("redis {}", r.settings().url),
+            Storage::Embedded(s) => format!("embedded {}", s.path().display()),
+        }
+    }
+}
+
+/// The rate limiter of `config`: its counters on the backend, or in the Redis
+/// `rate_limit.redis_url` names.
+fn two_tier_limiter(config: &Config, storage: &Storage) -> Result<TwoTier> {
     let settings = &config.rate_limit;
-    let connection = match &settings.redis_url {
-        Some(url) => {
+    let prefix = &config.redis.prefix;
+    let counters: Arc<dyn CounterStore> = match (&settings.redis_url, storage) {
+        (Some(url), _) => {
             let limiter_redis = crate::store::redis::RedisSettings {
                 url: url.clone(),
                 ..config.redis.clone()
             };
-            RedisStore::new(limiter_redis, settings.cluster_timeout)
-                .context("setting up the rate limiter's Redis (rate_limit.redis_url)")?
-                .connection()
+            let own = RedisStore::new(limiter_redis, settings.cluster_timeout)
+                .context("setting up the rate limiter's Redis (rate_limit.redis_url)")?;
+            Arc::new(RedisCounters::new(own.connection(), prefix))
         }
-        None => store.connection(),
+        (None, Storage::Redis(r)) => Arc::new(RedisCounters::new(r.connection(), prefix)),
+        (None, Storage::Embedded(s)) => Arc::new(s.clone()),
     };
-    let counters = crate::store::redis::RedisCounters::new(connection, &config.redis.prefix);
-    let cluster = ClusterLimiter::new(Arc::new(counters), &settings.buckets);
+    let cluster = ClusterLimiter::new(counters, &settings.buckets);
     Ok(TwoTier::new(
         settings,
         cluster,
@@ -183,17 +264,13 @@ impl App {
         if let Some((name, problem)) = base.tunables.thresholds.problems().into_iter().next() {
             anyhow::bail!("decision.{name} {problem}");
         }
-        let store = Arc::new(
-            RedisStore::new(config.redis.clone(), config.server.request_timeout)
-                .context("setting up Redis (redis.url)")?,
-        );
-        let limiter = Arc::new(two_tier_limiter(&config, &store)?);
+        let storage = Storage::open(&config)?;
+        let limiter = Arc::new(two_tier_limiter(&config, &storage)?);
         let mut metrics = Metrics::new();
         metrics.watch_rate_limiter(limiter.clone());
         let metrics = Arc::new(metrics);
-        let challenges =
-            crate::store::redis::RedisChallenges::new(store.connection(), &config.redis.prefix);
-        let captchas = Arc::new(Captchas::new(config.captcha.clone(), Arc::new(challenges)));
+        let challenges = storage.challenges(&config.redis.prefix);
+        let captchas = Arc::new(Captchas::new(config.captcha.clone(), challenges));
         let classifier = Arc::new(ModelClassifier::new(model));
         let live = Arc::new(Live::new(
             base,
@@ -212,13 +289,13 @@ impl App {
             rate_limiter: limiter.clone(),
             captcha: captchas.clone(),
             classifier,
-            store: store.clone(),
+            store: storage.submissions(),
             metrics: metrics.clone(),
         });
-        let queue = Arc::new(Queue::new(store.clone(), config.review, metrics.clone()));
+        let queue = Arc::new(Queue::new(storage.review(), config.review, metrics.clone()));
         let admin = Arc::new(Admin::new(
             live.clone(),
-            store.clone(),
+            storage.settings(),
             &config.redis.consumer_group,
         ));
         let gate = Arc::new(Gate {
@@ -233,7 +310,7 @@ impl App {
             config,
             pipeline,
             captchas,
-            store,
+            storage,
             queue,
             admin,
             live,
@@ -294,11 +371,12 @@ impl App {
             AdminServiceServer::new(AdminApi::new(self.admin.clone(), server.request_timeout))
                 .max_decoding_message_size(server.max_message_bytes);
 
-        // The runtime settings stored in Redis, before the first request if Redis answers in
-        // time; the file's otherwise, until the watch reads them.
+        // The runtime settings stored, before the first request if the store answers in time;
+        // the file's otherwise, until the watch reads them.
+        let settings_store = self.storage.settings();
         match tokio::time::timeout(
             Duration::from_secs(1),
-            self.live.refresh(self.store.as_ref()),
+            self.live.refresh(settings_store.as_ref()),
         )
         .await
         {
@@ -307,21 +385,31 @@ impl App {
                 tracing::warn!(error = %e, "runtime settings not read yet; the file's apply until they are")
             }
             Err(_) => tracing::warn!(
-                "runtime settings not read yet (Redis is slow); the file's apply until they are"
+                "runtime settings not read yet (the store is slow); the file's apply until they are"
             ),
         }
-        let mut tasks = vec![
-            tokio::spawn(watch_redis(
-                self.store.clone(),
+        let probe_timeout = self.config.server.request_timeout + Duration::from_millis(100);
+        let watch_store = match &self.storage {
+            Storage::Redis(store) => tokio::spawn(watch_redis(
+                store.clone(),
                 health.clone(),
                 self.metrics.clone(),
                 self.config.redis.consumer_group.clone(),
-                self.config.server.request_timeout + Duration::from_millis(100),
+                probe_timeout,
             )),
+            Storage::Embedded(store) => tokio::spawn(watch_embedded(
+                store.clone(),
+                health.clone(),
+                self.metrics.clone(),
+                probe_timeout,
+            )),
+        };
+        let mut tasks = vec![
+            watch_store,
             tokio::spawn(watch_rate_limiter(self.limiter.clone(), health.clone())),
             tokio::spawn(crate::settings::live::watch(
                 self.live.clone(),
-                self.store.clone(),
+                settings_store,
                 self.config.runtime.refresh,
             )),
         ];
@@ -395,7 +483,7 @@ impl App {
             tls = self.tls.is_some(),
             metrics = ?metrics_address.flatten().map(|a: SocketAddr| a.to_string()),
             model = %self.live.snapshot().effective.tunables.model,
-            redis = %self.config.redis.url,
+            store = %self.storage.describe(),
             "serving"
         );
 
@@ -535,6 +623,46 @@ async fn watch_redis(
             metrics.queue_depths(&depths);
         }
         ticks = ticks.wrapping_add(1);
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}
+
+/// Checks the embedded store every [`HEALTH_INTERVAL`]: SERVING while it answers, NOT_SERVING
+/// after three failures in a row (a full disk, an unreadable file). One log line per change.
+async fn watch_embedded(
+    store: SqliteStore,
+    health: HealthReporter,
+    metrics: Arc<Metrics>,
+    probe_timeout: Duration,
+) {
+    let mut serving = false;
+    let mut failures = 0u32;
+    loop {
+        let ok = tokio::time::timeout(probe_timeout, store.check())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        failures = if ok { 0 } else { failures + 1 };
+        let up = ok || (serving && failures < 3);
+        if up != serving {
+            serving = up;
+            if up {
+                tracing::info!(path = %store.path().display(), "the embedded store answers: SERVING");
+            } else {
+                tracing::warn!(path = %store.path().display(), "the embedded store fails: NOT_SERVING until it recovers");
+            }
+            let status = if up {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_health(&health, status).await;
+        }
+        if serving
+            && let Ok(Ok(depths)) =
+                tokio::time::timeout(probe_timeout, SettingsStore::queue_depths(&store, "")).await
+        {
+            metrics.queue_depths(&depths);
+        }
         tokio::time::sleep(HEALTH_INTERVAL).await;
     }
 }

@@ -13,6 +13,10 @@ use moderation::comment::{CommentId, Limits, NewComment, RawSubmission};
 use moderation::decide::{Outcome, Reason};
 use moderation::rate_limit::Bucket;
 use moderation::rate_limit::cluster::{Cell, Charged, CounterStore};
+use moderation::review::{
+    Moderator, Query, Report, ReportLimits, ReviewError, ReviewStore, Verdict,
+};
+use moderation::settings::{Audit, AuditChange, SettingsStore};
 use moderation::store::redis::{Connection, RedisChallenges, RedisCounters, RedisStore};
 use moderation::store::sqlite::SqliteStore;
 use moderation::store::{Receipt, Saved, Store, StoreError, Submission};
@@ -20,6 +24,8 @@ use moderation::store::{Receipt, Saved, Store, StoreError, Submission};
 /// The ports of one backend, and what to clean up after.
 struct Backend {
     submissions: Arc<dyn Store>,
+    review: Arc<dyn ReviewStore>,
+    settings: Arc<dyn SettingsStore>,
     counters: Arc<dyn CounterStore>,
     challenges: Arc<dyn ChallengeStore>,
     _cleanup: Cleanup,
@@ -52,9 +58,11 @@ impl Backend {
             prefix: prefix.clone(),
             ..Default::default()
         };
-        let store = RedisStore::new(settings, Duration::from_secs(1)).unwrap();
+        let store = Arc::new(RedisStore::new(settings, Duration::from_secs(1)).unwrap());
         Backend {
-            submissions: Arc::new(store),
+            submissions: store.clone(),
+            review: store.clone(),
+            settings: store,
             counters: Arc::new(RedisCounters::new(connection.clone(), &prefix)),
             challenges: Arc::new(RedisChallenges::new(connection, &prefix)),
             _cleanup: Cleanup::Redis { prefix },
@@ -66,6 +74,8 @@ impl Backend {
         let store = SqliteStore::open(&dir.path().join("moderation.db")).unwrap();
         Backend {
             submissions: Arc::new(store.clone()),
+            review: Arc::new(store.clone()),
+            settings: Arc::new(store.clone()),
             counters: Arc::new(store.clone()),
             challenges: Arc::new(store),
             _cleanup: Cleanup::Sqlite(dir),
@@ -311,12 +321,21 @@ fn receipt(outcome: Outcome) -> Receipt {
 }
 
 async fn save(b: &Backend, c: &NewComment, r: &Receipt) -> Result<Saved, StoreError> {
+    save_at(b, c, r, 1_764_252_147_958).await
+}
+
+async fn save_at(
+    b: &Backend,
+    c: &NewComment,
+    r: &Receipt,
+    at_ms: i64,
+) -> Result<Saved, StoreError> {
     b.submissions
         .save(Submission {
             comment: c,
             receipt: r,
             fingerprint: &c.fingerprint(),
-            created_at_ms: 1_764_252_147_958,
+            created_at_ms: at_ms,
             explanation: &[],
             tallies: &["shadow_decision_rejected"],
         })
@@ -388,4 +407,362 @@ async fn a_retry_gets_the_first_answer_and_another_comment_is_refused(b: Backend
             .await,
         Err(StoreError::KeyReused)
     ));
+}
+
+/// Holds `n` comments, the k-th arriving at `T0 + k` ms, under article `a-<k % 2>`; returns
+/// their ids in arrival order.
+async fn hold(b: &Backend, n: usize) -> Vec<CommentId> {
+    let mut ids = Vec::new();
+    for k in 0..n {
+        let mut raw = RawSubmission {
+            idempotency_key: format!("held-{k}"),
+            body: format!("Ý kiến số {k}"),
+            article_id: format!("a-{}", k % 2),
+            ..common::raw_submission()
+        };
+        raw.author_email = format!("reader{k}@example.vn");
+        let c = NewComment::parse(&raw, &Limits::default()).unwrap();
+        let mut r = receipt(Outcome::PendingReview);
+        if k == 0 {
+            r.reasons.push(Reason {
+                code: "BOT_TOO_FAST".into(),
+                message: "the form was sent 0.4 s after it was shown".into(),
+            });
+        }
+        save_at(b, &c, &r, T0 + k as i64).await.unwrap();
+        ids.push(r.comment_id);
+    }
+    ids
+}
+
+const T0: i64 = 1_764_252_000_000;
+const NOW: i64 = T0 + 60_000;
+
+fn query(page_size: usize) -> Query {
+    Query::parse(None, None, None, None, page_size as u32, "").unwrap()
+}
+
+fn moderator(name: &str) -> Moderator {
+    Moderator::parse(name).unwrap()
+}
+
+on_every_backend!(held_comments_page_oldest_first_with_their_filters);
+async fn held_comments_page_oldest_first_with_their_filters(b: Backend) {
+    let ids = hold(&b, 5).await;
+    let mut seen = Vec::new();
+    let mut q = query(2);
+    loop {
+        let (items, next) = b.review.flagged(&q, NOW).await.unwrap();
+        seen.extend(items.iter().map(|i| i.comment.id));
+        match next {
+            Some(cursor) => q.after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let (items, _) = b.review.flagged(&query(50), NOW).await.unwrap();
+    let first = &items[0];
+    assert_eq!(first.version, 1);
+    assert_eq!(first.arrived_ms, T0);
+    assert_eq!(first.comment.state, Outcome::PendingReview);
+    assert!(first.claim.is_none());
+    assert_eq!(first.report_count, 0);
+    let by_article = Query::parse(Some("a-1"), None, None, None, 50, "").unwrap();
+    let (items, _) = b.review.flagged(&by_article, NOW).await.unwrap();
+    let got: Vec<CommentId> = items.iter().map(|i| i.comment.id).collect();
+    assert_eq!(got, [ids[1], ids[3]]);
+    let by_reason = Query::parse(None, Some("BOT_TOO_FAST"), None, None, 50, "").unwrap();
+    let (items, _) = b.review.flagged(&by_reason, NOW).await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].comment.id, ids[0]);
+    let both = Query::parse(Some("a-0"), Some("BOT_TOO_FAST"), None, None, 50, "").unwrap();
+    assert_eq!(b.review.flagged(&both, NOW).await.unwrap().0.len(), 1);
+    let young = Query::parse(None, None, None, Some(1), 50, "").unwrap();
+    assert!(
+        b.review.flagged(&young, NOW).await.unwrap().0.is_empty(),
+        "all older than 1 s"
+    );
+}
+
+on_every_backend!(claims_never_overlap_and_explicit_ones_are_all_or_none);
+async fn claims_never_overlap_and_explicit_ones_are_all_or_none(b: Backend) {
+    let ids = hold(&b, 4).await;
+    let until = NOW + 600_000;
+    let lan = b
+        .review
+        .claim(&moderator("lan"), 2, &[], until, NOW)
+        .await
+        .unwrap();
+    let minh = b
+        .review
+        .claim(&moderator("minh"), 2, &[], until, NOW)
+        .await
+        .unwrap();
+    let lan_ids: Vec<CommentId> = lan.iter().map(|i| i.comment.id).collect();
+    let minh_ids: Vec<CommentId> = minh.iter().map(|i| i.comment.id).collect();
+    assert_eq!(lan_ids, ids[..2]);
+    assert_eq!(minh_ids, ids[2..]);
+    assert_eq!(lan[0].claim.as_ref().unwrap().moderator, "lan");
+    let refused = b
+        .review
+        .claim(&moderator("minh"), 2, &[ids[3], ids[0]], until, NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, ReviewError::ClaimedByOther { moderator, .. } if moderator == "lan"),
+        "{refused:?}"
+    );
+    // Nothing was taken by the refused claim; a lapsed claim is free again.
+    let later = until + 1;
+    let again = b
+        .review
+        .claim(&moderator("minh"), 1, &[ids[0]], later + 600_000, later)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    let missing = b
+        .review
+        .claim(&moderator("lan"), 1, &[CommentId::new()], until, NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, ReviewError::NotFound(_)), "{missing:?}");
+}
+
+on_every_backend!(decisions_are_versioned_respect_claims_and_are_recorded);
+async fn decisions_are_versioned_respect_claims_and_are_recorded(b: Backend) {
+    let ids = hold(&b, 2).await;
+    let (lan, minh) = (moderator("lan"), moderator("minh"));
+    b.review
+        .claim(&lan, 1, &[ids[0]], NOW + 600_000, NOW)
+        .await
+        .unwrap();
+    let approve = Verdict::Approve;
+    let stale = b
+        .review
+        .decide(ids[0], 7, &lan, approve, "", NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            stale,
+            ReviewError::Stale {
+                current: 1,
+                given: 7,
+                ..
+            }
+        ),
+        "{stale:?}"
+    );
+    let held = b
+        .review
+        .decide(ids[0], 1, &minh, approve, "", NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(held, ReviewError::ClaimedByOther { .. }),
+        "{held:?}"
+    );
+    let decided = b
+        .review
+        .decide(ids[0], 1, &lan, approve, "ổn", NOW)
+        .await
+        .unwrap();
+    assert_eq!(decided, (Outcome::Accepted, 2));
+    let twice = b
+        .review
+        .decide(ids[0], 2, &lan, approve, "", NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(twice, ReviewError::NotInReview { .. }),
+        "{twice:?}"
+    );
+    let rejected = b
+        .review
+        .decide(ids[1], 1, &minh, Verdict::Reject(None), "quảng cáo", NOW)
+        .await
+        .unwrap();
+    assert_eq!(rejected, (Outcome::Rejected, 2));
+    let history = b.review.history(ids[0]).await.unwrap();
+    let actions: Vec<&str> = history.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["submitted", "claimed", "approved"]);
+    assert_eq!(history[2].note, "ổn");
+    assert_eq!(history[2].actor, "lan");
+    let (items, _) = b.review.flagged(&query(50), NOW).await.unwrap();
+    assert!(items.is_empty(), "both left the queue");
+    let stored = b.review.comment(ids[0]).await.unwrap().unwrap();
+    assert_eq!(stored.state, Outcome::Accepted);
+    let examples = b.review.feedback(0).await.unwrap();
+    let labels: Vec<(Option<bool>, Option<bool>, &str)> = examples
+        .iter()
+        .map(|f| (f.record.spam, f.record.toxic, f.moderator.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            (Some(false), Some(false), "lan"),
+            (Some(true), None, "minh")
+        ]
+    );
+    assert_eq!(examples[0].record.lang.as_deref(), Some("vi"));
+}
+
+fn reader_report(id: CommentId, reporter: &str) -> Report {
+    Report::parse(&id.to_string(), "Xúc phạm người khác", reporter).unwrap()
+}
+
+const LIMITS: ReportLimits = ReportLimits {
+    kept: 2,
+    per_reader: 10,
+    window: Duration::from_secs(600),
+};
+
+on_every_backend!(reports_reopen_a_published_comment_once_per_reader);
+async fn reports_reopen_a_published_comment_once_per_reader(b: Backend) {
+    let ids = hold(&b, 2).await;
+    let lan = moderator("lan");
+    let not_yet = b
+        .review
+        .report(&reader_report(ids[0], "r1"), LIMITS, NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(not_yet, ReviewError::NotPublished { .. }),
+        "{not_yet:?}"
+    );
+    b.review
+        .decide(ids[0], 1, &lan, Verdict::Approve, "", NOW)
+        .await
+        .unwrap();
+    let v = b
+        .review
+        .report(&reader_report(ids[0], "r1"), LIMITS, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(v, 3);
+    for (k, reader) in ["r2", "r3"].into_iter().enumerate() {
+        let joined = b
+            .review
+            .report(&reader_report(ids[0], reader), LIMITS, NOW + 2 + k as i64)
+            .await
+            .unwrap();
+        assert_eq!(joined, 3, "joins without a new version");
+    }
+    let again = b
+        .review
+        .report(&reader_report(ids[0], "r2"), LIMITS, NOW + 9)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, ReviewError::AlreadyReported(_)),
+        "{again:?}"
+    );
+    let reported = Query::parse(None, Some("REPORTED"), None, None, 50, "").unwrap();
+    let (items, _) = b.review.flagged(&reported, NOW + 10).await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].comment.id, ids[0]);
+    assert_eq!(items[0].report_count, 3);
+    assert_eq!(items[0].reports.len(), 2, "only the latest kept");
+    assert_eq!(items[0].comment.state, Outcome::PendingReview);
+    let limited = ReportLimits {
+        per_reader: 1,
+        ..LIMITS
+    };
+    b.review
+        .decide(ids[1], 1, &lan, Verdict::Approve, "", NOW)
+        .await
+        .unwrap();
+    let other = Report::parse(&ids[1].to_string(), "spam", "r1").unwrap();
+    let throttled = b
+        .review
+        .report(&other, limited, NOW + 11)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(throttled, ReviewError::TooManyReports(_)),
+        "{throttled:?}"
+    );
+    // Rejecting the reported comment takes it down; its history says who reported.
+    let decided = b
+        .review
+        .decide(ids[0], 3, &lan, Verdict::Reject(None), "", NOW + 20)
+        .await
+        .unwrap();
+    assert_eq!(decided, (Outcome::Rejected, 4));
+    let history = b.review.history(ids[0]).await.unwrap();
+    assert!(history.iter().filter(|e| e.action == "reported").count() == 3);
+    let examples = b.review.feedback(0).await.unwrap();
+    let last = examples.last().unwrap();
+    assert_eq!(
+        (last.record.spam, last.record.toxic),
+        (Some(false), Some(true))
+    );
+}
+
+fn audit(version: u64, note: &str) -> Audit {
+    Audit {
+        version,
+        by: "ops".into(),
+        at_ms: NOW,
+        note: note.into(),
+        changes: vec![AuditChange {
+            key: "decision.reject_at".into(),
+            old: "0.79".into(),
+            new: "0.85".into(),
+        }],
+    }
+}
+
+on_every_backend!(settings_update_at_their_version_audited_and_announced);
+async fn settings_update_at_their_version_audited_and_announced(b: Backend) {
+    use tokio_stream::StreamExt;
+    let s = &b.settings;
+    let mut announced = s.announcements().await.unwrap();
+    let stored = s.load_settings().await.unwrap();
+    assert_eq!(stored.version, 0);
+    let mut next = stored.clone();
+    next.version = 1;
+    assert_eq!(
+        s.update_settings(0, &next, &audit(1, "đợt spam"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.update_settings(0, &next, &audit(1, "late"))
+            .await
+            .unwrap(),
+        Some(1),
+        "stale"
+    );
+    let mut third = next.clone();
+    third.version = 2;
+    s.update_settings(1, &third, &audit(2, "second"))
+        .await
+        .unwrap();
+    assert_eq!(s.load_settings().await.unwrap().version, 2);
+    let records = s.settings_audit(10).await.unwrap();
+    let notes: Vec<&str> = records.iter().map(|a| a.note.as_str()).collect();
+    assert_eq!(notes, ["second", "đợt spam"]);
+    assert_eq!(records[1].changes[0].new, "0.85");
+    let first = tokio::time::timeout(Duration::from_secs(5), announced.next())
+        .await
+        .expect("announced");
+    assert_eq!(first, Some(1));
+}
+
+on_every_backend!(statistics_count_outcomes_and_queues);
+async fn statistics_count_outcomes_and_queues(b: Backend) {
+    hold(&b, 2).await;
+    let c = comment("stats-1", "Bài viết rất hay");
+    let now = jiff::Timestamp::now().as_millisecond();
+    save_at(&b, &c, &receipt(Outcome::Accepted), now)
+        .await
+        .unwrap();
+    let stats = b.settings.stats(now, "portal").await.unwrap();
+    assert_eq!(stats.last_hour.get("accepted"), Some(&1));
+    assert_eq!(stats.last_hour.get("shadow_decision_rejected"), Some(&1));
+    assert_eq!(stats.flagged, 2);
+    let depths = b.settings.queue_depths("portal").await.unwrap();
+    assert_eq!(depths.flagged, 2);
 }

@@ -14,9 +14,7 @@ use crate::classifier::model::ModelInfo;
 use crate::classifier::train::TrainSettings;
 use crate::classifier::{Model, batch, corpus, evaluate, train};
 use crate::config::{Config, LogFormat, Overrides};
-use crate::review::ReviewStore;
 use crate::server::{App, shutdown_signal};
-use crate::store::redis::RedisStore;
 
 mod client;
 mod ops;
@@ -379,12 +377,16 @@ fn run_export_feedback(args: ExportFeedbackArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // The embedded store's file is held by a running service: stop it first (or use Redis).
+    // Opened inside the runtime: the Redis client starts its connection task there.
     let feedback = runtime.block_on(async {
-        let store = RedisStore::new(config.redis.clone(), config.server.request_timeout * 10)?;
-        store.feedback(since).await
-    });
-    let feedback =
-        feedback.with_context(|| format!("reading decisions from {}", config.redis.url))?;
+        let storage = crate::server::Storage::open(&config)?;
+        storage
+            .review()
+            .feedback(since)
+            .await
+            .with_context(|| format!("reading decisions from {}", storage.describe()))
+    })?;
     let decisions = feedback.len();
     let examples = crate::review::training_examples(feedback);
     let mut output: Box<dyn std::io::Write> = match &args.out {

@@ -41,6 +41,7 @@ pub fn test_config() -> Config {
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.server.shutdown_grace = Duration::from_secs(5);
     config.server.drain = Duration::ZERO;
+    config.store.backend = moderation::config::Backend::Redis;
     config.redis.url = moderation::store::redis::RedisUrl::new(redis_url());
     config.redis.prefix = format!("{{t-{}}}:", uuid::Uuid::now_v7().simple());
     config.metrics.listen = "127.0.0.1:0".parse().unwrap();

@@ -164,16 +164,6 @@ redis.call('PERSIST', KEYS[3])
 return {'reported', tostring(version)}
 "#;
 
-/// A guess of a text's language for the feedback record: Vietnamese when it has letters only
-/// Vietnamese uses, else English.
-fn language(text: &str) -> &'static str {
-    let vietnamese = text.chars().any(|c| {
-        matches!(c, 'đ' | 'Đ' | 'ơ' | 'Ơ' | 'ư' | 'Ư' | 'ă' | 'Ă')
-            || ('\u{1EA0}'..='\u{1EF9}').contains(&c)
-    });
-    if vietnamese { "vi" } else { "en" }
-}
-
 fn event(at_ms: i64, actor: &str, action: &str, state: Outcome, note: &str) -> String {
     serde_json::to_string(&HistoryEvent {
         at_ms,
@@ -501,7 +491,7 @@ impl RedisStore {
             ))
             .arg(label(spam))
             .arg(label(toxic))
-            .arg(language(&comment.body))
+            .arg(crate::review::rules::language(&comment.body))
             .arg(&settings.consumer_group)
             .invoke_async(&mut self.connection())
             .await

@@ -9,6 +9,8 @@
 
 mod captcha;
 mod limits;
+mod review;
+mod settings;
 mod submissions;
 
 pub use submissions::Retention;
@@ -127,6 +129,33 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (span, slot, name)
     ) STRICT;
     "#,
+    // 3: readers' reports, runtime settings and their audit.
+    r#"
+    CREATE TABLE reporters (
+        comment_id TEXT NOT NULL,
+        reporter TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        PRIMARY KEY (comment_id, reporter)
+    ) STRICT;
+    CREATE TABLE report_counts (
+        reporter TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE settings_audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        version INTEGER NOT NULL,
+        by_whom TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        note TEXT NOT NULL,
+        changes TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// Why the store could not be opened: said in one line, with the file's name.
@@ -159,6 +188,8 @@ pub enum OpenError {
 
 struct Inner {
     connection: Mutex<Connection>,
+    /// Settings versions announced to this process's watchers.
+    announcements: tokio::sync::broadcast::Sender<u64>,
     path: PathBuf,
     retention: Retention,
     /// Held for as long as the store is open: another process's lock attempt fails.
@@ -218,6 +249,7 @@ impl SqliteStore {
         migrate(&mut connection, path)?;
         Ok(SqliteStore(Arc::new(Inner {
             connection: Mutex::new(connection),
+            announcements: tokio::sync::broadcast::channel(16).0,
             path: path.to_owned(),
             retention,
             _lock: lock,
@@ -227,6 +259,17 @@ impl SqliteStore {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.0.path
+    }
+
+    /// Tells this process's settings watchers that `version` is stored.
+    pub(crate) fn announce(&self, version: u64) {
+        // Nobody listening is fine: the periodic re-read catches up.
+        let _ = self.0.announcements.send(version);
+    }
+
+    /// A subscription to [`SqliteStore::announce`].
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<u64> {
+        self.0.announcements.subscribe()
     }
 
     /// How long records are kept.
