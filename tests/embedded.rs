@@ -1,0 +1,238 @@
+//! The service on its embedded store, with nothing else running: the whole job over real gRPC
+//! (submit, review, report, settings, statistics) in a real SQLite file, a second process on
+//! the same file refused, and a `moderation serve` process killed with SIGKILL under load keeps
+//! every comment it answered ACCEPTED.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{TestApp, holding_config, spawn_server, submission, test_config};
+use moderation::config::{Backend, Config};
+use moderation::proto::v1 as pb;
+use pb::admin_service_client::AdminServiceClient;
+use pb::comment_service_client::CommentServiceClient;
+use pb::moderation_service_client::ModerationServiceClient;
+use tonic::Code;
+
+const SERVING: i32 = 1;
+
+fn embedded(mut config: Config, dir: &tempfile::TempDir) -> Config {
+    config.store.backend = Backend::Embedded;
+    config.store.path = dir.path().join("data/moderation.db");
+    config
+}
+
+#[tokio::test]
+async fn the_whole_job_runs_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(embedded(holding_config(), &dir)).await;
+    app.wait_for_health(SERVING).await;
+    assert!(
+        dir.path().join("data/moderation.db").exists(),
+        "created on first start"
+    );
+    let mut comments = app.client.clone();
+    let held = comments
+        .submit_comment(submission("e-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(held.outcome(), pb::Outcome::PendingReview);
+    let retry = comments
+        .submit_comment(submission("e-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(retry.replayed);
+    assert_eq!(retry.comment_id, held.comment_id);
+
+    let mut moderation = ModerationServiceClient::new(app.channel().await);
+    let page = moderation
+        .list_flagged(pb::ListFlaggedRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.items.len(), 1);
+    let claimed = moderation
+        .claim_flagged(pb::ClaimFlaggedRequest {
+            moderator: "lan".into(),
+            count: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(claimed.items.len(), 1);
+    let decided = moderation
+        .decide_comment(pb::DecideCommentRequest {
+            comment_id: held.comment_id.clone(),
+            version: 1,
+            decision: pb::ModeratorDecision::Approve.into(),
+            moderator: "lan".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(decided.state(), pb::CommentState::Accepted);
+    let got = comments
+        .get_comment(pb::GetCommentRequest {
+            comment_id: held.comment_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .comment
+        .unwrap();
+    assert_eq!(got.state(), pb::CommentState::Accepted);
+    let reported = moderation
+        .report_comment(pb::ReportCommentRequest {
+            comment_id: held.comment_id.clone(),
+            reason: "Xúc phạm".into(),
+            reporter: "reader-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reported.version, 3);
+    let history = moderation
+        .get_comment_history(pb::GetCommentHistoryRequest {
+            comment_id: held.comment_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let actions: Vec<&str> = history.events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["submitted", "claimed", "approved", "reported"]);
+
+    let mut admin = AdminServiceClient::new(app.channel().await);
+    let version = admin
+        .get_settings(pb::GetSettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .version;
+    let updated = admin
+        .update_settings(pb::UpdateSettingsRequest {
+            version,
+            changes: vec![pb::SettingChange {
+                key: "decision.reject_at".into(),
+                value: "0.95".into(),
+                reset: false,
+            }],
+            note: "embedded".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.version, version + 1);
+    let audit = admin
+        .list_settings_audit(pb::ListSettingsAuditRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(audit.records[0].note, "embedded");
+    let stats = admin
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let pending = stats
+        .last_hour
+        .iter()
+        .find(|c| c.name == "pending_review")
+        .map_or(0, |c| c.count);
+    assert_eq!(pending, 1);
+    assert_eq!(stats.flagged, 1, "back for review after the report");
+}
+
+#[tokio::test]
+async fn a_second_instance_on_the_same_file_is_refused_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = embedded(test_config(), &dir);
+    let first = moderation::server::App::build_with_model(config.clone(), common::model())
+        .expect("the first builds");
+    let second = moderation::server::App::build_with_model(config, common::model());
+    let message = format!("{:#}", second.err().expect("refused"));
+    assert!(message.contains("moderation.db"), "{message}");
+    assert!(message.contains("another process"), "{message}");
+    drop(first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_under_load_keeps_every_comment_it_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("moderation.db");
+    let config_path = dir.path().join("moderation.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[store]\nbackend = \"embedded\"\npath = \"{}\"\n[server]\ndrain = \"0s\"\n[metrics]\nenabled = false\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let (mut server, channel) = spawn_server(&config_path).await;
+    let accepted = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (channel, accepted, stop) = (channel.clone(), accepted.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut client = CommentServiceClient::new(channel);
+            for k in 0..200 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let mut request = submission(&format!("kill-{w}-{k}"));
+                request.body = format!("Ý kiến số {k} của người đọc {w} về giá xăng");
+                if let Ok(answer) = client.submit_comment(request).await {
+                    let answer = answer.into_inner();
+                    if answer.outcome() == pb::Outcome::Accepted {
+                        accepted.lock().unwrap().push(answer.comment_id);
+                    }
+                }
+            }
+        }));
+    }
+    // Kill it while the writers are busy.
+    let started = Instant::now();
+    while accepted.lock().unwrap().len() < 100 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        let _ = w.await;
+    }
+    let answered: Vec<String> = accepted.lock().unwrap().clone();
+    assert!(
+        answered.len() >= 100,
+        "{} accepted before the kill",
+        answered.len()
+    );
+
+    let (_server, channel) = spawn_server(&config_path).await;
+    let mut client = CommentServiceClient::new(channel);
+    let mut missing = Vec::new();
+    for id in &answered {
+        match client
+            .get_comment(pb::GetCommentRequest {
+                comment_id: id.clone(),
+            })
+            .await
+        {
+            Ok(_) => {}
+            Err(status) if status.code() == Code::NotFound => missing.push(id.clone()),
+            Err(status) => panic!("reading {id}: {status:?}"),
+        }
+    }
+    println!(
+        "{} accepted before SIGKILL, all there after the restart",
+        answered.len()
+    );
+    assert!(missing.is_empty(), "lost after SIGKILL: {missing:?}");
+}
