@@ -57,14 +57,29 @@ fn main() {
     // LOAD_BINARY runs another build (an earlier commit's, to compare) under the same load.
     let binary = std::env::var("LOAD_BINARY")
         .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned() + "/target/release/moderation");
+    // LOAD_BACKENDS=redis (or embedded) runs one backend only.
+    let backends = std::env::var("LOAD_BACKENDS").unwrap_or_else(|_| "redis,embedded".into());
     let mut results = vec![("tonic echo", echo_result)];
-    for (name, rate_limited) in [("SubmitComment", false), ("+ rate limits", true)] {
+    let runs = [
+        ("redis", "SubmitComment", false),
+        ("redis", "+ rate limits", true),
+        ("embedded", "embedded", false),
+        ("embedded", "+ rate limits", true),
+    ];
+    for (backend, name, rate_limited) in runs {
+        if !backends.split(',').any(|b| b == backend) {
+            continue;
+        }
         let port = free_port();
         let prefix = format!("{{bench-{}-{port}}}:", std::process::id());
+        // The embedded store in a file of its own (synchronous = FULL, group commit).
+        let dir = std::env::temp_dir().join(format!("moderation-bench-{port}"));
         let mut command = Command::new(&binary);
         command
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("MODERATION_STORE__BACKEND", backend)
+            .env("MODERATION_STORE__PATH", dir.join("moderation.db"))
             .env("MODERATION_REDIS__PREFIX", &prefix)
             .env("RUST_LOG", "warn");
         if rate_limited {
@@ -86,6 +101,7 @@ fn main() {
         results.push((name, run_load(&service, measured, name)));
         drop(service);
         clean_up(&prefix);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     println!(
@@ -108,14 +124,17 @@ fn main() {
             r.cpu_us_per_request
         );
     }
-    println!(
-        "SubmitComment / echo throughput: {:.2}",
-        results[1].1.per_second / results[0].1.per_second
-    );
-    println!(
-        "rate-limit step: {:+.1} µs of server CPU per request",
-        results[2].1.cpu_us_per_request - results[1].1.cpu_us_per_request
-    );
+    if results.len() >= 3 {
+        println!(
+            "{} / echo throughput: {:.2}",
+            results[1].0,
+            results[1].1.per_second / results[0].1.per_second
+        );
+        println!(
+            "rate-limit step: {:+.1} µs of server CPU per request",
+            results[2].1.cpu_us_per_request - results[1].1.cpu_us_per_request
+        );
+    }
     if !binary_is_fresh(&binary) {
         println!("(note: {binary} is older than the sources; run `cargo build --release` first)");
     }

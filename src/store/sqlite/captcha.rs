@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteStore, now_ms, unavailable};
+use super::{SqliteStore, exec, now_ms, unavailable};
 use crate::captcha::CaptchaError;
 use crate::captcha::store::{
     ChallengeStore, Holder, ImageClaim, ImageClaimed, StoredImage, image_claim,
@@ -83,7 +83,8 @@ fn claim_image(tx: &rusqlite::Transaction<'_>, c: &Claim) -> Result<ImageClaimed
     let so_far = wrong.map_or(0, |(n, _)| u32::try_from(n).unwrap_or(u32::MAX));
     let (found, next) = image_claim(stored.as_ref(), so_far, &claim);
     if let Some(next) = &next {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE captcha_images SET holder = ?2 WHERE nonce = ?1",
             params![c.nonce, holder_text(next)],
         )
@@ -97,7 +98,8 @@ fn claim_image(tx: &rusqlite::Transaction<'_>, c: &Claim) -> Result<ImageClaimed
             )))
         }
         ImageClaimed::Wrong => {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO captcha_wrong (network, count, expires_ms) VALUES (?1, 1, ?2)
                  ON CONFLICT (network) DO UPDATE SET
                    count = CASE WHEN expires_ms > ?3 THEN count + 1 ELSE 1 END,
@@ -122,7 +124,8 @@ impl ChallengeStore for SqliteStore {
         let (nonce, answer) = (nonce.to_owned(), answer_hash.to_owned());
         let expires = now_ms() + millis(ttl);
         self.transaction(move |tx| {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT OR REPLACE INTO captcha_images (nonce, answer, holder, expires_ms)
                  VALUES (?1, ?2, '', ?3)",
                 params![nonce, answer, expires],
@@ -166,7 +169,8 @@ impl ChallengeStore for SqliteStore {
                 .optional()
                 .map_err(unavailable)?;
             if owner.is_none() {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT OR REPLACE INTO pow_claims (challenge, claimant, expires_ms)
                      VALUES (?1, ?2, ?3)",
                     params![challenge, claimant, now + millis(ttl)],

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteStore, now_ms, unavailable};
+use super::{SqliteStore, exec, now_ms, unavailable};
 use crate::rate_limit::cluster::{Cell, Charged, ClusterError, CounterStore, gcra};
 use crate::store::StoreError;
 
@@ -48,7 +48,8 @@ fn charge(tx: &rusqlite::Transaction<'_>, cells: &[Cell]) -> Result<Charged, Sto
     for (key, tat) in next {
         // Kept a second past the moment it no longer holds anything back.
         let expires = now_ms + i64::try_from((tat - now_us) / 1000).unwrap_or(i64::MAX / 2) + 1000;
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO counters (key, tat_us, expires_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT (key) DO UPDATE SET tat_us = excluded.tat_us, expires_ms = excluded.expires_ms",
             params![key, i64::try_from(tat).unwrap_or(i64::MAX), expires],

@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use super::submissions::{
     COMMENT_COLUMNS, append, count_sources, millis, queue, read_comment, record, tally,
 };
-use super::{SqliteStore, unavailable};
+use super::{SqliteStore, exec, unavailable};
 use crate::comment::CommentId;
 use crate::decide::{Outcome, Reason};
 use crate::review::rules::{self, NotClaimable, ReportEffect};
@@ -223,7 +223,8 @@ fn claim(
     }
     let mut items = Vec::with_capacity(claimed.len());
     for id in &claimed {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE comments SET claimed_by = ?2, claim_until = ?3 WHERE id = ?1",
             params![id, moderator, until],
         )
@@ -242,9 +243,9 @@ fn claim(
 
 /// Takes a comment out of the flagged queue and its indexes.
 fn unqueue(tx: &Tx<'_>, id: &str) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM flagged WHERE comment_id = ?1", params![id])
-        .map_err(unavailable)?;
-    tx.execute(
+    exec(tx, "DELETE FROM flagged WHERE comment_id = ?1", params![id]).map_err(unavailable)?;
+    exec(
+        tx,
         "DELETE FROM flagged_reasons WHERE comment_id = ?1",
         params![id],
     )
@@ -323,7 +324,8 @@ fn decide(
     };
     tally(tx, d.now, &[&format!("moderator_{verdict}")])?;
     let version = q.version + 1;
-    tx.execute(
+    exec(
+        tx,
         "UPDATE comments SET state = ?2, version = ?3, updated_at = ?4, decided_by = ?5,
            claimed_by = '', claim_until = 0, reported = 0, expires_ms = ?6 WHERE id = ?1",
         params![
@@ -397,17 +399,20 @@ fn report(
                 std::time::Duration::from_millis(left),
             ));
         }
-        Some(_) => tx.execute(
+        Some(_) => exec(
+            tx,
             "UPDATE report_counts SET count = count + 1 WHERE reporter = ?1",
             params![r.reporter],
         ),
-        None => tx.execute(
+        None => exec(
+            tx,
             "INSERT OR REPLACE INTO report_counts (reporter, count, expires_ms) VALUES (?1, 1, ?2)",
             params![r.reporter, now + millis(limits.window).max(1)],
         ),
     }
     .map_err(unavailable)?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO reporters (comment_id, reporter, expires_ms) VALUES (?1, ?2, ?3)",
         params![key, r.reporter, now + millis(keep.comments)],
     )
@@ -422,7 +427,8 @@ fn report(
         &event(now, "reader", "reported", Outcome::PendingReview, &r.reason),
     )?;
     if effect == ReportEffect::Joins {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE comments SET reports = ?2, report_count = ?3 WHERE id = ?1",
             params![key, reports, count],
         )
@@ -437,7 +443,8 @@ fn report(
         });
     }
     let version = q.version + 1;
-    tx.execute(
+    exec(
+        tx,
         "UPDATE comments SET state = 'pending_review', version = ?2, updated_at = ?3,
            reported = 1, reports = ?4, reasons = ?5, report_count = ?6, expires_ms = NULL
          WHERE id = ?1",

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteStore, unavailable};
+use super::{SqliteStore, exec, unavailable};
 use crate::settings::store::{Announcements, SettingsStore};
 use crate::settings::{Audit, QueueDepths, Stats, Stored};
 use crate::store::StoreError;
@@ -43,13 +43,15 @@ fn update(
     let doc = serde_json::to_string(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let changes =
         serde_json::to_string(&audit.changes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO settings (id, version, doc) VALUES (1, ?1, ?2)
          ON CONFLICT (id) DO UPDATE SET version = excluded.version, doc = excluded.doc",
         params![next.version as i64, doc],
     )
     .map_err(unavailable)?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO settings_audit (version, by_whom, at_ms, note, changes)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
-use super::{SqliteStore, now_ms, unavailable};
+use super::{SqliteStore, exec, now_ms, unavailable};
 use crate::comment::{CommentId, IdempotencyKey};
 use crate::decide::{Outcome, Reason};
 use crate::review::HistoryEvent;
@@ -60,7 +60,8 @@ pub(super) fn append(
     at_ms: i64,
     fields: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO streams (stream, at_ms, fields) VALUES (?1, ?2, ?3)",
         params![stream, at_ms, fields.to_string()],
     )
@@ -79,7 +80,8 @@ pub(super) fn tally(
         ("h", at_ms.div_euclid(3_600_000)),
     ] {
         for name in names {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO tallies (span, slot, name, count) VALUES (?1, ?2, ?3, 1)
                  ON CONFLICT (span, slot, name) DO UPDATE SET count = count + 1",
                 params![span, slot, name],
@@ -105,7 +107,8 @@ pub(super) fn count_sources(
         Outcome::PendingReview => return Ok(()),
     };
     for key in [format!("author:{}", author_hash(email)), format!("ip:{ip}")] {
-        tx.execute(
+        exec(
+            tx,
             &format!(
                 "INSERT INTO source_counts (key, {column}, expires_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key) DO UPDATE SET {column} = {column} + ?2, expires_ms = ?3"
@@ -124,7 +127,8 @@ pub(super) fn record(
     event: &HistoryEvent,
 ) -> Result<(), StoreError> {
     let json = serde_json::to_string(event).map_err(corrupt("history event"))?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO history (comment_id, event) VALUES (?1, ?2)",
         params![id, json],
     )
@@ -211,7 +215,8 @@ fn save(tx: &rusqlite::Transaction<'_>, s: &Owned, keep: &Retention) -> Result<S
     let ip = c.client_ip.to_string();
     let reasons = serde_json::to_string(&r.reasons).map_err(corrupt("reasons"))?;
     let decided_expiry = (r.outcome != Outcome::PendingReview).then(|| now + millis(keep.comments));
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO comments (id, article_id, article_title, parent_id, author_name, author_email,
            body, client_ip, user_agent, idempotency_key, state, spam, toxic, reasons,
            model_version, created_at, updated_at, version, honeypot_filled, explanation,
@@ -284,7 +289,8 @@ fn save(tx: &rusqlite::Transaction<'_>, s: &Owned, keep: &Retention) -> Result<S
         now + millis(keep.comments),
     )?;
     let receipt = serde_json::to_string(r).map_err(corrupt("answer"))?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT OR REPLACE INTO idempotency (key, fingerprint, receipt, comment_id, expires_ms)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -307,13 +313,15 @@ pub(super) fn queue(
     article: &str,
     reasons: &[Reason],
 ) -> Result<(), StoreError> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT OR REPLACE INTO flagged (comment_id, arrived_ms, article_id) VALUES (?1, ?2, ?3)",
         params![id, arrived_ms, article],
     )
     .map_err(unavailable)?;
     for reason in reasons {
-        tx.execute(
+        exec(
+            tx,
             "INSERT OR REPLACE INTO flagged_reasons (comment_id, code, arrived_ms)
              VALUES (?1, ?2, ?3)",
             params![id, reason.code, arrived_ms],
