@@ -404,15 +404,20 @@ impl App {
                 probe_timeout,
             )),
         };
-        let mut tasks = vec![
-            watch_store,
+        let mut tasks = vec![watch_store];
+        if let Storage::Embedded(store) = &self.storage {
+            tasks.push(tokio::spawn(
+                store.clone().keep_trimmed(Duration::from_secs(60)),
+            ));
+        }
+        tasks.extend([
             tokio::spawn(watch_rate_limiter(self.limiter.clone(), health.clone())),
             tokio::spawn(crate::settings::live::watch(
                 self.live.clone(),
                 settings_store,
                 self.config.runtime.refresh,
             )),
-        ];
+        ]);
         let metrics_address = match self.metrics_listener.take() {
             Some(l) => Some(l),
             None if self.config.metrics.enabled => Some(

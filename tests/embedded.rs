@@ -236,3 +236,52 @@ async fn a_process_killed_under_load_keeps_every_comment_it_accepted() {
     );
     assert!(missing.is_empty(), "lost after SIGKILL: {missing:?}");
 }
+
+#[tokio::test]
+async fn trimming_removes_what_outlived_its_retention_and_keeps_held_comments() {
+    use moderation::comment::{CommentId, Limits, NewComment, RawSubmission};
+    use moderation::decide::Outcome;
+    use moderation::store::sqlite::{Retention, SqliteStore};
+    use moderation::store::{Receipt, Store, Submission};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with(&dir.path().join("m.db"), Retention::default()).unwrap();
+    let mut ids = Vec::new();
+    for (k, outcome) in [Outcome::Accepted, Outcome::PendingReview]
+        .into_iter()
+        .enumerate()
+    {
+        let raw = RawSubmission {
+            idempotency_key: format!("trim-{k}"),
+            ..common::raw_submission()
+        };
+        let comment = NewComment::parse(&raw, &Limits::default()).unwrap();
+        let receipt = Receipt {
+            comment_id: CommentId::new(),
+            outcome,
+            spam: 0.1,
+            toxic: 0.1,
+            reasons: Vec::new(),
+            model_version: "m".into(),
+        };
+        store
+            .save(Submission {
+                comment: &comment,
+                receipt: &receipt,
+                fingerprint: &comment.fingerprint(),
+                created_at_ms: jiff::Timestamp::now().as_millisecond(),
+                explanation: &[],
+                tallies: &[],
+            })
+            .await
+            .unwrap();
+        ids.push(receipt.comment_id);
+    }
+    let now = jiff::Timestamp::now().as_millisecond();
+    assert_eq!(store.trim(now).await.unwrap(), 0, "nothing is old yet");
+    // A year later: the decided comment, its answer and stream entry are gone; the held one
+    // waits for its moderator.
+    let later = now + 366 * 24 * 3600 * 1000;
+    assert!(store.trim(later).await.unwrap() >= 3);
+    assert!(store.comment(ids[0]).await.unwrap().is_none());
+    assert!(store.comment(ids[1]).await.unwrap().is_some());
+}

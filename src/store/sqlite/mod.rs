@@ -278,6 +278,76 @@ impl SqliteStore {
         self.0.announcements.subscribe()
     }
 
+    /// Deletes what has outlived its retention: expired comments (decided ones: held comments
+    /// never expire) with their history, answers for retries, counters, challenges and claims,
+    /// stream entries past their stream's retention and tallies older than a day. Returns how
+    /// many rows went. The service runs it every minute ([`SqliteStore::keep_trimmed`]).
+    pub async fn trim(&self, now_ms: i64) -> Result<usize, StoreError> {
+        let keep = *self.retention();
+        self.transaction(move |tx| {
+            let mut gone = 0;
+            let mut run = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<(), StoreError> {
+                gone += exec(tx, sql, p).map_err(unavailable)?;
+                Ok(())
+            };
+            run(
+                "DELETE FROM history WHERE comment_id IN
+                   (SELECT id FROM comments WHERE expires_ms IS NOT NULL AND expires_ms <= ?1)",
+                &[&now_ms],
+            )?;
+            for table in [
+                "comments",
+                "idempotency",
+                "counters",
+                "captcha_images",
+                "captcha_wrong",
+                "pow_claims",
+                "reporters",
+                "report_counts",
+                "source_counts",
+            ] {
+                run(
+                    &format!(
+                        "DELETE FROM {table} WHERE expires_ms IS NOT NULL AND expires_ms <= ?1"
+                    ),
+                    &[&now_ms],
+                )?;
+            }
+            for (stream, retention) in [
+                ("accepted", keep.accepted),
+                ("removed", keep.accepted),
+                ("rejected", keep.rejected),
+                ("feedback", keep.feedback),
+            ] {
+                let cut = now_ms - submissions::millis(retention);
+                run(
+                    "DELETE FROM streams WHERE stream = ?1 AND at_ms < ?2",
+                    &[&stream, &cut],
+                )?;
+            }
+            let hour = now_ms.div_euclid(3_600_000);
+            run(
+                "DELETE FROM tallies WHERE (span = 'h' AND slot < ?1) OR (span = 'm' AND slot < ?2)",
+                &[&(hour - 26), &((hour - 26) * 60)],
+            )?;
+            Ok(gone)
+        })
+        .await
+    }
+
+    /// Trims every `every` until the task is dropped.
+    pub async fn keep_trimmed(self, every: std::time::Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match self.trim(now_ms()).await {
+                Ok(0) => {}
+                Ok(gone) => tracing::debug!(gone, "trimmed the embedded store"),
+                Err(e) => tracing::warn!(error = %e, "trimming the embedded store failed"),
+            }
+        }
+    }
+
     /// How long records are kept.
     pub fn retention(&self) -> &Retention {
         &self.0.retention
