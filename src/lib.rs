@@ -18,6 +18,7 @@ pub mod cli;
 pub mod comment;
 pub mod config;
 pub mod decide;
+pub mod feed;
 pub mod grpc;
 pub mod metrics;
 pub mod models;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use moderation::captcha::store::{ChallengeStore, ImageClaim, ImageClaimed};
 use moderation::comment::{CommentId, Limits, NewComment, RawSubmission};
 use moderation::decide::{Outcome, Reason};
+use moderation::feed::{EventKind, FeedStore, Name};
 use moderation::rate_limit::Bucket;
 use moderation::rate_limit::cluster::{Cell, Charged, CounterStore};
 use moderation::review::{
@@ -23,6 +24,7 @@ use moderation::store::{Receipt, Saved, Store, StoreError, Submission};
 
 /// The ports of one backend, and what to clean up after.
 struct Backend {
+    feed: Arc<dyn FeedStore>,
     submissions: Arc<dyn Store>,
     review: Arc<dyn ReviewStore>,
     settings: Arc<dyn SettingsStore>,
@@ -60,6 +62,7 @@ impl Backend {
         };
         let store = Arc::new(RedisStore::new(settings, Duration::from_secs(1)).unwrap());
         Backend {
+            feed: store.clone(),
             submissions: store.clone(),
             review: store.clone(),
             settings: store,
@@ -73,6 +76,7 @@ impl Backend {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("moderation.db")).unwrap();
         Backend {
+            feed: Arc::new(store.clone()),
             submissions: Arc::new(store.clone()),
             review: Arc::new(store.clone()),
             settings: Arc::new(store.clone()),
@@ -765,4 +769,114 @@ async fn statistics_count_outcomes_and_queues(b: Backend) {
     assert_eq!(stats.flagged, 2);
     let depths = b.settings.queue_depths("portal").await.unwrap();
     assert_eq!(depths.flagged, 2);
+}
+
+fn name(n: &str) -> Name {
+    Name::parse("group", n).unwrap()
+}
+
+async fn accept(b: &Backend, k: usize) -> CommentId {
+    let c = comment(&format!("feed-{k}"), &format!("Bình luận số {k}"));
+    let r = receipt(Outcome::Accepted);
+    save(b, &c, &r).await.unwrap();
+    r.comment_id
+}
+
+on_every_backend!(the_feed_delivers_in_order_and_again_until_acknowledged);
+async fn the_feed_delivers_in_order_and_again_until_acknowledged(b: Backend) {
+    let ids: Vec<String> = {
+        let mut ids = Vec::new();
+        for k in 0..5 {
+            ids.push(accept(&b, k).await.to_string());
+        }
+        ids
+    };
+    let (portal, web1, web2) = (name("portal"), name("web-1"), name("web-2"));
+    let long = Duration::from_secs(60);
+    let first = b.feed.read(&portal, &web1, 3, long).await.unwrap();
+    let got: Vec<&str> = first.iter().map(|e| e.comment_id.as_str()).collect();
+    assert_eq!(got, ids[..3]);
+    assert!(first.iter().all(|e| e.kind == EventKind::Published));
+    assert_eq!(first[0].body, "Bình luận số 0");
+    assert_eq!(first[0].created_at_ms, 1_764_252_147_958);
+    let rest = b.feed.read(&portal, &web2, 10, long).await.unwrap();
+    let got: Vec<&str> = rest.iter().map(|e| e.comment_id.as_str()).collect();
+    assert_eq!(
+        got,
+        ids[3..],
+        "another consumer of the group gets what follows"
+    );
+    assert!(
+        b.feed
+            .read(&portal, &web2, 10, long)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Acknowledge two of the first three; the third comes back once its visibility ends.
+    let acked = b
+        .feed
+        .ack(&portal, &[first[0].cursor.clone(), first[1].cursor.clone()])
+        .await
+        .unwrap();
+    assert_eq!(acked, 2);
+    assert_eq!(
+        b.feed
+            .ack(&portal, &[first[0].cursor.clone()])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(b.feed.ack(&portal, &["nonsense".into()]).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let again = b
+        .feed
+        .read(&portal, &web2, 10, Duration::from_millis(50))
+        .await
+        .unwrap();
+    let got: Vec<&str> = again.iter().map(|e| e.comment_id.as_str()).collect();
+    assert_eq!(got, [ids[2].as_str(), ids[3].as_str(), ids[4].as_str()]);
+    // Another group starts from the oldest event kept.
+    let archive = b
+        .feed
+        .read(&name("archive"), &web1, 10, long)
+        .await
+        .unwrap();
+    assert_eq!(archive.len(), 5);
+}
+
+on_every_backend!(a_comment_taken_down_after_a_report_is_a_removal_in_the_feed);
+async fn a_comment_taken_down_after_a_report_is_a_removal_in_the_feed(b: Backend) {
+    let ids = hold(&b, 1).await;
+    let lan = moderator("lan");
+    b.review
+        .decide(ids[0], 1, &lan, Verdict::Approve, "", NOW)
+        .await
+        .unwrap();
+    b.review
+        .report(&reader_report(ids[0], "r1"), LIMITS, NOW + 1)
+        .await
+        .unwrap();
+    b.review
+        .decide(ids[0], 3, &lan, Verdict::Reject(None), "", NOW + 2)
+        .await
+        .unwrap();
+    let events = b
+        .feed
+        .read(&name("portal"), &name("web-1"), 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let kinds: Vec<(EventKind, &str)> = events
+        .iter()
+        .map(|e| (e.kind, e.comment_id.as_str()))
+        .collect();
+    let id = ids[0].to_string();
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::Published, id.as_str()),
+            (EventKind::Removed, id.as_str())
+        ]
+    );
+    assert_eq!(events[1].article_id, "a-0");
 }

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 mod captcha;
 mod connection;
+mod feed;
 mod limits;
 mod review;
 mod settings;

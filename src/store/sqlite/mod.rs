@@ -8,6 +8,7 @@
 //! transaction that applies the same pure rule the Redis scripts apply.
 
 mod captcha;
+mod feed;
 mod limits;
 mod review;
 mod settings;
@@ -155,6 +156,21 @@ const MIGRATIONS: &[&str] = &[
         note TEXT NOT NULL,
         changes TEXT NOT NULL
     ) STRICT;
+    "#,
+    // 4: the portal's feed: each consumer group's position and its pending events.
+    r#"
+    CREATE TABLE feed_groups (
+        name TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE feed_pending (
+        name TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        consumer TEXT NOT NULL,
+        delivered_ms INTEGER NOT NULL,
+        PRIMARY KEY (name, seq)
+    ) STRICT;
+    CREATE INDEX feed_pending_by_age ON feed_pending (name, delivered_ms);
     "#,
 ];
 
