@@ -29,13 +29,15 @@ use crate::classify::ModelClassifier;
 use crate::config::Backend;
 use crate::config::Config;
 use crate::decide::Thresholds;
+use crate::feed::FeedStore;
 use crate::grpc::edge::{EdgeLayer, Gate};
-use crate::grpc::{AdminApi, CommentApi, ModerationApi};
+use crate::grpc::{AdminApi, CommentApi, FeedApi, ModerationApi};
 use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::pipeline::Pipeline;
 use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::comment_service_server::CommentServiceServer;
+use crate::proto::v1::feed_service_server::FeedServiceServer;
 use crate::proto::v1::moderation_service_server::ModerationServiceServer;
 use crate::rate_limit::TwoTier;
 use crate::rate_limit::cluster::ClusterLimiter;
@@ -54,6 +56,7 @@ const SERVICE_NAMES: &[&str] = &[
     "moderation.v1.CommentService",
     "moderation.v1.ModerationService",
     "moderation.v1.AdminService",
+    "moderation.v1.FeedService",
 ];
 
 /// How often Redis is pinged for the health status.
@@ -127,6 +130,14 @@ impl Storage {
 
     /// Its runtime settings port.
     pub fn settings(&self) -> Arc<dyn SettingsStore> {
+        match self {
+            Storage::Redis(r) => r.clone(),
+            Storage::Embedded(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// Its feed port.
+    pub fn feed(&self) -> Arc<dyn FeedStore> {
         match self {
             Storage::Redis(r) => r.clone(),
             Storage::Embedded(s) => Arc::new(s.clone()),
@@ -480,6 +491,10 @@ impl App {
             .add_service(comments)
             .add_service(moderation)
             .add_service(admin)
+            .add_service(
+                FeedServiceServer::new(FeedApi::new(self.storage.feed()))
+                    .max_decoding_message_size(server.max_message_bytes),
+            )
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;
             });

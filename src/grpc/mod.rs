@@ -6,10 +6,12 @@ mod admin;
 pub mod codec;
 mod comments;
 pub mod edge;
+mod feed;
 mod moderation;
 
 pub use admin::{AdminApi, admin_status};
 pub use comments::{CommentApi, submit_status};
+pub use feed::FeedApi;
 pub use moderation::{ModerationApi, review_status};
 
 use std::time::{Duration, Instant};
