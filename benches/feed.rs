@@ -1,0 +1,154 @@
+//! Feed delivery: 100,000 accepted comments stored (50 submissions at a time), then read by one
+//! consumer in batches of 200 and acknowledged, on each backend, through the feed port. Prints
+//! events per second for storing and for delivering.
+//!
+//! `cargo bench --bench feed` (Redis on 127.0.0.1:6379 for the Redis run; FEED_EVENTS changes
+//! the count).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moderation::comment::{CommentId, Limits, NewComment, RawSubmission};
+use moderation::decide::Outcome;
+use moderation::feed::{FeedStore, Name};
+use moderation::store::redis::{RedisSettings, RedisStore, RedisUrl};
+use moderation::store::sqlite::SqliteStore;
+use moderation::store::{Receipt, Store, Submission};
+
+fn comment(k: usize) -> NewComment {
+    let raw = RawSubmission {
+        article_id: format!("bai-{}", k % 100),
+        author_name: "Nguyễn Văn An".into(),
+        author_email: "an.nguyen@example.com".into(),
+        body: format!("Bình luận số {k}: giá xăng tăng thế này thì khổ quá."),
+        client_ip: "203.0.113.7".into(),
+        idempotency_key: format!("feed-bench-{k}"),
+        ..RawSubmission::default()
+    };
+    NewComment::parse(&raw, &Limits::default()).unwrap()
+}
+
+async fn fill(store: Arc<dyn Store>, events: usize) -> Duration {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for k in (w..events).step_by(50) {
+                let c = comment(k);
+                let r = Receipt {
+                    comment_id: CommentId::new(),
+                    outcome: Outcome::Accepted,
+                    spam: 0.01,
+                    toxic: 0.01,
+                    reasons: Vec::new(),
+                    model_version: "bench".into(),
+                };
+                store
+                    .save(Submission {
+                        comment: &c,
+                        receipt: &r,
+                        fingerprint: &c.fingerprint(),
+                        created_at_ms: 1_764_252_147_958,
+                        explanation: &[],
+                        tallies: &[],
+                    })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    started.elapsed()
+}
+
+async fn drain(feed: Arc<dyn FeedStore>, events: usize) -> (usize, Duration) {
+    let (group, consumer) = (
+        Name::parse("group", "bench").unwrap(),
+        Name::parse("consumer", "web-1").unwrap(),
+    );
+    let started = Instant::now();
+    let mut delivered = 0;
+    while delivered < events {
+        let batch = feed
+            .read(&group, &consumer, 200, Duration::from_secs(600))
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        delivered += batch.len();
+        let cursors: Vec<String> = batch.into_iter().map(|e| e.cursor).collect();
+        feed.ack(&group, &cursors).await.unwrap();
+    }
+    (delivered, started.elapsed())
+}
+
+fn main() {
+    let events: usize = std::env::var("FEED_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let prefix = format!("{{bench-feed-{}}}:", std::process::id());
+        let redis = Arc::new(
+            RedisStore::new(
+                RedisSettings {
+                    url: RedisUrl::new("redis://127.0.0.1:6379"),
+                    prefix: prefix.clone(),
+                    ..RedisSettings::default()
+                },
+                Duration::from_secs(5),
+            )
+            .unwrap(),
+        );
+        let dir =
+            std::env::temp_dir().join(format!("moderation-feed-bench-{}", std::process::id()));
+        let sqlite = SqliteStore::open(&dir.join("moderation.db")).unwrap();
+        type Ports = (&'static str, Arc<dyn Store>, Arc<dyn FeedStore>);
+        let backends: Vec<Ports> = vec![
+            ("redis", redis.clone(), redis.clone()),
+            (
+                "embedded",
+                Arc::new(sqlite.clone()),
+                Arc::new(sqlite.clone()),
+            ),
+        ];
+        println!("{events} accepted comments, read in batches of 200 and acknowledged");
+        println!(
+            "{:<10} {:>14} {:>18}",
+            "backend", "stored/s", "delivered+acked/s"
+        );
+        for (name, store, feed) in backends {
+            let stored = fill(store, events).await;
+            let (delivered, took) = drain(feed, events).await;
+            assert_eq!(delivered, events, "{name}: every event delivered");
+            println!(
+                "{:<10} {:>14.0} {:>18.0}",
+                name,
+                events as f64 / stored.as_secs_f64(),
+                delivered as f64 / took.as_secs_f64()
+            );
+        }
+        // Clean up: the Redis keys under the prefix, the embedded file.
+        if let Ok(mut c) =
+            redis::Client::open("redis://127.0.0.1:6379").and_then(|c| c.get_connection())
+        {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}*"))
+                .query(&mut c)
+                .unwrap_or_default();
+            for chunk in keys.chunks(1000) {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut c);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
