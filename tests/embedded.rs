@@ -216,7 +216,7 @@ async fn a_process_killed_under_load_keeps_every_comment_it_accepted() {
     );
 
     let (_server, channel) = spawn_server(&config_path).await;
-    let mut client = CommentServiceClient::new(channel);
+    let mut client = CommentServiceClient::new(channel.clone());
     let mut missing = Vec::new();
     for id in &answered {
         match client
@@ -235,6 +235,24 @@ async fn a_process_killed_under_load_keeps_every_comment_it_accepted() {
         answered.len()
     );
     assert!(missing.is_empty(), "lost after SIGKILL: {missing:?}");
+    // And the feed delivers every one of them.
+    let mut feed = pb::feed_service_client::FeedServiceClient::new(channel.clone());
+    let mut events = feed
+        .subscribe(pb::SubscribeRequest {
+            group: "portal".into(),
+            consumer: "web-1".into(),
+            visibility_seconds: 600,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut delivered = std::collections::HashSet::new();
+    while !answered.iter().all(|id| delivered.contains(id)) {
+        use tokio_stream::StreamExt;
+        let next = tokio::time::timeout(Duration::from_secs(10), events.next()).await;
+        let event = next.expect("the feed goes on").expect("open").unwrap();
+        delivered.insert(event.comment_id);
+    }
 }
 
 #[tokio::test]
