@@ -303,3 +303,175 @@ async fn trimming_removes_what_outlived_its_retention_and_keeps_held_comments() 
     assert!(store.comment(ids[0]).await.unwrap().is_none());
     assert!(store.comment(ids[1]).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn store_copy_moves_everything_into_an_empty_redis_prefix() {
+    use moderation::feed::{FeedStore, Name};
+    use moderation::review::{Moderator, Query, Report, ReportLimits, ReviewStore, Verdict};
+    use moderation::settings::{Audit, SettingsStore};
+    use moderation::store::redis::{RedisSettings, RedisStore, RedisUrl};
+    use moderation::store::sqlite::SqliteStore;
+    use moderation::store::{Receipt, Store, Submission};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("moderation.db");
+    let prefix = format!("{{copy-{}}}:", uuid::Uuid::now_v7().simple());
+    let sqlite = SqliteStore::open(&db).unwrap();
+    let mut ids = Vec::new();
+    for k in 0..2 {
+        let raw = moderation::comment::RawSubmission {
+            idempotency_key: format!("copy-{k}"),
+            ..common::raw_submission()
+        };
+        let c = moderation::comment::NewComment::parse(&raw, &Default::default()).unwrap();
+        let r = Receipt {
+            comment_id: moderation::comment::CommentId::new(),
+            outcome: moderation::decide::Outcome::PendingReview,
+            spam: 0.5,
+            toxic: 0.1,
+            reasons: vec![moderation::decide::Reason {
+                code: "SPAM_LIKELY".into(),
+                message: "spam score 0.50".into(),
+            }],
+            model_version: "m".into(),
+        };
+        let at = jiff::Timestamp::now().as_millisecond() + k;
+        sqlite
+            .save(Submission {
+                comment: &c,
+                receipt: &r,
+                fingerprint: &c.fingerprint(),
+                created_at_ms: at,
+                explanation: &[],
+                tallies: &[],
+            })
+            .await
+            .unwrap();
+        ids.push(r.comment_id);
+    }
+    let now = jiff::Timestamp::now().as_millisecond();
+    let lan = Moderator::parse("lan").unwrap();
+    sqlite
+        .decide(ids[0], 1, &lan, Verdict::Approve, "ổn", now)
+        .await
+        .unwrap();
+    let report = Report::parse(&ids[0].to_string(), "Xúc phạm", "r1").unwrap();
+    let limits = ReportLimits {
+        kept: 20,
+        per_reader: 10,
+        window: Duration::from_secs(600),
+    };
+    sqlite.report(&report, limits, now + 1).await.unwrap();
+    ReviewStore::claim(&sqlite, &lan, 1, &[ids[1]], now + 600_000, now)
+        .await
+        .unwrap();
+    let mut next = sqlite.load_settings().await.unwrap();
+    next.version = 1;
+    let audit = Audit {
+        version: 1,
+        by: "ops".into(),
+        at_ms: now,
+        note: "trước khi chuyển".into(),
+        changes: Vec::new(),
+    };
+    sqlite.update_settings(0, &next, &audit).await.unwrap();
+    let before: Vec<_> = {
+        let mut v = Vec::new();
+        for id in &ids {
+            v.push((
+                Store::comment(&sqlite, *id).await.unwrap(),
+                sqlite.history(*id).await.unwrap(),
+            ));
+        }
+        v
+    };
+    let flagged_before = sqlite
+        .flagged(
+            &Query::parse(None, None, None, None, 50, "").unwrap(),
+            now + 2,
+        )
+        .await
+        .unwrap()
+        .0;
+    drop(sqlite);
+
+    let config = dir.path().join("copy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = \"{}\"\n[redis]\nprefix = \"{prefix}\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let out = common::cli(
+        &[
+            "store",
+            "copy",
+            "--to",
+            &common::redis_url(),
+            "--config",
+            config,
+        ],
+        &[],
+    );
+    let said = common::stdout(&out);
+    assert!(said.contains("copied 2 comments"), "{said}");
+
+    let redis = RedisStore::new(
+        RedisSettings {
+            url: RedisUrl::new(common::redis_url()),
+            prefix: prefix.clone(),
+            ..RedisSettings::default()
+        },
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    for (id, (comment, history)) in ids.iter().zip(&before) {
+        assert_eq!(&Store::comment(&redis, *id).await.unwrap(), comment);
+        assert_eq!(&redis.history(*id).await.unwrap(), history);
+    }
+    let flagged_after = redis
+        .flagged(
+            &Query::parse(None, None, None, None, 50, "").unwrap(),
+            now + 2,
+        )
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(
+        flagged_after, flagged_before,
+        "the queue, claims, reports and counts"
+    );
+    assert_eq!(redis.feedback(0).await.unwrap().len(), 1);
+    assert_eq!(redis.load_settings().await.unwrap().version, 1);
+    assert_eq!(
+        redis.settings_audit(10).await.unwrap()[0].note,
+        "trước khi chuyển"
+    );
+    let events = redis
+        .read(
+            &Name::parse("group", "portal").unwrap(),
+            &Name::parse("consumer", "web-1").unwrap(),
+            10,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "the approved comment is in the feed");
+    // Copying again into the same prefix is refused: two stores' data never mix.
+    let again = common::cli(
+        &[
+            "store",
+            "copy",
+            "--to",
+            &common::redis_url(),
+            "--config",
+            config,
+        ],
+        &[],
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds data"));
+    common::delete_prefix(&common::redis_url(), &prefix);
+}

@@ -53,6 +53,32 @@ pub enum Command {
     Stats(ops::StatsArgs),
     /// Make an API key: prints the key once and the configuration entry with its hash.
     NewApiKey(ops::NewKeyArgs),
+    /// The embedded store: `store copy --to redis://...` moves it into Redis (for several
+    /// instances). Run it while the service is stopped.
+    Store(StoreArgs),
+}
+
+/// `store` subcommands.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+/// What `store` does.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy the embedded store (store.path) into an empty Redis prefix: comments, the queue and
+    /// its claims, histories, the streams, decisions, settings and their audit.
+    Copy {
+        /// The Redis to copy into.
+        #[arg(long)]
+        to: String,
+        /// A TOML configuration file (store.path, redis.prefix).
+        #[arg(long, env = "MODERATION_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `serve` flags (each overrides the configuration file and the environment).
@@ -207,6 +233,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Classify(args) => run_classify(args),
         Command::Review(command) => review::run(command),
         Command::ExportFeedback(args) => run_export_feedback(args),
+        Command::Store(args) => run_store(args),
         Command::Settings(args) => ops::settings(args),
         Command::Models(args) => ops::models(args),
         Command::Stats(args) => ops::stats(args),
@@ -364,6 +391,40 @@ fn run_classify(args: ClassifyArgs) -> Result<()> {
         summary.lines as f64 / seconds.max(1e-9)
     );
     Ok(())
+}
+
+fn run_store(args: StoreArgs) -> Result<()> {
+    let StoreCommand::Copy { to, config } = args.command;
+    let config = Config::load(config.as_deref(), &Overrides::default())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let from = crate::store::sqlite::SqliteStore::open(&config.store.path)
+            .context("opening the embedded store (store.path); stop the service first")?;
+        let settings = crate::store::redis::RedisSettings {
+            url: crate::store::redis::RedisUrl::new(to),
+            ..config.redis.clone()
+        };
+        let target = settings.url.to_string();
+        let into = crate::store::redis::RedisStore::new(settings, std::time::Duration::from_secs(30))?;
+        let dump = from.dump().await?;
+        let copied = into
+            .import(&dump)
+            .await
+            .with_context(|| format!("copying into {target}"))?;
+        println!(
+            "copied {} comments, {} stream entries, {} history events and {} settings audit records from {} into {target}",
+            copied.comments,
+            copied.stream_entries,
+            copied.history_events,
+            copied.audit_records,
+            from.path().display()
+        );
+        println!("now run the service with --redis-url (or store.backend = \"redis\")");
+        Ok(())
+    })
 }
 
 fn run_export_feedback(args: ExportFeedbackArgs) -> Result<()> {

@@ -30,12 +30,14 @@ use serde::{Deserialize, Serialize};
 mod captcha;
 mod connection;
 mod feed;
+mod import;
 mod limits;
 mod review;
 mod settings;
 
 pub use captcha::RedisChallenges;
 pub use connection::{Connection, Health};
+pub use import::Imported;
 pub use limits::RedisCounters;
 
 use super::{Receipt, Saved, Store, StoreError, StoredComment, Submission};

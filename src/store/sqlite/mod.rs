@@ -8,12 +8,14 @@
 //! transaction that applies the same pure rule the Redis scripts apply.
 
 mod captcha;
+mod dump;
 mod feed;
 mod limits;
 mod review;
 mod settings;
 mod submissions;
 
+pub use dump::{Dump, Rows};
 pub use submissions::Retention;
 
 use std::fs::File;
