@@ -486,6 +486,33 @@ pub struct Feedback {
     pub moderator: String,
 }
 
+impl Feedback {
+    /// A stored feedback record, read field by field (`text` gives a field's value, empty
+    /// when absent): the same fields on every backend.
+    pub fn from_fields(text: impl Fn(&str) -> String) -> Self {
+        let label = |name: &str| match text(name).as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        };
+        let optional = |name: &str| Some(text(name)).filter(|v| !v.is_empty());
+        Feedback {
+            comment_id: text("comment_id"),
+            record: crate::classifier::corpus::Record {
+                text: text("text"),
+                spam: label("spam"),
+                toxic: label("toxic"),
+                lang: optional("lang"),
+                source: Some("moderation".to_owned()),
+                context: optional("context"),
+                author: optional("author"),
+            },
+            decided_at: text("decided_at").parse().unwrap_or(0),
+            moderator: text("moderator"),
+        }
+    }
+}
+
 /// The training examples in `feedback` (oldest first): one per comment, its latest decision
 /// (a comment approved, then reported and rejected, was abuse after all).
 pub fn training_examples(feedback: Vec<Feedback>) -> Vec<crate::classifier::corpus::Record> {

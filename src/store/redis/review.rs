@@ -625,27 +625,7 @@ impl RedisStore {
                 .map_err(classify)?;
             let done = reply.ids.len() < 1000;
             for entry in &reply.ids {
-                let text = |name: &str| entry_text(entry, name);
-                let label = |name: &str| match text(name).as_str() {
-                    "true" => Some(true),
-                    "false" => Some(false),
-                    _ => None,
-                };
-                let optional = |name: &str| Some(text(name)).filter(|v| !v.is_empty());
-                out.push(Feedback {
-                    comment_id: text("comment_id"),
-                    record: crate::classifier::corpus::Record {
-                        text: text("text"),
-                        spam: label("spam"),
-                        toxic: label("toxic"),
-                        lang: optional("lang"),
-                        source: Some("moderation".to_owned()),
-                        context: optional("context"),
-                        author: optional("author"),
-                    },
-                    decided_at: text("decided_at").parse().unwrap_or(0),
-                    moderator: text("moderator"),
-                });
+                out.push(Feedback::from_fields(|name| entry_text(entry, name)));
                 from = format!("({}", entry.id);
             }
             if done {

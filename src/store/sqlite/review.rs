@@ -477,27 +477,9 @@ fn feedback(tx: &Tx<'_>, since_ms: i64) -> Result<Vec<Feedback>, StoreError> {
         .map(|json| {
             let v: serde_json::Value = serde_json::from_str(json)
                 .map_err(|e| StoreError::Corrupt(format!("feedback record: {e}")))?;
-            let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-            let label = |k: &str| match v[k].as_str() {
-                Some("true") => Some(true),
-                Some("false") => Some(false),
-                _ => None,
-            };
-            let optional = |k: &str| Some(text(k)).filter(|t| !t.is_empty());
-            Ok(Feedback {
-                comment_id: text("comment_id"),
-                record: crate::classifier::corpus::Record {
-                    text: text("text"),
-                    spam: label("spam"),
-                    toxic: label("toxic"),
-                    lang: optional("lang"),
-                    source: Some("moderation".to_owned()),
-                    context: optional("context"),
-                    author: optional("author"),
-                },
-                decided_at: text("decided_at").parse().unwrap_or(0),
-                moderator: text("moderator"),
-            })
+            Ok(Feedback::from_fields(|k| {
+                v[k].as_str().unwrap_or_default().to_owned()
+            }))
         })
         .collect()
 }
