@@ -114,8 +114,13 @@ impl Pipeline {
         deadline: Instant,
     ) -> Result<Submitted, SubmitError> {
         let m = &self.metrics;
+        // The clock is read once, on arrival: validation (a render time ahead of it), the
+        // time the form was open and the comment's creation time all use it.
+        let now_ms = jiff::Timestamp::now().as_millisecond();
         let comment = m
-            .time(Stage::Validate, || NewComment::parse(raw, &self.limits))
+            .time(Stage::Validate, || {
+                NewComment::parse_at(raw, &self.limits, now_ms)
+            })
             .map_err(SubmitError::Invalid)?;
         let fingerprint = comment.fingerprint();
 
@@ -191,7 +196,6 @@ impl Pipeline {
             .is_none()
             .then(|| m.time(Stage::Classify, || self.classifier.score(&comment)));
 
-        let now_ms = jiff::Timestamp::now().as_millisecond();
         let seen = BotSignals {
             honeypot_filled: comment.honeypot_filled,
             // A render time in the future (the portal's clock ahead of ours) tells nothing.

@@ -151,34 +151,32 @@ fn refuse(operation: &str, error: ReviewError) -> Status {
 /// A waiting comment as sent; the reader's e-mail address only when `show_email` (a
 /// moderator's or operator's key).
 fn flagged_item(item: FlaggedItem, show_email: bool) -> pb::FlaggedItem {
-    {
-        pb::FlaggedItem {
-            comment: Some(comment_message(item.comment, show_email)),
-            version: item.version,
-            explanation: item
-                .explanation
-                .into_iter()
-                .map(|e| pb::Feature {
-                    head: e.head,
-                    feature: e.feature,
-                    weight: e.weight,
-                })
-                .collect(),
-            claim: item.claim.map(|c| pb::Claim {
-                moderator: c.moderator,
-                until: Some(timestamp(c.until_ms)),
-            }),
-            author_record: Some(pb::AuthorRecord {
-                accepted: item.author.accepted,
-                rejected: item.author.rejected,
-            }),
-            ip_record: Some(pb::AuthorRecord {
-                accepted: item.ip.accepted,
-                rejected: item.ip.rejected,
-            }),
-            reports: item.reports,
-            report_count: item.report_count,
-        }
+    pb::FlaggedItem {
+        comment: Some(comment_message(item.comment, show_email)),
+        version: item.version,
+        explanation: item
+            .explanation
+            .into_iter()
+            .map(|e| pb::Feature {
+                head: e.head,
+                feature: e.feature,
+                weight: e.weight,
+            })
+            .collect(),
+        claim: item.claim.map(|c| pb::Claim {
+            moderator: c.moderator,
+            until: Some(timestamp(c.until_ms)),
+        }),
+        author_record: Some(pb::AuthorRecord {
+            accepted: item.author.accepted,
+            rejected: item.author.rejected,
+        }),
+        ip_record: Some(pb::AuthorRecord {
+            accepted: item.ip.accepted,
+            rejected: item.ip.rejected,
+        }),
+        reports: item.reports,
+        report_count: item.report_count,
     }
 }
 
