@@ -257,43 +257,16 @@ async fn a_process_killed_under_load_keeps_every_comment_it_accepted() {
 
 #[tokio::test]
 async fn trimming_removes_what_outlived_its_retention_and_keeps_held_comments() {
-    use moderation::comment::{CommentId, Limits, NewComment, RawSubmission};
     use moderation::decide::Outcome;
+    use moderation::store::Store;
     use moderation::store::sqlite::{Retention, SqliteStore};
-    use moderation::store::{Receipt, Store, Submission};
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_with(&dir.path().join("m.db"), Retention::default()).unwrap();
-    let mut ids = Vec::new();
-    for (k, outcome) in [Outcome::Accepted, Outcome::PendingReview]
-        .into_iter()
-        .enumerate()
-    {
-        let raw = RawSubmission {
-            idempotency_key: format!("trim-{k}"),
-            ..common::raw_submission()
-        };
-        let comment = NewComment::parse(&raw, &Limits::default()).unwrap();
-        let receipt = Receipt {
-            comment_id: CommentId::new(),
-            outcome,
-            spam: 0.1,
-            toxic: 0.1,
-            reasons: Vec::new(),
-            model_version: "m".into(),
-        };
-        store
-            .save(Submission {
-                comment: &comment,
-                receipt: &receipt,
-                fingerprint: &comment.fingerprint(),
-                created_at_ms: jiff::Timestamp::now().as_millisecond(),
-                explanation: &[],
-                tallies: &[],
-            })
-            .await
-            .unwrap();
-        ids.push(receipt.comment_id);
-    }
+    let at = jiff::Timestamp::now().as_millisecond();
+    let ids = [
+        common::save_directly(&store, "trim-0", Outcome::Accepted, &[], at).await,
+        common::save_directly(&store, "trim-1", Outcome::PendingReview, &[], at).await,
+    ];
     let now = jiff::Timestamp::now().as_millisecond();
     assert_eq!(store.trim(now).await.unwrap(), 0, "nothing is old yet");
     // A year later: the decided comment, its answer and stream entry are gone; the held one
@@ -309,44 +282,19 @@ async fn store_copy_moves_everything_into_an_empty_redis_prefix() {
     use moderation::feed::{FeedStore, Name};
     use moderation::review::{Moderator, Query, Report, ReportLimits, ReviewStore, Verdict};
     use moderation::settings::{Audit, SettingsStore};
+    use moderation::store::Store;
     use moderation::store::redis::{RedisSettings, RedisStore, RedisUrl};
     use moderation::store::sqlite::SqliteStore;
-    use moderation::store::{Receipt, Store, Submission};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("moderation.db");
     let prefix = format!("{{copy-{}}}:", uuid::Uuid::now_v7().simple());
     let sqlite = SqliteStore::open(&db).unwrap();
     let mut ids = Vec::new();
     for k in 0..2 {
-        let raw = moderation::comment::RawSubmission {
-            idempotency_key: format!("copy-{k}"),
-            ..common::raw_submission()
-        };
-        let c = moderation::comment::NewComment::parse(&raw, &Default::default()).unwrap();
-        let r = Receipt {
-            comment_id: moderation::comment::CommentId::new(),
-            outcome: moderation::decide::Outcome::PendingReview,
-            spam: 0.5,
-            toxic: 0.1,
-            reasons: vec![moderation::decide::Reason {
-                code: "SPAM_LIKELY".into(),
-                message: "spam score 0.50".into(),
-            }],
-            model_version: "m".into(),
-        };
         let at = jiff::Timestamp::now().as_millisecond() + k;
-        sqlite
-            .save(Submission {
-                comment: &c,
-                receipt: &r,
-                fingerprint: &c.fingerprint(),
-                created_at_ms: at,
-                explanation: &[],
-                tallies: &[],
-            })
-            .await
-            .unwrap();
-        ids.push(r.comment_id);
+        let key = format!("copy-{k}");
+        let held = moderation::decide::Outcome::PendingReview;
+        ids.push(common::save_directly(&sqlite, &key, held, &["SPAM_LIKELY"], at).await);
     }
     let now = jiff::Timestamp::now().as_millisecond();
     let lan = Moderator::parse("lan").unwrap();

@@ -205,6 +205,50 @@ pub fn raw_submission() -> moderation::comment::RawSubmission {
     moderation::comment::RawSubmission::from(submission("raw-1"))
 }
 
+/// Stores [`raw_submission`] under `key` straight through a backend's submissions port, as the
+/// pipeline would have decided it (`outcome`, held for `reasons`), created at `at_ms`; returns
+/// its id.
+pub async fn save_directly(
+    store: &dyn moderation::store::Store,
+    key: &str,
+    outcome: moderation::decide::Outcome,
+    reasons: &[&str],
+    at_ms: i64,
+) -> moderation::comment::CommentId {
+    use moderation::comment::{CommentId, Limits, NewComment, RawSubmission};
+    let raw = RawSubmission {
+        idempotency_key: key.into(),
+        ..raw_submission()
+    };
+    let comment = NewComment::parse(&raw, &Limits::default()).unwrap();
+    let receipt = moderation::store::Receipt {
+        comment_id: CommentId::new(),
+        outcome,
+        spam: 0.5,
+        toxic: 0.1,
+        reasons: reasons
+            .iter()
+            .map(|code| moderation::decide::Reason {
+                code: (*code).into(),
+                message: format!("{code} in a test"),
+            })
+            .collect(),
+        model_version: "test".into(),
+    };
+    store
+        .save(moderation::store::Submission {
+            comment: &comment,
+            receipt: &receipt,
+            fingerprint: &comment.fingerprint(),
+            created_at_ms: at_ms,
+            explanation: &[],
+            tallies: &[],
+        })
+        .await
+        .expect("stored");
+    receipt.comment_id
+}
+
 /// A configuration whose thresholds send every comment to review (spam between 0 and 1 is
 /// "likely").
 pub fn holding_config() -> Config {
