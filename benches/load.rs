@@ -5,6 +5,10 @@
 //!
 //! The echo server is this same binary started again with `LOAD_ROLE=echo`: it answers every
 //! `SubmitComment` with a fixed response and does nothing else.
+//!
+//! After each backend's closed-loop run, the same server takes an open-loop run at each of
+//! [`OPEN_LOOP_RATES`] (a fixed arrival rate, as real traffic comes; `LOAD_OPEN_SECONDS` sets
+//! its measured time, default 5).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -60,6 +64,13 @@ fn main() {
     // LOAD_BACKENDS=redis (or embedded) runs one backend only.
     let backends = std::env::var("LOAD_BACKENDS").unwrap_or_else(|_| "redis,embedded".into());
     let mut results = vec![("tonic echo", echo_result)];
+    let mut open: Vec<(String, LoadResult)> = Vec::new();
+    let open_measured = Duration::from_secs(
+        std::env::var("LOAD_OPEN_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5),
+    );
     let runs = [
         ("redis", "SubmitComment", false),
         ("redis", "+ rate limits", true),
@@ -99,6 +110,15 @@ fn main() {
         }
         let service = Server::start(&mut command, port);
         results.push((name, run_load(&service, measured, name)));
+        if !rate_limited {
+            for rate in OPEN_LOOP_RATES {
+                let what = format!("{backend} {rate}/s");
+                open.push((
+                    what.clone(),
+                    run_open_loop(&service, rate, open_measured, &what),
+                ));
+            }
+        }
         drop(service);
         clean_up(&prefix);
         let _ = std::fs::remove_dir_all(&dir);
@@ -134,6 +154,36 @@ fn main() {
             "rate-limit step: {:+.1} µs of server CPU per request",
             results[2].1.cpu_us_per_request - results[1].1.cpu_us_per_request
         );
+    }
+    if !open.is_empty() {
+        println!(
+            "\nopen loop: requests sent at a fixed rate whatever the answers (latency from the moment each was due), {} s measured after 1 s",
+            open_measured.as_secs()
+        );
+        println!(
+            "{:<16} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>11}",
+            "backend, rate",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "CPU µs/req"
+        );
+        for (name, r) in &open {
+            println!(
+                "{:<16} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>11.1}",
+                name,
+                r.per_second,
+                r.percentile(0.50),
+                r.percentile(0.90),
+                r.percentile(0.99),
+                r.percentile(1.0),
+                r.errors,
+                r.cpu_us_per_request
+            );
+        }
     }
     if !binary_is_fresh(&binary) {
         println!("(note: {binary} is older than the sources; run `cargo build --release` first)");
@@ -226,6 +276,87 @@ fn run_load(server: &Server, measured: Duration, what: &str) -> LoadResult {
             latencies_ms.extend(l);
             errors += e;
         }
+        latencies_ms.sort_by(f64::total_cmp);
+        LoadResult {
+            per_second: latencies_ms.len() as f64 / elapsed.as_secs_f64(),
+            cpu_us_per_request: cpu * 1e6 / latencies_ms.len().max(1) as f64,
+            latencies_ms,
+            errors,
+            peak_rss_kib: server.peak_rss_kib(),
+        }
+    })
+}
+
+/// The arrival rates of the open-loop runs, requests per second.
+const OPEN_LOOP_RATES: [u32; 2] = [2_000, 5_000];
+
+/// Requests in flight beyond which the open loop counts a request as failed instead of
+/// sending it (the server has fallen this far behind).
+const OPEN_LOOP_MAX_IN_FLIGHT: usize = 10_000;
+
+/// Sends `rate` requests per second on one HTTP/2 connection whatever the answers, for 1 s of
+/// warm-up and `measured` of measurement; each latency counts from the moment the request was
+/// due, so a stalled server is not hidden by sending less (coordinated omission).
+fn run_open_loop(server: &Server, rate: u32, measured: Duration, what: &str) -> LoadResult {
+    let address = server.address();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let run: String = format!("open-{what}-{}", std::process::id())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    runtime.block_on(async move {
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("the server accepts connections");
+        let client = CommentServiceClient::new(channel);
+        let warm_up = u64::from(rate);
+        let total = warm_up + u64::from(rate) * measured.as_secs();
+        let interval = Duration::from_secs(1) / rate;
+        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (sender, mut answers) = tokio::sync::mpsc::unbounded_channel::<(bool, f64, bool)>();
+        let start = tokio::time::Instant::now();
+        let mut cpu_before = 0.0;
+        let mut overloaded = 0;
+        for n in 0..total {
+            let due = start + interval * u32::try_from(n).unwrap_or(u32::MAX);
+            tokio::time::sleep_until(due).await;
+            let measuring = n >= warm_up;
+            if n == warm_up {
+                cpu_before = server.cpu_seconds();
+            }
+            if in_flight.load(Ordering::Relaxed) >= OPEN_LOOP_MAX_IN_FLIGHT {
+                overloaded += usize::from(measuring);
+                continue;
+            }
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            let (mut client, sender, in_flight) =
+                (client.clone(), sender.clone(), in_flight.clone());
+            let n = usize::try_from(n).unwrap_or(0);
+            let request = request(&run, n % STREAMS, n);
+            tokio::spawn(async move {
+                let ok = client.submit_comment(request).await.is_ok();
+                let latency_ms = due.elapsed().as_secs_f64() * 1e3;
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                let _ = sender.send((measuring, latency_ms, ok));
+            });
+        }
+        drop(sender);
+        let mut latencies_ms = Vec::new();
+        let mut errors = overloaded;
+        while let Some((measuring, latency_ms, ok)) = answers.recv().await {
+            if measuring {
+                latencies_ms.push(latency_ms);
+                errors += usize::from(!ok);
+            }
+        }
+        let elapsed = start.elapsed().saturating_sub(Duration::from_secs(1));
+        let cpu = server.cpu_seconds() - cpu_before;
         latencies_ms.sort_by(f64::total_cmp);
         LoadResult {
             per_second: latencies_ms.len() as f64 / elapsed.as_secs_f64(),

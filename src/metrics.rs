@@ -206,6 +206,7 @@ impl Metrics {
             "models in force (role=active or shadow), value 1",
             models.clone(),
         );
+        registry.register_collector(Box::new(LogCollector));
         // The hot path's series exist from the start (at zero), and are held directly.
         let stage_seconds = STAGES
             .iter()
@@ -374,6 +375,34 @@ impl Metrics {
 }
 
 /// The rate limiter's own counters, read at each scrape.
+/// Log lines dropped because the log writer fell behind (set once, by the log set-up).
+static DROPPED_LOG_LINES: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
+    std::sync::OnceLock::new();
+
+/// Counts, from now on, the log lines `counter` counts as dropped (`log_lines_dropped_total`).
+pub fn count_dropped_log_lines(counter: tracing_appender::non_blocking::ErrorCounter) {
+    let _ = DROPPED_LOG_LINES.set(counter);
+}
+
+/// Serves [`DROPPED_LOG_LINES`].
+#[derive(Debug)]
+struct LogCollector;
+
+impl Collector for LogCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let dropped = DROPPED_LOG_LINES
+            .get()
+            .map_or(0, |c| c.dropped_lines() as u64);
+        let counter = ConstCounter::new(dropped);
+        counter.encode(encoder.encode_descriptor(
+            "log_lines_dropped",
+            "log lines dropped because standard error could not keep up (the writer never waits)",
+            None,
+            counter.metric_type(),
+        )?)
+    }
+}
+
 #[derive(Debug)]
 struct LimiterCollector(Arc<TwoTier>);
 

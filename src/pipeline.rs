@@ -1,29 +1,42 @@
-//! The submission pipeline, in the order a comment goes through it:
+//! The submission pipeline, in the order a comment goes through it ([`Pipeline::submit`]):
 //!
-//! validate → (a retry gets its first answer) → block and allow lists → rate limit → CAPTCHA
-//! → classify → decide → store.
+//! validate → admit (block and allow lists, the rate limiter's flood gate, the CAPTCHA's
+//! in-process checks) → score → decide → store (one atomic call of the submissions' store: a
+//! retry gets its first answer, the rate-limit cells are charged, the CAPTCHA answer claimed
+//! and the comment stored, or nothing at all).
 //!
-//! Cheap checks come first, so invalid or flooding requests cost neither a CAPTCHA lookup nor a
-//! classification. Ops' runtime settings are read once per request ([`Live::snapshot`]): the
-//! thresholds, the lists, and which stages run in shadow mode (they record and count what they
-//! would do and let the comment through as if they were off). Every stage that waits on something outside the process runs against the
-//! request's deadline: when storage is slow or down the answer is "unavailable, retry", never a
-//! hang, and an acceptance is only answered once storage has the comment.
+//! Cheap checks come first, so invalid or flooding requests cost neither storage nor a
+//! classification; a submission then costs one storage round trip. Scoring comes before the
+//! retry check, which a retry pays for (~20 µs), far less than a second round trip would cost
+//! every submission. Two things still answer from storage first: a hosted CAPTCHA provider
+//! (asked over HTTP, and it accepts a token once) and a rate limiter with counters of its own
+//! (so a retry is not charged twice); and a refusal found before storage is checked against
+//! storage, so a retry of a stored submission still gets its first answer.
+//!
+//! Ops' runtime settings are read once per request ([`Live::snapshot`]): the thresholds, the
+//! lists, and which stages run in shadow mode (they record and count what they would do and let
+//! the comment through as if they were off; [`Shadow`] collects what they found). Every stage
+//! that waits on something outside the process runs against the request's deadline: when
+//! storage is slow or down the answer is "unavailable, retry", never a hang, and an acceptance
+//! is only answered once storage has the comment.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::captcha::{CaptchaError, CaptchaVerifier};
+use crate::captcha::store::Claim;
+use crate::captcha::{CaptchaError, CaptchaVerifier, Checked};
 use crate::classifier::{Explanation, Reason as Feature};
-use crate::classify::Classifier;
+use crate::classify::{Classifier, Scored};
 use crate::comment::{CommentId, Limits, NewComment, RawSubmission, Violation};
 use crate::decide::{self, BotRules, BotSignals, Decision, Outcome, Reason, ReasonCode};
 use crate::metrics::{Metrics, Stage};
-use crate::rate_limit::{RateLimitError, RateLimiter};
+use crate::rate_limit::cluster::Cell;
+use crate::rate_limit::{Admit, RateLimitError, RateLimiter};
 use crate::review::Explained;
-use crate::settings::live::Live;
-use crate::store::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
+use crate::settings::lists::Listing;
+use crate::settings::live::{Live, Snapshot};
+use crate::store::{Admission, Admitted, Receipt, Store, StoreError, StoredComment, Submission};
 
 /// Why a submission got no decision. The gRPC layer maps each to a status.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +119,54 @@ where
     }
 }
 
+/// What stages in shadow mode found for one submission: counted in the metrics at once, and
+/// with the comment's outcome in the statistics when it is stored.
+#[derive(Debug, Default)]
+struct Shadow {
+    tallies: Vec<&'static str>,
+}
+
+impl Shadow {
+    /// Notes that `stage` would have done `would`, counted in the statistics as `tally`.
+    fn note(&mut self, m: &Metrics, stage: &str, would: &str, tally: &'static str) {
+        m.shadow(stage, would);
+        self.tallies.push(tally);
+    }
+}
+
+/// What the storage step must check and charge with the submission (see [`Admission`]).
+#[derive(Debug, Default)]
+struct Pending {
+    cells: Vec<Cell>,
+    claim: Option<Claim>,
+    claim_shadow: bool,
+}
+
+impl Pending {
+    fn admission(&self) -> Admission<'_> {
+        Admission {
+            cells: &self.cells,
+            claim: self.claim.as_ref(),
+            claim_shadow: self.claim_shadow,
+        }
+    }
+}
+
+/// How admission ended before storage.
+enum Admitting {
+    /// A retry of a stored submission, answered from storage before a remote check.
+    Replayed(Receipt),
+    /// What remains for the storage step.
+    Pending(Pending),
+}
+
+/// A scored and decided submission, ready to store.
+struct Decided {
+    receipt: Receipt,
+    explained: Vec<Explained>,
+    scored: Option<Scored>,
+}
+
 impl Pipeline {
     /// Takes a comment through every stage; `deadline` bounds all waiting.
     pub async fn submit(
@@ -113,89 +174,167 @@ impl Pipeline {
         raw: &RawSubmission,
         deadline: Instant,
     ) -> Result<Submitted, SubmitError> {
-        let m = &self.metrics;
         // The clock is read once, on arrival: validation (a render time ahead of it), the
         // time the form was open and the comment's creation time all use it.
         let now_ms = jiff::Timestamp::now().as_millisecond();
-        let comment = m
+        let comment = self.validate(raw, now_ms)?;
+        let live = self.live.snapshot();
+        let listing = self
+            .metrics
+            .time(Stage::Lists, || live.lists.check(&comment));
+        let mut shadow = Shadow::default();
+        let pending = match self
+            .admit(&comment, &listing, &live, &mut shadow, deadline)
+            .await
+        {
+            Ok(Admitting::Pending(pending)) => pending,
+            Ok(Admitting::Replayed(first)) => return Ok(replayed(first)),
+            Err(refused) => return self.unless_stored(&comment, refused, deadline).await,
+        };
+        // A comment whose CAPTCHA answer is refused is not stored: it is not worth scoring.
+        let score = listing.blocked.is_none() && !matches!(pending.claim, Some(Claim::Refused(_)));
+        let decided = self.decide(&comment, &listing, &live, &mut shadow, score, now_ms);
+        self.store(&comment, &pending, decided, &shadow, now_ms, deadline)
+            .await
+    }
+
+    /// Reads a stored comment.
+    pub async fn comment(
+        &self,
+        id: CommentId,
+        deadline: Instant,
+    ) -> Result<Option<StoredComment>, SubmitError> {
+        within(deadline, "storage", self.store.comment(id)).await
+    }
+
+    fn validate(&self, raw: &RawSubmission, now_ms: i64) -> Result<NewComment, SubmitError> {
+        self.metrics
             .time(Stage::Validate, || {
                 NewComment::parse_at(raw, &self.limits, now_ms)
             })
-            .map_err(SubmitError::Invalid)?;
-        let fingerprint = comment.fingerprint();
+            .map_err(SubmitError::Invalid)
+    }
 
-        // A retry of a stored submission gets the first answer: it is not charged again and
-        // its (single-use) CAPTCHA is not checked again.
-        let key = &comment.idempotency_key;
-        let started = Instant::now();
-        let replay = within(deadline, "storage", self.store.receipt(key, &fingerprint)).await?;
-        m.stage(Stage::Replay, started.elapsed());
-        if let Some(receipt) = replay {
-            return Ok(Submitted {
-                receipt,
-                replayed: true,
-            });
+    /// The rate limiter and the CAPTCHA, as far as they go before storage. The newsroom's
+    /// addresses skip both; a blocked comment skips the CAPTCHA (it is rejected whatever its
+    /// answer).
+    async fn admit(
+        &self,
+        comment: &NewComment,
+        listing: &Listing,
+        live: &Snapshot,
+        shadow: &mut Shadow,
+        deadline: Instant,
+    ) -> Result<Admitting, SubmitError> {
+        let checks_captcha = !listing.allowed_ip && listing.blocked.is_none();
+        let remote = checks_captcha && self.captcha.remote(comment);
+        if (remote || (!listing.allowed_ip && self.rate_limiter.charges_separately()))
+            && let Some(first) = self.replay(comment, deadline).await?
+        {
+            return Ok(Admitting::Replayed(first));
         }
-
-        let live = self.live.snapshot();
-        let settings = &live.effective.tunables;
-        let listing = m.time(Stage::Lists, || live.lists.check(&comment));
-        // Shadow findings, counted with the comment's outcome for the statistics.
-        let mut tallies: Vec<&str> = Vec::new();
-
-        // The newsroom's addresses skip rate limits and the CAPTCHA.
+        let mut pending = Pending::default();
         if !listing.allowed_ip {
             let started = Instant::now();
-            within(
-                deadline,
-                "the rate limiter",
-                self.rate_limiter.admit(&comment, deadline),
-            )
-            .await?;
-            m.stage(Stage::RateLimit, started.elapsed());
-        }
-
-        // A blocked comment is rejected whatever its CAPTCHA says.
-        if !listing.allowed_ip && listing.blocked.is_none() {
-            let started = Instant::now();
-            let verified = within(
-                deadline,
-                "the CAPTCHA verifier",
-                self.captcha.verify(&comment, deadline),
-            )
-            .await;
-            m.stage(Stage::Captcha, started.elapsed());
-            match verified {
-                Ok(()) => {}
-                // In shadow the stage never stops a comment: a verifier that cannot answer
-                // counts as an outage, a refusal as what would have been refused.
-                Err(
-                    SubmitError::Unavailable(_)
-                    | SubmitError::Captcha(CaptchaError::Unavailable(_)),
-                ) if settings.captcha_shadow => {
-                    m.shadow("captcha", "unavailable");
-                    tallies.push("shadow_captcha_unavailable");
-                }
-                Err(SubmitError::Captcha(e)) if settings.captcha_shadow => {
-                    m.captcha_refused(e.reason(), true);
-                    m.shadow("captcha", e.reason());
-                    tallies.push("shadow_captcha_refused");
-                }
-                Err(e) => {
-                    if let SubmitError::Captcha(c) = &e {
-                        m.captcha_refused(c.reason(), false);
-                    }
-                    return Err(e);
-                }
+            let admit = self.rate_limiter.admit(comment, deadline);
+            if let Admit::Charge(cells) = within(deadline, "the rate limiter", admit).await? {
+                pending.cells = cells;
             }
+            self.metrics.stage(Stage::RateLimit, started.elapsed());
         }
+        if checks_captcha {
+            let in_shadow = live.effective.tunables.captcha_shadow;
+            pending.claim_shadow = in_shadow;
+            pending.claim = self
+                .check_captcha(comment, in_shadow, shadow, deadline)
+                .await?;
+        }
+        Ok(Admitting::Pending(pending))
+    }
 
-        // A blocked comment is not scored: the block is the reason.
-        let scored = listing
-            .blocked
-            .is_none()
-            .then(|| m.time(Stage::Classify, || self.classifier.score(&comment)));
+    /// The first answer to this submission's idempotency key, if it was stored.
+    async fn replay(
+        &self,
+        comment: &NewComment,
+        deadline: Instant,
+    ) -> Result<Option<Receipt>, SubmitError> {
+        let started = Instant::now();
+        let key = &comment.idempotency_key;
+        let fingerprint = comment.fingerprint();
+        let first = within(deadline, "storage", self.store.receipt(key, &fingerprint)).await;
+        self.metrics.stage(Stage::Replay, started.elapsed());
+        first
+    }
 
+    /// A refusal found before storage (the flood gate's), unless the submission is a retry of a
+    /// stored one: then its first answer.
+    async fn unless_stored(
+        &self,
+        comment: &NewComment,
+        refused: SubmitError,
+        deadline: Instant,
+    ) -> Result<Submitted, SubmitError> {
+        if !matches!(refused, SubmitError::RateLimited(_)) {
+            return Err(refused);
+        }
+        match self.replay(comment, deadline).await {
+            Ok(Some(first)) => Ok(replayed(first)),
+            Err(SubmitError::KeyReused) => Err(SubmitError::KeyReused),
+            // Storage's trouble does not hide the refusal.
+            Ok(None) | Err(_) => Err(refused),
+        }
+    }
+
+    /// The CAPTCHA's in-process checks: the claim to make with the submission (a refusal is a
+    /// claim refused in advance, made by the storage step as every refusal is), or a verifier
+    /// that cannot answer. In shadow the stage never stops a comment: a verifier that cannot
+    /// answer counts as an outage, a refusal as what would have been refused.
+    async fn check_captcha(
+        &self,
+        comment: &NewComment,
+        in_shadow: bool,
+        shadow: &mut Shadow,
+        deadline: Instant,
+    ) -> Result<Option<Claim>, SubmitError> {
+        let m = &self.metrics;
+        let started = Instant::now();
+        let verify = self.captcha.verify(comment, deadline);
+        let checked = within(deadline, "the CAPTCHA verifier", verify).await;
+        m.stage(Stage::Captcha, started.elapsed());
+        match checked {
+            Ok(Checked::Passed) => Ok(None),
+            Ok(Checked::Claim(claim)) => Ok(Some(claim)),
+            Err(
+                SubmitError::Unavailable(_) | SubmitError::Captcha(CaptchaError::Unavailable(_)),
+            ) if in_shadow => {
+                shadow.note(m, "captcha", "unavailable", "shadow_captcha_unavailable");
+                Ok(None)
+            }
+            Err(SubmitError::Captcha(e)) if in_shadow => {
+                m.captcha_refused(e.reason(), true);
+                shadow.note(m, "captcha", e.reason(), "shadow_captcha_refused");
+                Ok(None)
+            }
+            // Refused, but by the storage step: after the retry check and the charge.
+            Err(SubmitError::Captcha(e)) => Ok(Some(Claim::Refused(e))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Scores (if `score`: not a comment a list blocked), decides, and writes the answer; a
+    /// candidate model in shadow is judged by the decision it would lead to.
+    fn decide(
+        &self,
+        comment: &NewComment,
+        listing: &Listing,
+        live: &Snapshot,
+        shadow: &mut Shadow,
+        score: bool,
+        now_ms: i64,
+    ) -> Decided {
+        let m = &self.metrics;
+        let settings = &live.effective.tunables;
+        let scored = score.then(|| m.time(Stage::Classify, || self.classifier.score(comment)));
         let seen = BotSignals {
             honeypot_filled: comment.honeypot_filled,
             // A render time in the future (the portal's clock ahead of ours) tells nothing.
@@ -204,26 +343,26 @@ impl Pipeline {
                 .and_then(|rendered| u64::try_from(now_ms - rendered).ok())
                 .map(std::time::Duration::from_millis),
         };
+        let block = listing.blocked.as_ref();
         let decide = |scores, thresholds| {
             decide::decide_live(
                 scores,
                 thresholds,
                 &self.bots,
                 seen,
-                listing.blocked.as_ref().map(|b| b.0),
+                block.map(|b| b.0),
                 settings.decision_shadow,
             )
         };
         let decision = decide(scored.as_ref().map(|s| s.scores), &settings.thresholds);
         if let Some(would) = decision.shadow {
-            m.shadow("decision", would.as_str());
-            tallies.push(match would {
+            let tally = match would {
                 Outcome::Accepted => "shadow_decision_accepted",
                 Outcome::PendingReview => "shadow_decision_pending_review",
                 Outcome::Rejected => "shadow_decision_rejected",
-            });
+            };
+            shadow.note(m, "decision", would.as_str(), tally);
         }
-        // A candidate model is judged by the decision it would lead to.
         if let Some((candidate_scores, candidate)) = scored.as_ref().and_then(|s| s.shadow.clone())
         {
             let thresholds = live
@@ -233,16 +372,15 @@ impl Pipeline {
             let theirs = decide(Some(candidate_scores), thresholds);
             let agrees = theirs.outcome == decision.outcome && theirs.shadow == decision.shadow;
             m.model_shadow(&candidate, agrees);
-            tallies.push(if agrees {
+            shadow.tallies.push(if agrees {
                 "model_shadow_same"
             } else {
                 "model_shadow_different"
             });
         }
-
         let explanation = match &scored {
             Some(s) if classifier_ruled(&decision) => {
-                Some(m.time(Stage::Explain, || s.explain(&comment)))
+                Some(m.time(Stage::Explain, || s.explain(comment)))
             }
             _ => None,
         };
@@ -255,7 +393,7 @@ impl Pipeline {
                 .rules
                 .iter()
                 .map(|&rule| {
-                    let block = listing.blocked.as_ref().map(|b| b.1.as_str());
+                    let block = block.map(|b| b.1.as_str());
                     reason(rule, explanation.as_ref(), seen, &self.bots, block)
                 })
                 .collect(),
@@ -263,44 +401,98 @@ impl Pipeline {
                 .as_ref()
                 .map_or(String::new(), |s| s.version.to_string()),
         };
-        let explained = explanation.map(explained).unwrap_or_default();
-        let submission = Submission {
-            comment: &comment,
-            receipt: &receipt,
-            fingerprint: &fingerprint,
-            created_at_ms: now_ms,
-            explanation: &explained,
-            tallies: &tallies,
-        };
-        let started = Instant::now();
-        let saved = within(deadline, "storage", self.store.save(submission)).await?;
-        m.stage(Stage::Store, started.elapsed());
-        match saved {
-            Saved::Stored => {
-                m.comment(
-                    receipt.outcome.as_str(),
-                    scored.as_ref().map(|s| s.scores.spam),
-                    scored.as_ref().map(|s| s.scores.toxic),
-                );
-                Ok(Submitted {
-                    receipt,
-                    replayed: false,
-                })
-            }
-            Saved::Replayed(first) => Ok(Submitted {
-                receipt: first,
-                replayed: true,
-            }),
+        Decided {
+            receipt,
+            explained: explanation.map(explained).unwrap_or_default(),
+            scored,
         }
     }
 
-    /// Reads a stored comment.
-    pub async fn comment(
+    /// The storage step: one atomic call that answers a retry, charges the cells, claims the
+    /// CAPTCHA and stores the comment; then what it found is counted and answered.
+    async fn store(
         &self,
-        id: CommentId,
+        comment: &NewComment,
+        pending: &Pending,
+        decided: Decided,
+        shadow: &Shadow,
+        now_ms: i64,
         deadline: Instant,
-    ) -> Result<Option<StoredComment>, SubmitError> {
-        within(deadline, "storage", self.store.comment(id)).await
+    ) -> Result<Submitted, SubmitError> {
+        let m = &self.metrics;
+        let fingerprint = comment.fingerprint();
+        let submission = Submission {
+            comment,
+            receipt: &decided.receipt,
+            fingerprint: &fingerprint,
+            created_at_ms: now_ms,
+            explanation: &decided.explained,
+            tallies: &shadow.tallies,
+        };
+        let started = Instant::now();
+        let submit = self.store.submit(pending.admission(), submission);
+        let admitted = within(deadline, "storage", submit).await?;
+        m.stage(Stage::Store, started.elapsed());
+        let (charged, claimed) = match admitted {
+            Admitted::Replayed(first) => return Ok(replayed(first)),
+            Admitted::Limited(charged) => (Some(charged), None),
+            Admitted::Refused { charged, claimed } => (charged, Some(claimed)),
+            Admitted::Stored { charged, claimed } => {
+                self.settle(pending, charged, claimed, true)?;
+                let scores = decided.scored.as_ref().map(|s| s.scores);
+                m.comment(
+                    decided.receipt.outcome.as_str(),
+                    scores.map(|s| s.spam),
+                    scores.map(|s| s.toxic),
+                );
+                return Ok(Submitted {
+                    receipt: decided.receipt,
+                    replayed: false,
+                });
+            }
+        };
+        self.settle(pending, charged, claimed, false)?;
+        Err(SubmitError::Unexpected(anyhow::anyhow!(
+            "the store refused a submission without saying why"
+        )))
+    }
+
+    /// Counts what the storage step found for the cells and the claim; a refusal is the
+    /// error. A claim refused for a comment that was stored anyway (`stored`) is the CAPTCHA's
+    /// shadow finding, counted in the statistics by the store.
+    fn settle(
+        &self,
+        pending: &Pending,
+        charged: Option<crate::rate_limit::cluster::Charged>,
+        claimed: Option<crate::captcha::store::Claimed>,
+        stored: bool,
+    ) -> Result<(), SubmitError> {
+        if let Some(charged) = charged {
+            self.rate_limiter.settle(&pending.cells, charged)?;
+        }
+        let (Some(claim), Some(claimed)) = (&pending.claim, claimed) else {
+            return Ok(());
+        };
+        match claim.verdict(claimed, jiff::Timestamp::now().as_millisecond()) {
+            Ok(()) => Ok(()),
+            Err(e) if stored => {
+                self.metrics.captcha_refused(e.reason(), true);
+                self.metrics.shadow("captcha", e.reason());
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.captcha_refused(e.reason(), false);
+                Err(SubmitError::Captcha(e))
+            }
+        }
+    }
+}
+
+/// The answer to a retry.
+fn replayed(receipt: Receipt) -> Submitted {
+    Submitted {
+        receipt,
+        replayed: true,
     }
 }
 

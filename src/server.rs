@@ -41,7 +41,6 @@ use crate::proto::v1::feed_service_server::FeedServiceServer;
 use crate::proto::v1::moderation_service_server::ModerationServiceServer;
 use crate::rate_limit::TwoTier;
 use crate::rate_limit::cluster::ClusterLimiter;
-use crate::rate_limit::cluster::CounterStore;
 use crate::review::Queue;
 use crate::review::ReviewStore;
 use crate::settings::admin::Admin;
@@ -161,25 +160,23 @@ impl Storage {
     }
 }
 
-/// The rate limiter of `config`: its counters on the backend, or in the Redis
-/// `rate_limit.redis_url` names.
-fn two_tier_limiter(config: &Config, storage: &Storage) -> Result<TwoTier> {
+/// The rate limiter of `config`: its counters charged with each submission by the backend, or
+/// in the Redis `rate_limit.redis_url` names.
+fn two_tier_limiter(config: &Config) -> Result<TwoTier> {
     let settings = &config.rate_limit;
-    let prefix = &config.redis.prefix;
-    let counters: Arc<dyn CounterStore> = match (&settings.redis_url, storage) {
-        (Some(url), _) => {
+    let cluster = match &settings.redis_url {
+        Some(url) => {
             let limiter_redis = crate::store::redis::RedisSettings {
                 url: url.clone(),
                 ..config.redis.clone()
             };
             let own = RedisStore::new(limiter_redis, settings.cluster_timeout)
                 .context("setting up the rate limiter's Redis (rate_limit.redis_url)")?;
-            Arc::new(RedisCounters::new(own.connection(), prefix))
+            let counters = RedisCounters::new(own.connection(), &config.redis.prefix);
+            ClusterLimiter::new(Arc::new(counters), &settings.buckets)
         }
-        (None, Storage::Redis(r)) => Arc::new(RedisCounters::new(r.connection(), prefix)),
-        (None, Storage::Embedded(s)) => Arc::new(s.clone()),
+        None => ClusterLimiter::with_submissions(&settings.buckets),
     };
-    let cluster = ClusterLimiter::new(counters, &settings.buckets);
     Ok(TwoTier::new(
         settings,
         cluster,
@@ -276,7 +273,7 @@ impl App {
             anyhow::bail!("decision.{name} {problem}");
         }
         let storage = Storage::open(&config)?;
-        let limiter = Arc::new(two_tier_limiter(&config, &storage)?);
+        let limiter = Arc::new(two_tier_limiter(&config)?);
         let mut metrics = Metrics::new();
         metrics.watch_rate_limiter(limiter.clone());
         let metrics = Arc::new(metrics);

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moderation::captcha::store::{ChallengeStore, ImageClaim, ImageClaimed};
+use moderation::captcha::store::{ChallengeStore, Claim, Claimed, ImageClaim};
 use moderation::comment::{CommentId, Limits, NewComment, RawSubmission};
 use moderation::decide::{Outcome, Reason};
 use moderation::feed::{EventKind, FeedStore, Name};
@@ -20,7 +20,9 @@ use moderation::review::{
 use moderation::settings::{Audit, AuditChange, SettingsStore};
 use moderation::store::redis::{Connection, RedisChallenges, RedisCounters, RedisStore};
 use moderation::store::sqlite::SqliteStore;
-use moderation::store::{Receipt, Saved, Store, StoreError, Submission};
+use moderation::store::{
+    Admission, Admitted, Receipt, SHADOW_CAPTCHA_REFUSED, Saved, Store, StoreError, Submission,
+};
 
 /// The ports of one backend, and what to clean up after.
 struct Backend {
@@ -183,66 +185,117 @@ async fn a_shadow_counter_reports_without_refusing(b: Backend) {
     );
 }
 
-fn claim<'a>(nonce: &'a str, claimant: &'a str, answer: &'a str) -> ImageClaim<'a> {
-    ImageClaim {
-        nonce,
-        ip_group: "2001:db8:1:2::/64",
-        claimant,
-        answer_hash: answer,
+fn image(nonce: &str, answer: &str) -> Claim {
+    Claim::Image(ImageClaim {
+        nonce: nonce.into(),
+        ip_group: "2001:db8:1:2::/64".into(),
+        answer_hash: answer.into(),
         wrong_limit: 2,
         wrong_window: Duration::from_secs(600),
+        expires_at_ms: 0,
+    })
+}
+
+fn pow(challenge: &str, ttl: Duration) -> Claim {
+    Claim::ProofOfWork {
+        challenge: challenge.into(),
+        ttl,
+    }
+}
+
+/// Submits a comment under `key` with `admission`; returns what the store found.
+async fn submit(b: &Backend, key: &str, admission: Admission<'_>) -> (Admitted, Receipt) {
+    let c = comment(key, "Bình luận có xác thực");
+    let r = receipt(Outcome::Accepted);
+    let admitted = b
+        .submissions
+        .submit(
+            admission,
+            Submission {
+                comment: &c,
+                receipt: &r,
+                fingerprint: &c.fingerprint(),
+                created_at_ms: 1_764_252_147_958,
+                explanation: &[],
+                tallies: &[],
+            },
+        )
+        .await
+        .unwrap();
+    (admitted, r)
+}
+
+/// What the claim of `claim` by submission `key` found, and whether the comment was stored.
+async fn claim(b: &Backend, key: &str, claim: &Claim) -> (Claimed, bool) {
+    let admission = Admission {
+        claim: Some(claim),
+        ..Admission::default()
+    };
+    let (admitted, r) = submit(b, key, admission).await;
+    let stored = b.submissions.comment(r.comment_id).await.unwrap().is_some();
+    match admitted {
+        Admitted::Stored {
+            claimed: Some(found),
+            ..
+        } => (found, stored),
+        Admitted::Refused { claimed, .. } => (claimed, stored),
+        other => panic!("a claim, got {other:?}"),
     }
 }
 
 on_every_backend!(an_image_challenge_is_claimed_once_and_a_wrong_answer_spends_it);
 async fn an_image_challenge_is_claimed_once_and_a_wrong_answer_spends_it(b: Backend) {
-    let c = &b.challenges;
     let ttl = Duration::from_secs(300);
-    c.put_image("n1", "right", ttl).await.unwrap();
+    b.challenges.put_image("n1", "right", ttl).await.unwrap();
     assert_eq!(
-        c.claim_image(&claim("n1", "k1", "right")).await.unwrap(),
-        ImageClaimed::Claimed
+        claim(&b, "k1", &image("n1", "right")).await,
+        (Claimed::Claimed, true)
     );
-    // The same submission may present it again; another may not.
+    // Its retry gets the first answer; another submission is refused and nothing stored.
+    let (again, _) = submit(
+        &b,
+        "k1",
+        Admission {
+            claim: Some(&image("n1", "right")),
+            ..Admission::default()
+        },
+    )
+    .await;
+    assert!(matches!(again, Admitted::Replayed(_)), "{again:?}");
     assert_eq!(
-        c.claim_image(&claim("n1", "k1", "right")).await.unwrap(),
-        ImageClaimed::Claimed
+        claim(&b, "k2", &image("n1", "right")).await,
+        (Claimed::Used, false)
+    );
+    b.challenges.put_image("n2", "right", ttl).await.unwrap();
+    assert_eq!(
+        claim(&b, "k3", &image("n2", "wrong")).await,
+        (Claimed::Wrong, false)
     );
     assert_eq!(
-        c.claim_image(&claim("n1", "k2", "right")).await.unwrap(),
-        ImageClaimed::Used
-    );
-    c.put_image("n2", "right", ttl).await.unwrap();
-    assert_eq!(
-        c.claim_image(&claim("n2", "k3", "wrong")).await.unwrap(),
-        ImageClaimed::Wrong
-    );
-    assert_eq!(
-        c.claim_image(&claim("n2", "k3", "right")).await.unwrap(),
-        ImageClaimed::Used,
+        claim(&b, "k3", &image("n2", "right")).await,
+        (Claimed::Used, false),
         "spent for its own submission's retry too"
     );
     assert_eq!(
-        c.claim_image(&claim("nope", "k4", "right")).await.unwrap(),
-        ImageClaimed::Missing
+        claim(&b, "k4", &image("nope", "right")).await,
+        (Claimed::Missing, false)
     );
 }
 
 on_every_backend!(wrong_answers_throttle_their_network_for_the_window);
 async fn wrong_answers_throttle_their_network_for_the_window(b: Backend) {
-    let c = &b.challenges;
     let ttl = Duration::from_secs(300);
     for nonce in ["w1", "w2", "w3"] {
-        c.put_image(nonce, "right", ttl).await.unwrap();
+        b.challenges.put_image(nonce, "right", ttl).await.unwrap();
     }
     for nonce in ["w1", "w2"] {
         assert_eq!(
-            c.claim_image(&claim(nonce, nonce, "wrong")).await.unwrap(),
-            ImageClaimed::Wrong
+            claim(&b, nonce, &image(nonce, "wrong")).await.0,
+            Claimed::Wrong
         );
     }
-    match c.claim_image(&claim("w3", "k", "right")).await.unwrap() {
-        ImageClaimed::Throttled(left) => {
+    match claim(&b, "k", &image("w3", "right")).await {
+        (Claimed::Throttled(left), false) => {
             assert!(
                 left > Duration::from_secs(590) && left <= Duration::from_secs(600),
                 "{left:?}"
@@ -250,55 +303,136 @@ async fn wrong_answers_throttle_their_network_for_the_window(b: Backend) {
         }
         other => panic!("throttled, got {other:?}"),
     }
-    let elsewhere = ImageClaim {
-        ip_group: "198.51.100.9",
-        ..claim("w3", "k", "right")
+    let Claim::Image(mut elsewhere) = image("w3", "right") else {
+        unreachable!()
     };
+    elsewhere.ip_group = "198.51.100.9".into();
     assert_eq!(
-        c.claim_image(&elsewhere).await.unwrap(),
-        ImageClaimed::Claimed
+        claim(&b, "k", &Claim::Image(elsewhere)).await,
+        (Claimed::Claimed, true)
     );
 }
 
 on_every_backend!(an_image_challenge_expires);
 async fn an_image_challenge_expires(b: Backend) {
-    let c = &b.challenges;
-    c.put_image("short", "right", Duration::from_millis(50))
+    b.challenges
+        .put_image("short", "right", Duration::from_millis(50))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert_eq!(
-        c.claim_image(&claim("short", "k", "right")).await.unwrap(),
-        ImageClaimed::Missing
+        claim(&b, "k", &image("short", "right")).await,
+        (Claimed::Missing, false)
     );
 }
 
 on_every_backend!(a_proof_of_work_is_claimed_by_its_first_submission);
 async fn a_proof_of_work_is_claimed_by_its_first_submission(b: Backend) {
-    let c = &b.challenges;
     let ttl = Duration::from_secs(60);
-    assert_eq!(c.claim_pow("target", "k1", ttl).await.unwrap(), None);
     assert_eq!(
-        c.claim_pow("target", "k2", ttl).await.unwrap().as_deref(),
-        Some("k1")
+        claim(&b, "k1", &pow("target", ttl)).await,
+        (Claimed::Claimed, true)
     );
     assert_eq!(
-        c.claim_pow("target", "k1", ttl).await.unwrap().as_deref(),
-        Some("k1"),
-        "the first submission's retry sees its own claim"
+        claim(&b, "k2", &pow("target", ttl)).await,
+        (Claimed::Used, false)
     );
-    assert_eq!(
-        c.claim_pow("brief", "k3", Duration::from_millis(50))
-            .await
-            .unwrap(),
-        None
-    );
+    let brief = pow("brief", Duration::from_millis(50));
+    assert_eq!(claim(&b, "k3", &brief).await, (Claimed::Claimed, true));
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert_eq!(
-        c.claim_pow("brief", "k4", ttl).await.unwrap(),
-        None,
+        claim(&b, "k4", &pow("brief", ttl)).await,
+        (Claimed::Claimed, true),
         "a claim ends with its challenge"
     );
+}
+
+on_every_backend!(a_refused_cell_claims_nothing_and_a_refused_claim_keeps_its_charge);
+async fn a_refused_cell_claims_nothing_and_a_refused_claim_keeps_its_charge(b: Backend) {
+    let hour = Duration::from_secs(3600);
+    let cells = [cell(Bucket::Ip, "203.0.113.8", hour, 1)];
+    b.challenges
+        .put_image("c1", "right", Duration::from_secs(300))
+        .await
+        .unwrap();
+    // A wrong answer: refused, nothing stored, but the address's one comment is spent.
+    let wrong = image("c1", "wrong");
+    let (admitted, r) = submit(
+        &b,
+        "c-1",
+        Admission {
+            cells: &cells,
+            claim: Some(&wrong),
+            claim_shadow: false,
+        },
+    )
+    .await;
+    assert!(
+        matches!(
+            admitted,
+            Admitted::Refused {
+                charged: Some(Charged::Admitted { .. }),
+                claimed: Claimed::Wrong
+            }
+        ),
+        "{admitted:?}"
+    );
+    assert!(b.submissions.comment(r.comment_id).await.unwrap().is_none());
+    // Limited: no claim is made, nothing is stored.
+    b.challenges
+        .put_image("c2", "right", Duration::from_secs(300))
+        .await
+        .unwrap();
+    let right = image("c2", "right");
+    let (admitted, r) = submit(
+        &b,
+        "c-2",
+        Admission {
+            cells: &cells,
+            claim: Some(&right),
+            claim_shadow: false,
+        },
+    )
+    .await;
+    match admitted {
+        Admitted::Limited(Charged::Refused {
+            position: 0, wait, ..
+        }) => {
+            assert!(wait > Duration::from_secs(3500), "{wait:?}")
+        }
+        other => panic!("limited, got {other:?}"),
+    }
+    assert!(b.submissions.comment(r.comment_id).await.unwrap().is_none());
+    assert_eq!(
+        claim(&b, "c-3", &right).await,
+        (Claimed::Claimed, true),
+        "c2 is still free"
+    );
+}
+
+on_every_backend!(a_claim_in_shadow_lets_the_comment_through_and_counts_it);
+async fn a_claim_in_shadow_lets_the_comment_through_and_counts_it(b: Backend) {
+    let wrong = pow("never-issued-but-claimed", Duration::from_secs(60));
+    assert_eq!(claim(&b, "s-1", &wrong).await, (Claimed::Claimed, true));
+    let admission = Admission {
+        claim: Some(&wrong),
+        claim_shadow: true,
+        ..Admission::default()
+    };
+    let (admitted, r) = submit(&b, "s-2", admission).await;
+    assert!(
+        matches!(
+            admitted,
+            Admitted::Stored {
+                claimed: Some(Claimed::Used),
+                ..
+            }
+        ),
+        "{admitted:?}"
+    );
+    assert!(b.submissions.comment(r.comment_id).await.unwrap().is_some());
+    let stats = b.settings.stats(1_764_252_147_958, "portal").await.unwrap();
+    assert_eq!(stats.last_hour.get(SHADOW_CAPTCHA_REFUSED), Some(&1));
 }
 
 fn comment(key: &str, body: &str) -> NewComment {
@@ -879,4 +1013,46 @@ async fn a_comment_taken_down_after_a_report_is_a_removal_in_the_feed(b: Backend
         ]
     );
     assert_eq!(events[1].article_id, "a-0");
+}
+
+on_every_backend!(an_answer_refused_in_process_is_refused_after_the_retry_check_and_the_charge);
+async fn an_answer_refused_in_process_is_refused_after_the_retry_check_and_the_charge(b: Backend) {
+    let hour = Duration::from_secs(3600);
+    let cells = [cell(Bucket::Ip, "203.0.113.9", hour, 2)];
+    let refused = Claim::Refused(moderation::captcha::CaptchaError::Missing);
+    let admission = Admission {
+        cells: &cells,
+        claim: Some(&refused),
+        claim_shadow: false,
+    };
+    let (admitted, r) = submit(&b, "early-1", admission).await;
+    assert!(
+        matches!(
+            admitted,
+            Admitted::Refused {
+                charged: Some(Charged::Admitted { .. }),
+                claimed: Claimed::Refused
+            }
+        ),
+        "{admitted:?}"
+    );
+    assert!(b.submissions.comment(r.comment_id).await.unwrap().is_none());
+    // It was charged: one comment is left of the burst of two.
+    let none = Admission {
+        cells: &cells,
+        ..Admission::default()
+    };
+    assert!(matches!(
+        submit(&b, "early-2", none).await.0,
+        Admitted::Stored { .. }
+    ));
+    assert!(matches!(
+        submit(&b, "early-3", none).await.0,
+        Admitted::Limited(_)
+    ));
+    // A retry of a stored submission is answered first, whatever its answer now.
+    assert!(matches!(
+        submit(&b, "early-2", admission).await.0,
+        Admitted::Replayed(_)
+    ));
 }

@@ -405,7 +405,9 @@ async fn the_metrics_endpoint_serves_prometheus_text() {
         sample(&m, "moderation_comments_total", &[("outcome", "accepted")]),
         Some(1.0)
     );
-    for stage in ["validate", "replay", "lists", "classify", "store"] {
+    // The retry check is part of the store's one call ("replay" is timed only when it is asked
+    // apart: before a hosted CAPTCHA, or after a refusal).
+    for stage in ["validate", "lists", "classify", "store"] {
         assert!(
             sample(&m, "moderation_stage_seconds_count", &[("stage", stage)]).unwrap_or(0.0) >= 1.0,
             "stage {stage}"

@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{PrivateRedis, TestApp, submission, test_config};
+use common::{Backend, PrivateRedis, TestApp, submission, test_config, test_config_on};
 use moderation::comment::{Limits, NewComment, RawSubmission};
 use moderation::proto::v1 as pb;
 use moderation::rate_limit::cluster::ClusterLimiter;
@@ -185,9 +185,9 @@ async fn shadow_buckets_count_what_they_would_refuse_and_refuse_nothing() {
     assert_eq!(counters.cluster_refusals[1].load(Ordering::Relaxed), 0);
 }
 
-#[tokio::test]
-async fn the_portal_sees_resource_exhausted_with_the_real_wait_and_the_bucket() {
-    let mut config = test_config();
+on_both_backends!(the_portal_sees_resource_exhausted_with_the_real_wait_and_the_bucket);
+async fn the_portal_sees_resource_exhausted_with_the_real_wait_and_the_bucket(backend: Backend) {
+    let mut config = test_config_on(backend);
     config.rate_limit = RateLimitSettings {
         enabled: true,
         buckets: Buckets {
@@ -391,4 +391,44 @@ async fn three_server_processes_sharing_one_redis_admit_one_quota_between_them()
     );
     common::delete_prefix(&common::redis_url(), &prefix);
     drop(servers);
+}
+
+on_both_backends!(a_retry_of_a_stored_submission_gets_its_first_answer_once_its_quota_is_spent);
+async fn a_retry_of_a_stored_submission_gets_its_first_answer_once_its_quota_is_spent(
+    backend: Backend,
+) {
+    // Headroom 1: the flood gate refuses before storage is asked; 4: the shared counters
+    // would refuse, in the storage call, after its retry check.
+    for headroom in [1.0, 4.0] {
+        let mut config = test_config_on(backend);
+        config.rate_limit = RateLimitSettings {
+            enabled: true,
+            local_headroom: headroom,
+            buckets: Buckets {
+                ip: quota(1, Duration::from_secs(3600), 1),
+                ..Buckets::default()
+            },
+            ..RateLimitSettings::default()
+        };
+        let app = TestApp::spawn(config).await;
+        let mut client = app.client.clone();
+        let first = client
+            .submit_comment(submission("q-1"))
+            .await
+            .expect("the first comment is admitted")
+            .into_inner();
+        let refused = client.submit_comment(submission("q-2")).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Code::ResourceExhausted,
+            "headroom {headroom}"
+        );
+        let again = client
+            .submit_comment(submission("q-1"))
+            .await
+            .unwrap_or_else(|e| panic!("headroom {headroom}: the retry is refused: {e:?}"))
+            .into_inner();
+        assert!(again.replayed, "headroom {headroom}");
+        assert_eq!(again.comment_id, first.comment_id);
+    }
 }

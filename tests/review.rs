@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{
-    PrivateRedis, TestApp, cli, stdout, stream, submission, test_config, violated_fields,
+    Backend, PrivateRedis, TestApp, cli, stdout, stream, submission, test_config, violated_fields,
 };
 use moderation::proto::v1 as pb;
 use pb::moderation_service_client::ModerationServiceClient;
@@ -21,8 +21,8 @@ use tonic_types::StatusExt;
 const SERVING: i32 = 1;
 
 /// A server whose thresholds send every comment to review.
-async fn review_app() -> (TestApp, ModerationServiceClient<Channel>) {
-    let app = TestApp::spawn(common::holding_config()).await;
+async fn review_app(backend: Backend) -> (TestApp, ModerationServiceClient<Channel>) {
+    let app = TestApp::spawn(common::holding_config_on(backend)).await;
     app.wait_for_health(SERVING).await;
     let client = ModerationServiceClient::new(app.channel().await);
     (app, client)
@@ -96,9 +96,9 @@ fn reason_of(status: &Status) -> String {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn a_held_comment_is_listed_claimed_approved_and_published() {
-    let (app, mut moderation) = review_app().await;
+on_both_backends!(a_held_comment_is_listed_claimed_approved_and_published);
+async fn a_held_comment_is_listed_claimed_approved_and_published(backend: Backend) {
+    let (app, mut moderation) = review_app(backend).await;
     let id = hold(&app, "cycle-1", |r| {
         r.body = "Liên hệ zalo 0912 345 678 để nhận quà miễn phí".into();
     })
@@ -229,9 +229,9 @@ async fn a_held_comment_is_listed_claimed_approved_and_published() {
     assert_eq!(next.items[0].ip_record.unwrap().accepted, 1);
 }
 
-#[tokio::test]
-async fn a_rejected_comment_goes_to_the_rejected_log_and_not_to_the_portal() {
-    let (app, mut moderation) = review_app().await;
+on_both_backends!(a_rejected_comment_goes_to_the_rejected_log_and_not_to_the_portal);
+async fn a_rejected_comment_goes_to_the_rejected_log_and_not_to_the_portal(backend: Backend) {
+    let (app, mut moderation) = review_app(backend).await;
     let id = hold(&app, "reject-1", |r| r.body = "Đồ ngu, cút khỏi đây".into()).await;
     let mut reject = decide(&id, 1, "minh", pb::ModeratorDecision::Reject);
     reject.label = pb::RejectLabel::Abuse.into();
@@ -266,9 +266,9 @@ async fn a_rejected_comment_goes_to_the_rejected_log_and_not_to_the_portal() {
     assert_eq!(reason_of(&again), "NOT_IN_REVIEW");
 }
 
-#[tokio::test]
-async fn two_moderators_claiming_at_once_get_disjoint_comments() {
-    let (app, moderation) = review_app().await;
+on_both_backends!(two_moderators_claiming_at_once_get_disjoint_comments);
+async fn two_moderators_claiming_at_once_get_disjoint_comments(backend: Backend) {
+    let (app, moderation) = review_app(backend).await;
     let all: HashSet<String> = hold_many(&app, "race", 10).await.into_iter().collect();
     let (mut a, mut b) = (moderation.clone(), moderation.clone());
     let (lan, minh) = tokio::join!(
@@ -299,9 +299,9 @@ async fn two_moderators_claiming_at_once_get_disjoint_comments() {
     assert_eq!(claimed, all);
 }
 
-#[tokio::test]
-async fn a_claim_finds_free_comments_behind_many_claimed_ones() {
-    let (app, mut moderation) = review_app().await;
+on_both_backends!(a_claim_finds_free_comments_behind_many_claimed_ones);
+async fn a_claim_finds_free_comments_behind_many_claimed_ones(backend: Backend) {
+    let (app, mut moderation) = review_app(backend).await;
     hold_many(&app, "deep", 251).await;
     for (moderator, count) in [("lan", 100), ("minh", 100), ("an", 50)] {
         let got = moderation
@@ -328,9 +328,9 @@ async fn a_claim_finds_free_comments_behind_many_claimed_ones() {
     );
 }
 
-#[tokio::test]
-async fn claims_held_by_another_refuse_decisions_until_they_expire() {
-    let (app, mut moderation) = review_app().await;
+on_both_backends!(claims_held_by_another_refuse_decisions_until_they_expire);
+async fn claims_held_by_another_refuse_decisions_until_they_expire(backend: Backend) {
+    let (app, mut moderation) = review_app(backend).await;
     let id = hold(&app, "lease-1", |_| {}).await;
     let mut short = claim("lan", 1);
     short.lease_seconds = Some(1);
@@ -386,9 +386,9 @@ async fn claims_held_by_another_refuse_decisions_until_they_expire() {
     assert_eq!(decided.state(), pb::CommentState::Accepted);
 }
 
-#[tokio::test]
-async fn a_stale_version_is_aborted_and_nothing_changes() {
-    let (app, mut moderation) = review_app().await;
+on_both_backends!(a_stale_version_is_aborted_and_nothing_changes);
+async fn a_stale_version_is_aborted_and_nothing_changes(backend: Backend) {
+    let (app, mut moderation) = review_app(backend).await;
     let id = hold(&app, "stale-1", |_| {}).await;
     // Moderator A reads version 1, the comment is approved, reported, and back at version 3.
     moderation
@@ -420,9 +420,9 @@ async fn a_stale_version_is_aborted_and_nothing_changes() {
     assert_eq!(listed.items[0].version, 3);
 }
 
-#[tokio::test]
-async fn a_reported_comment_comes_back_and_its_rejection_takes_it_down() {
-    let (app, mut moderation) = review_app().await;
+on_both_backends!(a_reported_comment_comes_back_and_its_rejection_takes_it_down);
+async fn a_reported_comment_comes_back_and_its_rejection_takes_it_down(backend: Backend) {
+    let (app, mut moderation) = review_app(backend).await;
     let kept = hold(&app, "report-kept", |_| {}).await;
     let removed = hold(&app, "report-removed", |r| {
         r.body = "Thằng tác giả ngu như bò".into()
@@ -539,9 +539,9 @@ async fn a_reported_comment_comes_back_and_its_rejection_takes_it_down() {
     assert_eq!(ids_of(&remaining.items), [pending]);
 }
 
-#[tokio::test]
-async fn listings_filter_by_article_reason_and_age_and_page_without_gaps() {
-    let (app, mut moderation) = review_app().await;
+on_both_backends!(listings_filter_by_article_reason_and_age_and_page_without_gaps);
+async fn listings_filter_by_article_reason_and_age_and_page_without_gaps(backend: Backend) {
+    let (app, mut moderation) = review_app(backend).await;
     let mut under_b = Vec::new();
     for k in 0..5 {
         hold(&app, &format!("a-{k}"), |r| r.article_id = "bai-a".into()).await;
@@ -611,9 +611,9 @@ async fn listings_filter_by_article_reason_and_age_and_page_without_gaps() {
     assert_eq!(within_an_hour.items.len(), 10);
 }
 
-#[tokio::test]
-async fn bad_requests_name_the_field_and_unknown_comments_are_not_found() {
-    let (app, mut moderation) = review_app().await;
+on_both_backends!(bad_requests_name_the_field_and_unknown_comments_are_not_found);
+async fn bad_requests_name_the_field_and_unknown_comments_are_not_found(backend: Backend) {
+    let (app, mut moderation) = review_app(backend).await;
     let id = hold(&app, "bad-1", |_| {}).await;
     let unknown = uuid::Uuid::now_v7().to_string();
 
@@ -773,9 +773,9 @@ async fn a_redis_outage_answers_unavailable_within_the_deadline() {
 }
 
 // The command line runs as a child process and is waited for: the server needs threads of its own.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn moderators_work_the_queue_from_the_command_line() {
-    let (app, _) = review_app().await;
+on_both_backends!(moderators_work_the_queue_from_the_command_line);
+async fn moderators_work_the_queue_from_the_command_line(backend: Backend) {
+    let (app, _) = review_app(backend).await;
     let first = hold(&app, "cli-1", |r| {
         r.body = "Mua sim số đẹp liên hệ 0868.686.868".into()
     })
@@ -846,9 +846,9 @@ async fn moderators_work_the_queue_from_the_command_line() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("reason: must be one of"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exported_decisions_parse_as_corpus_records_and_train_a_model() {
-    let (app, mut moderation) = review_app().await;
+on_both_backends!(exported_decisions_parse_as_corpus_records_and_train_a_model);
+async fn exported_decisions_parse_as_corpus_records_and_train_a_model(backend: Backend) {
+    let (app, mut moderation) = review_app(backend).await;
     let spam = hold(&app, "fb-spam", |r| {
         r.body = "Cho vay tiền góp ngày lãi thấp gọi 0987 654 321".into()
     })
@@ -878,10 +878,18 @@ async fn exported_decisions_parse_as_corpus_records_and_train_a_model() {
 
     let dir = tempfile::tempdir().unwrap();
     let feedback = dir.path().join("feedback.jsonl");
-    let env = [
-        ("MODERATION_REDIS__URL", app.config.redis.url.expose()),
-        ("MODERATION_REDIS__PREFIX", app.config.redis.prefix.as_str()),
-    ];
+    // The embedded store is read while the service runs.
+    let path = app.config.store.path.to_string_lossy().into_owned();
+    let env: Vec<(&str, &str)> = match backend {
+        Backend::Redis => vec![
+            ("MODERATION_REDIS__URL", app.config.redis.url.expose()),
+            ("MODERATION_REDIS__PREFIX", app.config.redis.prefix.as_str()),
+        ],
+        Backend::Embedded => vec![
+            ("MODERATION_STORE__BACKEND", "embedded"),
+            ("MODERATION_STORE__PATH", path.as_str()),
+        ],
+    };
     let out = cli(
         &[
             "export-feedback",

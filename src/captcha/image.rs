@@ -10,7 +10,7 @@ use captcha::filters::{Dots, Noise, Wave};
 
 use std::sync::Arc;
 
-use super::store::{ChallengeStore, ImageClaim, ImageClaimed};
+use super::store::{ChallengeStore, Claim, ImageClaim};
 use super::{CaptchaError, hex, keyed_hash, now_ms, same};
 use crate::secret::Secret;
 
@@ -154,46 +154,26 @@ impl ImageCaptcha {
         })
     }
 
-    /// Checks `answer` to challenge `id` for the submission `claimant` from the network
-    /// `ip_group` (an address, or an IPv6 /64: see [`crate::comment::ClientIp::group`]).
-    pub async fn verify(
-        &self,
-        id: &str,
-        answer: &str,
-        claimant: &str,
-        ip_group: &str,
-    ) -> Result<(), CaptchaError> {
+    /// Checks the challenge `id` is one of ours and makes the claim of `answer` from the
+    /// network `ip_group` (an address, or an IPv6 /64: see
+    /// [`crate::comment::ClientIp::group`]); whether the answer is right is decided where the
+    /// challenge is kept, when the submission claims it.
+    pub fn claim(&self, id: &str, answer: &str, ip_group: &str) -> Result<Claim, CaptchaError> {
         let Some((issued, nonce, signature)) = parse_id(id) else {
             return Err(CaptchaError::Unknown);
         };
         if !same(signature, &self.signature(issued, nonce)) {
             return Err(CaptchaError::Unknown);
         }
-        let claimed = self
-            .store
-            .claim_image(&ImageClaim {
-                nonce,
-                ip_group,
-                claimant,
-                answer_hash: &self.answer_hash(id, answer),
-                wrong_limit: self.wrong_limit,
-                wrong_window: self.wrong_window,
-            })
-            .await?;
-        match claimed {
-            ImageClaimed::Claimed => Ok(()),
-            ImageClaimed::Wrong => Err(CaptchaError::Wrong),
-            ImageClaimed::Used => Err(CaptchaError::Used),
-            ImageClaimed::Missing => {
-                let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
-                if now_ms() >= issued.saturating_add(ttl_ms) {
-                    Err(CaptchaError::Expired)
-                } else {
-                    Err(CaptchaError::Unknown)
-                }
-            }
-            ImageClaimed::Throttled(left) => Err(CaptchaError::Throttled(left)),
-        }
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        Ok(Claim::Image(ImageClaim {
+            nonce: nonce.to_owned(),
+            ip_group: ip_group.to_owned(),
+            answer_hash: self.answer_hash(id, answer),
+            wrong_limit: self.wrong_limit,
+            wrong_window: self.wrong_window,
+            expires_at_ms: issued.saturating_add(ttl_ms),
+        }))
     }
 }
 

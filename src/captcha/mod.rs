@@ -7,9 +7,11 @@
 //! - [`provider`]: a hosted provider's widget (Cloudflare Turnstile, hCaptcha, reCAPTCHA v2 and
 //!   v3), checked through the provider's siteverify API.
 //!
-//! A challenge answers once: image and proof-of-work answers are claimed atomically in Redis
-//! by the submission that uses them (a retry of that same submission may use it again; any other
-//! submission is told CAPTCHA_USED), and Turnstile gets the submission's idempotency key.
+//! A challenge answers once: image and proof-of-work answers are checked here as far as they
+//! can be (signature, expiry, the proof's hash), then claimed by the submission that uses them
+//! in the same atomic storage call that stores it (a retry of that same submission may use it
+//! again; any other submission is told CAPTCHA_USED); Turnstile gets the submission's
+//! idempotency key.
 
 pub mod image;
 pub mod pow;
@@ -84,11 +86,30 @@ impl CaptchaError {
     }
 }
 
+/// What checking an answer in process found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// Nothing is left to check: no CAPTCHA is needed, or a hosted provider confirmed it.
+    Passed,
+    /// Right as far as can be told here: the submission makes this claim with its storage
+    /// step, which decides (an image's answer, a proof of work's single use).
+    Claim(store::Claim),
+}
+
 /// Checks a comment's CAPTCHA answer.
 #[async_trait]
 pub trait CaptchaVerifier: Send + Sync {
-    /// Accepts or refuses the answer; an accepted answer cannot be used by another submission.
-    async fn verify(&self, comment: &NewComment, deadline: Instant) -> Result<(), CaptchaError>;
+    /// Whether checking `comment`'s answer asks a hosted provider over the network (then a
+    /// retry is answered from storage before asking, as providers accept a token once).
+    fn remote(&self, comment: &NewComment) -> bool;
+
+    /// Refuses the answer, or says what remains to claim; a claimed answer cannot be used by
+    /// another submission.
+    async fn verify(
+        &self,
+        comment: &NewComment,
+        deadline: Instant,
+    ) -> Result<Checked, CaptchaError>;
 }
 
 /// No CAPTCHA at all: every comment passes, nothing is checked.
@@ -97,8 +118,16 @@ pub struct Off;
 
 #[async_trait]
 impl CaptchaVerifier for Off {
-    async fn verify(&self, _comment: &NewComment, _deadline: Instant) -> Result<(), CaptchaError> {
-        Ok(())
+    fn remote(&self, _comment: &NewComment) -> bool {
+        false
+    }
+
+    async fn verify(
+        &self,
+        _comment: &NewComment,
+        _deadline: Instant,
+    ) -> Result<Checked, CaptchaError> {
+        Ok(Checked::Passed)
     }
 }
 
@@ -334,7 +363,6 @@ impl Captchas {
                 settings.wrong_answer_window,
             )),
             pow: Some(pow::ProofOfWork::new(
-                store,
                 &secret,
                 settings.ttl,
                 [
@@ -415,18 +443,30 @@ impl Captchas {
 
 #[async_trait]
 impl CaptchaVerifier for Captchas {
-    async fn verify(&self, comment: &NewComment, deadline: Instant) -> Result<(), CaptchaError> {
+    fn remote(&self, comment: &NewComment) -> bool {
+        let required = self.required.load().mode_for(&comment.article_id);
+        matches!(
+            (required, &comment.captcha),
+            (
+                Mode::Turnstile | Mode::Hcaptcha | Mode::RecaptchaV2 | Mode::RecaptchaV3,
+                Some(CaptchaAnswer::Provider { .. })
+            )
+        )
+    }
+
+    async fn verify(
+        &self,
+        comment: &NewComment,
+        deadline: Instant,
+    ) -> Result<Checked, CaptchaError> {
         let required = self.required.load().mode_for(&comment.article_id);
         if required == Mode::Off {
-            return Ok(());
+            return Ok(Checked::Passed);
         }
         let Some(answer) = &comment.captcha else {
             return Err(CaptchaError::Missing);
         };
-        let claimant = comment.idempotency_key.as_str();
-        let ip = comment.client_ip.to_string();
-        let ip_group = comment.client_ip.group_key();
-        match (required, answer) {
+        let claim = match (required, answer) {
             (
                 Mode::Image,
                 CaptchaAnswer::Image {
@@ -434,9 +474,8 @@ impl CaptchaVerifier for Captchas {
                     answer,
                 },
             ) => {
-                self.images()?
-                    .verify(challenge_id, answer, claimant, &ip_group)
-                    .await
+                let ip_group = comment.client_ip.group_key();
+                self.images()?.claim(challenge_id, answer, &ip_group)?
             }
             // Where the image is required, only the alternative's harder proof of work stands
             // in for it, and only when allowed.
@@ -448,9 +487,7 @@ impl CaptchaVerifier for Captchas {
                 },
             ) if self.settings.image_alternative => {
                 let purpose = pow::Purpose::ImageAlternative;
-                self.pow()?
-                    .verify(challenge, *solution, claimant, purpose)
-                    .await
+                self.pow()?.claim(challenge, *solution, purpose)?
             }
             (
                 Mode::ProofOfWork,
@@ -458,12 +495,9 @@ impl CaptchaVerifier for Captchas {
                     challenge,
                     solution,
                 },
-            ) => {
-                let purpose = pow::Purpose::Standalone;
-                self.pow()?
-                    .verify(challenge, *solution, claimant, purpose)
-                    .await
-            }
+            ) => self
+                .pow()?
+                .claim(challenge, *solution, pow::Purpose::Standalone)?,
             (
                 Mode::Turnstile | Mode::Hcaptcha | Mode::RecaptchaV2 | Mode::RecaptchaV3,
                 CaptchaAnswer::Provider { token },
@@ -472,12 +506,16 @@ impl CaptchaVerifier for Captchas {
                     .settings
                     .provider_timeout
                     .min(deadline.saturating_duration_since(Instant::now()));
+                let ip = comment.client_ip.to_string();
+                let claimant = comment.idempotency_key.as_str();
                 self.providers
                     .verify(required, token, &ip, claimant, wait)
-                    .await
+                    .await?;
+                return Ok(Checked::Passed);
             }
-            (mode, _) => Err(CaptchaError::WrongKind(mode.name())),
-        }
+            (mode, _) => return Err(CaptchaError::WrongKind(mode.name())),
+        };
+        Ok(Checked::Claim(claim))
     }
 }
 

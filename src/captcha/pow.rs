@@ -2,16 +2,15 @@
 //! a maximum, publishes SHA-256(salt ‖ number) with an HMAC signature and an expiry in the
 //! salt, and the reader's browser tries numbers until it finds the one. Nothing to read or
 //! click, so it serves readers who cannot use the image. Verification checks the signature,
-//! the expiry and the solution without Redis, then records the challenge as used until it
-//! expires (the common proof-of-work libraries leave that replay store to the integrator) in
-//! one round trip.
+//! the expiry and the solution in process; the submission that uses it then claims it until it
+//! expires, with its own storage step (the common proof-of-work libraries leave that replay
+//! store to the integrator).
 
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use super::store::ChallengeStore;
 use sha2::{Digest, Sha256};
+
+use super::store::Claim;
 
 use super::{CaptchaError, hex, keyed_hash, now_ms, same};
 use crate::secret::Secret;
@@ -40,7 +39,6 @@ pub struct PowChallenge {
 
 /// Issues and checks proof-of-work challenges.
 pub struct ProofOfWork {
-    store: Arc<dyn ChallengeStore>,
     secret: Secret,
     ttl: Duration,
     max_numbers: [u64; 2],
@@ -105,16 +103,10 @@ impl Purpose {
 }
 
 impl ProofOfWork {
-    /// Challenges signed with `secret`, claims recorded in `store`; `max_numbers` are the work
-    /// factors of standalone challenges and of the image alternative.
-    pub fn new(
-        store: Arc<dyn ChallengeStore>,
-        secret: &Secret,
-        ttl: Duration,
-        max_numbers: [u64; 2],
-    ) -> Self {
+    /// Challenges signed with `secret`; `max_numbers` are the work factors of standalone
+    /// challenges and of the image alternative.
+    pub fn new(secret: &Secret, ttl: Duration, max_numbers: [u64; 2]) -> Self {
         ProofOfWork {
-            store,
             secret: secret.clone(),
             ttl,
             max_numbers,
@@ -160,15 +152,15 @@ impl ProofOfWork {
         }
     }
 
-    /// Checks `solution` to the challenge `token`, issued for `purpose`, for the submission
-    /// `claimant`.
-    pub async fn verify(
+    /// Checks `solution` to the challenge `token`, issued for `purpose`, and makes the claim
+    /// the submission will hold it by (the first submission holds it; its retries may present
+    /// it again).
+    pub fn claim(
         &self,
         token: &str,
         solution: u64,
-        claimant: &str,
         purpose: Purpose,
-    ) -> Result<(), CaptchaError> {
+    ) -> Result<Claim, CaptchaError> {
         let mut parts = token.split(':');
         let (Some(salt), Some(challenge), Some(_max), Some(signature), None) = (
             parts.next(),
@@ -193,13 +185,10 @@ impl ProofOfWork {
         if !same(&hash(salt, solution), challenge) {
             return Err(CaptchaError::Wrong);
         }
-        // Claimed by the first submission; a retry of that submission may present it again.
-        let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(1));
-        let previous = self.store.claim_pow(challenge, claimant, left).await?;
-        match previous {
-            Some(owner) if owner != claimant => Err(CaptchaError::Used),
-            _ => Ok(()),
-        }
+        Ok(Claim::ProofOfWork {
+            challenge: challenge.to_owned(),
+            ttl: Duration::from_millis(u64::try_from(left_ms).unwrap_or(1)),
+        })
     }
 }
 

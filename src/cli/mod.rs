@@ -255,7 +255,8 @@ fn run_serve(args: ServeArgs) -> Result<()> {
         model: args.model,
     };
     let config = Config::load(args.config.as_deref(), &overrides)?;
-    init_logging(config.server.log_format);
+    // Held until the server stops: dropping it writes out the lines still buffered.
+    let _logs = init_logging(config.server.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -270,18 +271,32 @@ fn run_serve(args: ServeArgs) -> Result<()> {
     })
 }
 
-/// Structured logs on standard error; `RUST_LOG` filters (default `info`).
-fn init_logging(format: LogFormat) {
+/// Lines of log the writer thread may be behind before new ones are dropped (and counted).
+const LOG_BUFFER_LINES: usize = 64 * 1024;
+
+/// Structured logs on standard error; `RUST_LOG` filters (default `info`). Lines go through a
+/// buffer to a writer thread of their own, so a slow or blocked standard error never stalls a
+/// request: when the buffer is full, lines are dropped rather than waited for, and the
+/// `log_lines_dropped_total` metric counts them. The guard writes out what is buffered when
+/// dropped.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .lossy(true)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
+    crate::metrics::count_dropped_log_lines(writer.error_counter());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     // A second initialisation (tests) keeps the first subscriber.
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    guard
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
@@ -438,16 +453,20 @@ fn run_export_feedback(args: ExportFeedbackArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    // The embedded store's file is held by a running service: stop it first (or use Redis).
-    // Opened inside the runtime: the Redis client starts its connection task there.
-    let feedback = runtime.block_on(async {
-        let storage = crate::server::Storage::open(&config)?;
-        storage
-            .review()
-            .feedback(since)
-            .await
-            .with_context(|| format!("reading decisions from {}", storage.describe()))
-    })?;
+    // The embedded store is read beside a running service, without its lock.
+    let feedback = if config.store.backend == crate::config::Backend::Embedded {
+        crate::store::sqlite::SqliteStore::read_feedback(&config.store.path, since)?
+    } else {
+        // Opened inside the runtime: the Redis client starts its connection task there.
+        runtime.block_on(async {
+            let storage = crate::server::Storage::open(&config)?;
+            storage
+                .review()
+                .feedback(since)
+                .await
+                .with_context(|| format!("reading decisions from {}", storage.describe()))
+        })?
+    };
     let decisions = feedback.len();
     let examples = crate::review::training_examples(feedback);
     let mut output: Box<dyn std::io::Write> = match &args.out {

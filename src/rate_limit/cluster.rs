@@ -75,20 +75,36 @@ pub trait CounterStore: Send + Sync {
     async fn charge(&self, cells: &[Cell]) -> Result<Charged, ClusterError>;
 }
 
-/// The cluster tier.
+/// The cluster tier. Its counters are either in a store of their own (`rate_limit.redis_url`)
+/// and charged by a call of their own, or in the submissions' store and charged with the
+/// submission, in the same atomic call that stores it ([`crate::store::Admission`]).
 #[derive(Clone)]
 pub struct ClusterLimiter {
-    store: Arc<dyn CounterStore>,
+    /// `None`: the counters are in the submissions' store.
+    store: Option<Arc<dyn CounterStore>>,
     buckets: Buckets,
 }
 
 impl ClusterLimiter {
-    /// A limiter over `store`.
+    /// A limiter over a counter store of its own.
     pub fn new(store: Arc<dyn CounterStore>, buckets: &Buckets) -> Self {
         ClusterLimiter {
-            store,
+            store: Some(store),
             buckets: buckets.clone(),
         }
+    }
+
+    /// A limiter whose counters the submissions' store charges with each submission.
+    pub fn with_submissions(buckets: &Buckets) -> Self {
+        ClusterLimiter {
+            store: None,
+            buckets: buckets.clone(),
+        }
+    }
+
+    /// Whether the submissions' store charges the counters.
+    pub fn with_each_submission(&self) -> bool {
+        self.store.is_none()
     }
 
     /// The same limiter with other quotas.
@@ -99,9 +115,9 @@ impl ClusterLimiter {
         }
     }
 
-    /// Tests and charges every bucket of `charges`, all or nothing.
-    pub async fn charge(&self, charges: &Charges) -> Result<Verdict, ClusterError> {
-        let cells: Vec<Cell> = charges
+    /// The cells of `charges` under the quotas in force.
+    pub fn cells(&self, charges: &Charges) -> Vec<Cell> {
+        charges
             .items
             .iter()
             .filter_map(|(bucket, key)| {
@@ -114,37 +130,48 @@ impl ClusterLimiter {
                     shadow: quota.shadow,
                 })
             })
-            .collect();
-        if cells.is_empty() {
+            .collect()
+    }
+
+    /// Tests and charges every bucket of `charges`, all or nothing, in the limiter's own store
+    /// (with the submissions' store, nothing is charged here: see [`ClusterLimiter::cells`]).
+    pub async fn charge(&self, charges: &Charges) -> Result<Verdict, ClusterError> {
+        let cells = self.cells(charges);
+        let Some(store) = self.store.as_ref().filter(|_| !cells.is_empty()) else {
             return Ok(Verdict::Admitted {
                 shadow_refusals: Vec::new(),
             });
-        }
-        let bucket_at = |positions: Vec<usize>| -> Vec<Bucket> {
-            positions
-                .into_iter()
-                .filter_map(|p| cells.get(p).map(|c| c.bucket))
-                .collect()
         };
-        match self.store.charge(&cells).await? {
-            Charged::Admitted { shadow_refusals } => Ok(Verdict::Admitted {
+        verdict(&cells, store.charge(&cells).await?)
+    }
+}
+
+/// What a store's answer for `cells` means, by bucket.
+pub fn verdict(cells: &[Cell], charged: Charged) -> Result<Verdict, ClusterError> {
+    let bucket_at = |positions: Vec<usize>| -> Vec<Bucket> {
+        positions
+            .into_iter()
+            .filter_map(|p| cells.get(p).map(|c| c.bucket))
+            .collect()
+    };
+    match charged {
+        Charged::Admitted { shadow_refusals } => Ok(Verdict::Admitted {
+            shadow_refusals: bucket_at(shadow_refusals),
+        }),
+        Charged::Refused {
+            position,
+            wait,
+            shadow_refusals,
+        } => {
+            let bucket = cells
+                .get(position)
+                .map(|c| c.bucket)
+                .ok_or_else(|| ClusterError(format!("the store named cell {position}")))?;
+            Ok(Verdict::Refused {
+                bucket,
+                retry_after: wait,
                 shadow_refusals: bucket_at(shadow_refusals),
-            }),
-            Charged::Refused {
-                position,
-                wait,
-                shadow_refusals,
-            } => {
-                let bucket = cells
-                    .get(position)
-                    .map(|c| c.bucket)
-                    .ok_or_else(|| ClusterError(format!("the store named cell {position}")))?;
-                Ok(Verdict::Refused {
-                    bucket,
-                    retry_after: wait,
-                    shadow_refusals: bucket_at(shadow_refusals),
-                })
-            }
+            })
         }
     }
 }

@@ -2,11 +2,14 @@
 //! post another comment now.
 //!
 //! Two tiers ([`TwoTier`]): an in-process flood gate ([`local`], governor) that turns floods
-//! away without touching Redis, then the cluster-wide limiter ([`cluster`], GCRA in one Redis
-//! script) that every instance shares and that decides. A request is charged only when all its
-//! buckets admit it; a refused request uses nobody's quota. When the cluster limiter cannot be
-//! reached, the configured policy decides within the request's deadline: `fail_open` (the flood
-//! gate alone) or `fail_closed` (UNAVAILABLE).
+//! away without touching storage, then the cluster-wide limiter ([`cluster`], GCRA) that every
+//! instance shares and that decides. A request is charged only when all its buckets admit it; a
+//! refused request uses nobody's quota. When the counters are in the submissions' store (the
+//! default), they are tested and charged in the same atomic call that stores the submission,
+//! so a submission makes one storage round trip; when `rate_limit.redis_url` names a Redis of
+//! their own, the cluster limiter makes its own call, and when that Redis cannot be reached the
+//! configured policy decides within the request's deadline: `fail_open` (the flood gate alone)
+//! or `fail_closed` (UNAVAILABLE).
 
 pub mod cluster;
 pub mod local;
@@ -43,11 +46,36 @@ pub enum RateLimitError {
     Unavailable(String),
 }
 
+/// What the rate limiter left to the storage step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Decided and charged already (or nothing limits this comment).
+    Admitted,
+    /// The flood gate let it through; these cells are tested and charged, all or nothing, in
+    /// the same atomic call that stores the submission, and [`RateLimiter::settle`] reads the
+    /// answer.
+    Charge(Vec<cluster::Cell>),
+}
+
 /// Admits or refuses a comment; a refused comment uses no quota.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    /// Charges every bucket of `comment` if all admit it; decides by `deadline`.
-    async fn admit(&self, comment: &NewComment, deadline: Instant) -> Result<(), RateLimitError>;
+    /// Refuses `comment`, admits and charges it, or says which cells to charge with it;
+    /// decides by `deadline`.
+    async fn admit(&self, comment: &NewComment, deadline: Instant)
+    -> Result<Admit, RateLimitError>;
+
+    /// Whether [`RateLimiter::admit`] charges counters of its own (not in the submissions'
+    /// store): then a retry is answered from storage first, so it is not charged again.
+    fn charges_separately(&self) -> bool;
+
+    /// What the storage step found for the cells of [`Admit::Charge`]: counted, and a refusal
+    /// as the error.
+    fn settle(
+        &self,
+        cells: &[cluster::Cell],
+        charged: cluster::Charged,
+    ) -> Result<(), RateLimitError>;
 }
 
 /// Rate limiting switched off in configuration: admits everything, counts nothing.
@@ -56,7 +84,19 @@ pub struct Off;
 
 #[async_trait]
 impl RateLimiter for Off {
-    async fn admit(&self, _comment: &NewComment, _deadline: Instant) -> Result<(), RateLimitError> {
+    async fn admit(
+        &self,
+        _comment: &NewComment,
+        _deadline: Instant,
+    ) -> Result<Admit, RateLimitError> {
+        Ok(Admit::Admitted)
+    }
+
+    fn charges_separately(&self) -> bool {
+        false
+    }
+
+    fn settle(&self, _: &[cluster::Cell], _: cluster::Charged) -> Result<(), RateLimitError> {
         Ok(())
     }
 }
@@ -489,19 +529,47 @@ impl<C: governor::clock::Clock + Clone> TwoTier<C> {
     }
 }
 
+impl<C: governor::clock::Clock + Clone> TwoTier<C> {
+    /// Counts a cluster verdict and turns a refusal into the error.
+    fn count_verdict(&self, verdict: Verdict) -> Result<(), RateLimitError> {
+        match verdict {
+            Verdict::Admitted { shadow_refusals } => {
+                self.count_shadow(&shadow_refusals);
+                Ok(())
+            }
+            Verdict::Refused {
+                bucket,
+                retry_after,
+                shadow_refusals,
+            } => {
+                self.count_shadow(&shadow_refusals);
+                self.counters.cluster_refusals[index(bucket)].fetch_add(1, Ordering::Relaxed);
+                Err(RateLimitError::Limited {
+                    bucket: bucket.name().to_owned(),
+                    retry_after,
+                })
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl<C: governor::clock::Clock + Clone + Send + Sync> RateLimiter for TwoTier<C>
 where
     C::Instant: Send + Sync,
 {
-    async fn admit(&self, comment: &NewComment, deadline: Instant) -> Result<(), RateLimitError> {
+    async fn admit(
+        &self,
+        comment: &NewComment,
+        deadline: Instant,
+    ) -> Result<Admit, RateLimitError> {
         let in_force = self.in_force.load_full();
         if !in_force.enabled {
-            return Ok(());
+            return Ok(Admit::Admitted);
         }
         let charges = in_force.keys.charges(comment);
         if charges.items.is_empty() {
-            return Ok(());
+            return Ok(Admit::Admitted);
         }
         if let Err((bucket, retry_after)) = in_force.gate.check(&charges) {
             self.counters.gate_refusals[index(bucket)].fetch_add(1, Ordering::Relaxed);
@@ -510,41 +578,49 @@ where
                 retry_after,
             });
         }
+        if in_force.cluster.with_each_submission() {
+            let cells = in_force.cluster.cells(&charges);
+            return Ok(if cells.is_empty() {
+                Admit::Admitted
+            } else {
+                Admit::Charge(cells)
+            });
+        }
         if self.degraded() && self.now_ms() < self.retry_cluster_at_ms.load(Ordering::Relaxed) {
-            return self.policy_decision("the cluster rate limiter is down".into());
+            return self
+                .policy_decision("the cluster rate limiter is down".into())
+                .map(|()| Admit::Admitted);
         }
         // Decide before the request's own deadline, leaving it time for the later stages.
         let wait = self
             .timeout
             .min(deadline.saturating_duration_since(Instant::now()));
-        match tokio::time::timeout(wait, in_force.cluster.charge(&charges)).await {
+        let decided = match tokio::time::timeout(wait, in_force.cluster.charge(&charges)).await {
             Ok(Ok(verdict)) => {
                 if self.degraded.swap(false, Ordering::Relaxed) {
                     tracing::info!("the cluster rate limiter answers again");
                 }
-                match verdict {
-                    Verdict::Admitted { shadow_refusals } => {
-                        self.count_shadow(&shadow_refusals);
-                        Ok(())
-                    }
-                    Verdict::Refused {
-                        bucket,
-                        retry_after,
-                        shadow_refusals,
-                    } => {
-                        self.count_shadow(&shadow_refusals);
-                        self.counters.cluster_refusals[index(bucket)]
-                            .fetch_add(1, Ordering::Relaxed);
-                        Err(RateLimitError::Limited {
-                            bucket: bucket.name().to_owned(),
-                            retry_after,
-                        })
-                    }
-                }
+                self.count_verdict(verdict)
             }
             Ok(Err(e)) => self.on_cluster_failure(e.to_string()),
             Err(_) => self.on_cluster_failure(format!("no answer within {wait:?}")),
-        }
+        };
+        decided.map(|()| Admit::Admitted)
+    }
+
+    fn charges_separately(&self) -> bool {
+        let in_force = self.in_force.load();
+        in_force.enabled && !in_force.cluster.with_each_submission()
+    }
+
+    fn settle(
+        &self,
+        cells: &[cluster::Cell],
+        charged: cluster::Charged,
+    ) -> Result<(), RateLimitError> {
+        let verdict = cluster::verdict(cells, charged)
+            .map_err(|e| RateLimitError::Unavailable(e.to_string()))?;
+        self.count_verdict(verdict)
     }
 }
 

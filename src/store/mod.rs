@@ -11,8 +11,10 @@ pub mod sqlite;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::captcha::store::{Claim, Claimed};
 use crate::comment::{CommentId, IdempotencyKey, NewComment};
 use crate::decide::{Outcome, Reason};
+use crate::rate_limit::cluster::{Cell, Charged};
 use crate::review::Explained;
 
 /// The key an author's counts are kept under: a hash of the canonical e-mail address (never
@@ -56,6 +58,51 @@ pub struct Submission<'a> {
     pub explanation: &'a [Explained],
     /// What else to count for the statistics besides its outcome (shadow-mode findings).
     pub tallies: &'a [&'a str],
+}
+
+/// What must hold, in the same atomic call that stores a submission, for it to be stored: the
+/// rate-limit cells to test and charge, then the CAPTCHA answer to claim. Checked in that order
+/// after the retry check (a retry of a stored submission gets its first answer and is neither
+/// charged nor checked again); a refused cell charges nothing and claims nothing; a refused
+/// claim stores nothing, but its cells stay charged (wrong answers cost quota) and a wrong image
+/// answer spends its challenge.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Admission<'a> {
+    /// Cells to test and charge, all or nothing.
+    pub cells: &'a [Cell],
+    /// The CAPTCHA answer to claim for the submission (its idempotency key).
+    pub claim: Option<&'a Claim>,
+    /// A refused claim lets the comment through (the CAPTCHA in shadow mode): the submission
+    /// is stored with the tally [`SHADOW_CAPTCHA_REFUSED`].
+    pub claim_shadow: bool,
+}
+
+/// The tally a submission stored despite a refused claim counts (see
+/// [`Admission::claim_shadow`]).
+pub const SHADOW_CAPTCHA_REFUSED: &str = "shadow_captcha_refused";
+
+/// The result of [`Store::submit`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Admitted {
+    /// Stored now; what its cells and claim found.
+    Stored {
+        /// The cells' answer (`None` without cells).
+        charged: Option<Charged>,
+        /// The claim's finding (`None` without a claim); a refusal only under `claim_shadow`.
+        claimed: Option<Claimed>,
+    },
+    /// The key was stored before with the same content: its first answer, nothing charged,
+    /// claimed or stored.
+    Replayed(Receipt),
+    /// A cell refused ([`Charged::Refused`]): nothing charged, claimed or stored.
+    Limited(Charged),
+    /// The claim was refused: nothing stored (the cells' answer as for `Stored`).
+    Refused {
+        /// The cells' answer (`None` without cells).
+        charged: Option<Charged>,
+        /// What the claim found.
+        claimed: Claimed,
+    },
 }
 
 /// The result of [`Store::save`].
@@ -130,9 +177,25 @@ pub trait Store: Send + Sync {
         fingerprint: &str,
     ) -> Result<Option<Receipt>, StoreError>;
 
-    /// Stores a decided comment and queues it by its outcome, all at once: afterwards the
-    /// comment is either fully stored and queued or not at all.
-    async fn save(&self, submission: Submission<'_>) -> Result<Saved, StoreError>;
+    /// Admits and stores a decided comment in one atomic call (one round trip): the retry
+    /// check, then `admission`'s cells and claim, then the comment stored and queued by its
+    /// outcome. Afterwards the comment is either fully stored and queued or not at all.
+    async fn submit(
+        &self,
+        admission: Admission<'_>,
+        submission: Submission<'_>,
+    ) -> Result<Admitted, StoreError>;
+
+    /// Stores a decided comment with nothing to admit (imports, tools, tests).
+    async fn save(&self, submission: Submission<'_>) -> Result<Saved, StoreError> {
+        match self.submit(Admission::default(), submission).await? {
+            Admitted::Stored { .. } => Ok(Saved::Stored),
+            Admitted::Replayed(first) => Ok(Saved::Replayed(first)),
+            other => Err(StoreError::Corrupt(format!(
+                "nothing to admit, yet the store answered {other:?}"
+            ))),
+        }
+    }
 
     /// Reads a stored comment.
     async fn comment(&self, id: CommentId) -> Result<Option<StoredComment>, StoreError>;

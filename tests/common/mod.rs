@@ -48,6 +48,50 @@ pub fn test_config() -> Config {
     config
 }
 
+/// The storage backends every behaviour that is not about one of them runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The shared Redis, under a prefix of the test's own.
+    Redis,
+    /// The embedded SQLite store, in a file in a directory of the test's own (removed when
+    /// its [`TestApp`] is dropped).
+    Embedded,
+}
+
+/// [`test_config`] on `backend`.
+pub fn test_config_on(backend: Backend) -> Config {
+    let mut config = test_config();
+    if backend == Backend::Embedded {
+        let dir = tempfile::Builder::new()
+            .prefix("moderation-test-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        config.store.backend = moderation::config::Backend::Embedded;
+        config.store.path = dir.join("moderation.db");
+    }
+    config
+}
+
+/// Runs the body (an async fn taking a [`Backend`]) once per backend, as two tests named
+/// after it (`<name>::redis`, `<name>::embedded`).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn redis() {
+                super::$name($crate::common::Backend::Redis).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn embedded() {
+                super::$name($crate::common::Backend::Embedded).await;
+            }
+        }
+    };
+}
+
 /// A running server.
 pub struct TestApp {
     /// Where it listens.
@@ -151,8 +195,14 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shut_down();
-        // Leave the shared Redis as it was found.
+        // Leave the shared Redis as it was found, and no embedded store behind.
         delete_prefix(self.config.redis.url.expose(), &self.config.redis.prefix);
+        if self.config.store.backend == moderation::config::Backend::Embedded
+            && let Some(dir) = self.config.store.path.parent()
+            && dir.starts_with(std::env::temp_dir())
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -165,8 +215,12 @@ pub async fn channel(address: SocketAddr) -> Channel {
         .expect("the server accepts connections")
 }
 
-/// Entries of a stream, oldest first, as field maps.
+/// Entries of a stream, oldest first, as field maps, on either backend (the embedded store is
+/// read through a connection of the test's own, as any SQLite reader may).
 pub fn stream(app: &TestApp, name: &str) -> Vec<HashMap<String, String>> {
+    if app.config.store.backend == moderation::config::Backend::Embedded {
+        return embedded_stream(&app.config.store.path, name);
+    }
     let reply: redis::streams::StreamRangeReply = app
         .redis()
         .xrange_all(app.key(name))
@@ -182,6 +236,29 @@ pub fn stream(app: &TestApp, name: &str) -> Vec<HashMap<String, String>> {
                 .collect()
         })
         .collect()
+}
+
+/// Entries of one of the embedded store's streams, oldest first.
+fn embedded_stream(path: &std::path::Path, name: &str) -> Vec<HashMap<String, String>> {
+    let db =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("the embedded store opens for reading");
+    let mut select = db
+        .prepare("SELECT fields FROM streams WHERE stream = ?1 ORDER BY seq")
+        .unwrap();
+    let rows = select.query_map([name], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(|fields| {
+        let fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&fields.unwrap()).expect("stream fields are a JSON object");
+        fields
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect()
+    })
+    .collect()
 }
 
 /// A valid submission; `key` is its idempotency key.
@@ -252,7 +329,12 @@ pub async fn save_directly(
 /// A configuration whose thresholds send every comment to review (spam between 0 and 1 is
 /// "likely").
 pub fn holding_config() -> Config {
-    let mut config = test_config();
+    holding_config_on(Backend::Redis)
+}
+
+/// [`holding_config`] on `backend`.
+pub fn holding_config_on(backend: Backend) -> Config {
+    let mut config = test_config_on(backend);
     config.decision.accept_below = Some(0.0);
     config.decision.reject_at = Some(1.0);
     config

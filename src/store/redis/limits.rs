@@ -47,6 +47,11 @@ for _, i in ipairs(shadow) do answer[#answer + 1] = i end
 return answer
 "#;
 
+/// The key of a cell's counter, the same whether the limiter charges it or the submission does.
+pub(super) fn counter_key(prefix: &str, cell: &Cell) -> String {
+    format!("{prefix}rl:{}:{}", cell.bucket.name(), cell.key)
+}
+
 /// The counters of one Redis.
 #[derive(Clone)]
 pub struct RedisCounters {
@@ -67,7 +72,7 @@ impl RedisCounters {
 
     /// The Redis key of a cell.
     pub fn key(&self, cell: &Cell) -> String {
-        format!("{}rl:{}:{}", self.prefix, cell.bucket.name(), cell.key)
+        counter_key(&self.prefix, cell)
     }
 }
 

@@ -285,6 +285,10 @@ impl RedisStore {
         format!("{}{name}", self.settings.prefix)
     }
 
+    fn counter_key(&self, cell: &crate::rate_limit::cluster::Cell) -> String {
+        limits::counter_key(&self.settings.prefix, cell)
+    }
+
     fn comment_key(&self, id: CommentId) -> String {
         self.key(&format!("comment:{id}"))
     }

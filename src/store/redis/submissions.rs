@@ -1,37 +1,137 @@
-//! Submissions in Redis ([`Store`]): a submission is stored by one Lua script that checks the
-//! idempotency key, queues the comment by its outcome, writes the comment hash and records the
-//! answer, atomically and in one round trip.
+//! Submissions in Redis ([`Store`]): a submission is admitted and stored by one Lua script that
+//! checks the idempotency key, tests and charges the rate-limit cells, claims the CAPTCHA
+//! answer, queues the comment by its outcome, writes the comment hash and records the answer,
+//! atomically and in one round trip.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{RedisStore, Tally, classify, millis};
+use crate::captcha::store::{Claim, Claimed};
 use crate::comment::{CommentId, IdempotencyKey};
 use crate::decide::{Outcome, Reason};
+use crate::rate_limit::cluster::Charged;
 use crate::review::HistoryEvent;
-use crate::store::{Receipt, Saved, Store, StoreError, StoredComment, Submission};
+use crate::store::{Admission, Admitted, Receipt, Store, StoreError, StoredComment, Submission};
 
-/// The submission script. KEYS: idempotency hash, comment hash, accepted stream, flagged set,
-/// rejected stream, history list, author's and address's counts, this minute's and this hour's
-/// tallies, then the flagged indexes (by article, by reason) a held comment joins. ARGV:
-/// fingerprint, answer (JSON), idempotency TTL (ms), outcome, comment id, created (ms),
-/// accepted retention (ms), rejected retention (ms), record TTL (ms), history event (JSON), the
-/// portal's consumer group, then the number of comment fields and the fields, then the number
-/// of stream fields and the fields, then the number of tallies to count and their names.
+/// The submission script: the retry check, the rate-limit cells, the CAPTCHA claim and the
+/// store, in one round trip.
 ///
-/// The queue write comes first: Redis never stops a script halfway once it has written (an
-/// out-of-memory refusal comes before the first write), and if anything did fail after it, the
-/// comment would be queued without an answer recorded, never an answer without a queued comment.
+/// KEYS: idempotency hash, comment hash, accepted stream, flagged set, rejected stream, history
+/// list, author's and address's counts, this minute's and this hour's tallies; then one
+/// counter per rate-limit cell; then the claim's keys (an image: the challenge and its
+/// network's wrong answers; a proof of work: its claim); then the flagged indexes (by article,
+/// by reason) a held comment joins.
+///
+/// ARGV: the number of cells, the claim's kind (`image`, `pow`, `refused` for an answer refused
+/// in process, or empty), `1` when a refused
+/// claim lets the comment through (shadow), the claimant (the idempotency key); per cell its
+/// interval (µs), burst and `1` for a shadow cell; the claim's arguments (an image: wrong
+/// answers allowed, the answer's hash, the wrong-answer window in ms; a proof of work: its TTL
+/// in ms); then the submission's: fingerprint, answer (JSON), idempotency TTL (ms), outcome,
+/// comment id, created (ms), accepted retention (ms), rejected retention (ms), record TTL
+/// (ms), history event (JSON), the portal's consumer group, then the number of comment fields
+/// and the fields, then the number of stream fields and the fields, then the number of tallies
+/// to count and their names.
+///
+/// Refusals return before the first write of the comment; the rate-limit step is the GCRA rule
+/// of [`crate::rate_limit::cluster::gcra`] and the claims those of
+/// [`crate::captcha::store::image_claim`] and [`crate::captcha::store::pow_claim`]. The queue
+/// write comes first: Redis never stops a script halfway once it has written (an out-of-memory
+/// refusal comes before the first write), and if anything did fail after it, the comment would
+/// be queued without an answer recorded, never an answer without a queued comment.
+///
+/// The answer: `replay` and the first answer, `conflict`, or the status (`limited`, `refused`,
+/// `stored`), the claim's finding (empty without a claim), the throttle's wait (ms), the
+/// refusing cell (1-based, 0 for none) and its wait (µs), then the shadow cells that would
+/// have refused.
 pub(super) const SUBMIT: &str = r#"
+local ncells = tonumber(ARGV[1])
+local kind = ARGV[2]
+local claimant = ARGV[4]
+local ca = 5 + ncells * 3
+local claim_keys = ({image = 2, pow = 1})[kind] or 0
+local claim_args = ({image = 3, pow = 1})[kind] or 0
+local b = ca + claim_args - 1
+local ck = 11 + ncells
 local previous = redis.call('HMGET', KEYS[1], 'fingerprint', 'receipt')
 if previous[1] then
-  if previous[1] == ARGV[1] then
+  if previous[1] == ARGV[b + 1] then
     return {'replay', previous[2]}
   end
   return {'conflict'}
 end
-local i = 12
+local refused, worst = 0, 0
+local shadow, next_tat = {}, {}
+-- Redis' clock, read once by the stream helpers, in microseconds.
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+for i = 1, ncells do
+  local interval = tonumber(ARGV[2 + i * 3])
+  local burst = tonumber(ARGV[3 + i * 3])
+  local tat = tonumber(redis.call('GET', KEYS[10 + i]) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local wait = new_tat - interval * burst - now
+  if wait > 0 then
+    if ARGV[4 + i * 3] == '1' then
+      shadow[#shadow + 1] = tostring(i)
+    elseif wait > worst then
+      refused, worst = i, wait
+    end
+  else
+    next_tat[i] = new_tat
+  end
+end
+local function answer(status, claimed, claim_ms)
+  local reply = {status, claimed, tostring(claim_ms), tostring(refused), tostring(worst)}
+  for _, i in ipairs(shadow) do reply[#reply + 1] = i end
+  return reply
+end
+if refused > 0 then
+  return answer('limited', '', 0)
+end
+for i = 1, ncells do
+  if next_tat[i] then
+    redis.call('SET', KEYS[10 + i], next_tat[i], 'PX', math.ceil((next_tat[i] - now) / 1000) + 1000)
+  end
+end
+local claimed, claim_ms = '', 0
+if kind == 'image' then
+  local wrong = tonumber(redis.call('GET', KEYS[ck + 1]) or '0')
+  local fields = redis.call('HMGET', KEYS[ck], 'answer', 'used_by')
+  local used_by = fields[2] or ''
+  if wrong >= tonumber(ARGV[ca]) then
+    claimed, claim_ms = 'throttled', redis.call('PTTL', KEYS[ck + 1])
+  elseif not fields[1] then
+    claimed = 'missing'
+  elseif used_by == '!wrong' or (used_by ~= '' and used_by ~= claimant) then
+    claimed = 'used'
+  elseif fields[1] ~= ARGV[ca + 1] then
+    redis.call('HSET', KEYS[ck], 'used_by', '!wrong')
+    redis.call('INCR', KEYS[ck + 1])
+    redis.call('PEXPIRE', KEYS[ck + 1], ARGV[ca + 2])
+    claimed = 'wrong'
+  else
+    redis.call('HSET', KEYS[ck], 'used_by', claimant)
+    claimed = 'claimed'
+  end
+elseif kind == 'pow' then
+  local owner = redis.call('SET', KEYS[ck], claimant, 'NX', 'GET', 'PX', ARGV[ca])
+  claimed = (owner and owner ~= claimant) and 'used' or 'claimed'
+elseif kind == 'refused' then
+  claimed = 'refused'
+end
+local shadow_tally = false
+if claimed ~= '' and claimed ~= 'claimed' then
+  if ARGV[3] ~= '1' then
+    return answer('refused', claimed, claim_ms)
+  end
+  shadow_tally = true
+end
+local function A(k) return ARGV[b + k] end
+local i = b + 12
 local comment = {}
 for k = 1, tonumber(ARGV[i]) * 2 do comment[k] = ARGV[i + k] end
 i = i + tonumber(ARGV[i]) * 2 + 1
@@ -40,33 +140,34 @@ for k = 1, tonumber(ARGV[i]) * 2 do entry[k] = ARGV[i + k] end
 i = i + tonumber(ARGV[i]) * 2 + 1
 local tallies = {}
 for k = 1, tonumber(ARGV[i]) do tallies[k] = ARGV[i + k] end
-local outcome = ARGV[4]
+if shadow_tally then tallies[#tallies + 1] = 'shadow_captcha_refused' end
+local outcome = A(4)
 if outcome == 'accepted' then
-  ensure_group(KEYS[3], ARGV[11])
-  redis.call('XADD', KEYS[3], 'MINID', '~', minid(ARGV[7]), '*', unpack(entry))
+  ensure_group(KEYS[3], A(11))
+  redis.call('XADD', KEYS[3], 'MINID', '~', minid(A(7)), '*', unpack(entry))
 elseif outcome == 'pending_review' then
-  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
-  for k = 11, #KEYS do redis.call('ZADD', KEYS[k], ARGV[6], ARGV[5]) end
+  redis.call('ZADD', KEYS[4], A(6), A(5))
+  for k = ck + claim_keys, #KEYS do redis.call('ZADD', KEYS[k], A(6), A(5)) end
 else
-  redis.call('XADD', KEYS[5], 'MINID', '~', minid(ARGV[8]), '*', unpack(entry))
+  redis.call('XADD', KEYS[5], 'MINID', '~', minid(A(8)), '*', unpack(entry))
 end
 redis.call('HSET', KEYS[2], unpack(comment))
-redis.call('RPUSH', KEYS[6], ARGV[10])
+redis.call('RPUSH', KEYS[6], A(10))
 for k = 9, 10 do
   for _, name in ipairs(tallies) do redis.call('HINCRBY', KEYS[k], name, 1) end
   redis.call('PEXPIRE', KEYS[k], 93600000)
 end
 if outcome ~= 'pending_review' then
-  redis.call('PEXPIRE', KEYS[2], ARGV[9])
-  redis.call('PEXPIRE', KEYS[6], ARGV[9])
+  redis.call('PEXPIRE', KEYS[2], A(9))
+  redis.call('PEXPIRE', KEYS[6], A(9))
   for k = 7, 8 do
     redis.call('HINCRBY', KEYS[k], outcome, 1)
-    redis.call('PEXPIRE', KEYS[k], ARGV[9])
+    redis.call('PEXPIRE', KEYS[k], A(9))
   end
 end
-redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'receipt', ARGV[2], 'comment', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {'stored'}
+redis.call('HSET', KEYS[1], 'fingerprint', A(1), 'receipt', A(2), 'comment', A(5))
+redis.call('PEXPIRE', KEYS[1], A(3))
+return answer('stored', claimed, claim_ms)
 "#;
 
 fn parse_receipt(json: &str) -> Result<Receipt, StoreError> {
@@ -99,7 +200,11 @@ impl Store for RedisStore {
         }
     }
 
-    async fn save(&self, s: Submission<'_>) -> Result<Saved, StoreError> {
+    async fn submit(
+        &self,
+        admission: Admission<'_>,
+        s: Submission<'_>,
+    ) -> Result<Admitted, StoreError> {
         let c = s.comment;
         let r = s.receipt;
         let id = r.comment_id.to_string();
@@ -179,8 +284,9 @@ impl Store for RedisStore {
             .key(self.author_stats_key(c.author_email.as_str()))
             .key(self.ip_stats_key(&ip))
             .key(self.tally_key(Tally::Minute, s.created_at_ms))
-            .key(self.tally_key(Tally::Hour, s.created_at_ms))
-            .key(self.article_index_key(c.article_id.as_str()));
+            .key(self.tally_key(Tally::Hour, s.created_at_ms));
+        self.admit(&mut invocation, admission, c.idempotency_key.as_str());
+        invocation.key(self.article_index_key(c.article_id.as_str()));
         for reason in &r.reasons {
             invocation.key(self.reason_index_key(&reason.code));
         }
@@ -212,22 +318,13 @@ impl Store for RedisStore {
             .invoke_async(&mut self.connection())
             .await
             .map_err(classify)?;
-        match answer.first().map(String::as_str) {
-            Some("stored") => {
-                self.confirm_durable().await?;
-                Ok(Saved::Stored)
-            }
-            Some("replay") => {
-                let json = answer
-                    .get(1)
-                    .ok_or_else(|| StoreError::Corrupt("replayed answer missing".to_owned()))?;
-                parse_receipt(json).map(Saved::Replayed)
-            }
-            Some("conflict") => Err(StoreError::KeyReused),
-            other => Err(StoreError::Corrupt(format!(
-                "unexpected answer from the submit script: {other:?}"
-            ))),
+        let admitted = read_answer(&answer, &admission)?;
+        // An answer that a comment is stored is given only once it is durable: a retry's too
+        // (the first attempt may have been stored and not confirmed).
+        if matches!(admitted, Admitted::Stored { .. } | Admitted::Replayed(_)) {
+            self.confirm_durable().await?;
         }
+        Ok(admitted)
     }
 
     async fn comment(&self, id: CommentId) -> Result<Option<StoredComment>, StoreError> {
@@ -254,6 +351,112 @@ impl Store for RedisStore {
             .await;
         self.connection.health().probed(written.is_ok());
         written.map_err(classify)
+    }
+}
+
+impl RedisStore {
+    /// Adds an admission's keys and its leading arguments to the submission script's
+    /// invocation (see [`SUBMIT`]).
+    fn admit(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        a: Admission<'_>,
+        claimant: &str,
+    ) {
+        for cell in a.cells {
+            invocation.key(self.counter_key(cell));
+        }
+        let kind = match a.claim {
+            Some(Claim::Image(image)) => {
+                invocation
+                    .key(self.key(&format!("captcha:{}", image.nonce)))
+                    .key(self.key(&format!("captcha:wrong:{}", image.ip_group)));
+                "image"
+            }
+            Some(Claim::ProofOfWork { challenge, .. }) => {
+                invocation.key(self.key(&format!("pow:{challenge}")));
+                "pow"
+            }
+            Some(Claim::Refused(_)) => "refused",
+            None => "",
+        };
+        invocation
+            .arg(a.cells.len())
+            .arg(kind)
+            .arg(if a.claim_shadow { "1" } else { "0" })
+            .arg(claimant);
+        for cell in a.cells {
+            invocation
+                .arg(u64::try_from(cell.interval.as_micros()).unwrap_or(u64::MAX))
+                .arg(cell.burst.max(1))
+                .arg(if cell.shadow { "1" } else { "0" });
+        }
+        match a.claim {
+            Some(Claim::Image(image)) => {
+                invocation
+                    .arg(image.wrong_limit)
+                    .arg(&image.answer_hash)
+                    .arg(millis(image.wrong_window).max(1));
+            }
+            Some(Claim::ProofOfWork { ttl, .. }) => {
+                invocation.arg(millis(*ttl).max(1));
+            }
+            Some(Claim::Refused(_)) | None => {}
+        }
+    }
+}
+
+/// Reads the submission script's answer (see [`SUBMIT`]).
+fn read_answer(answer: &[String], admission: &Admission<'_>) -> Result<Admitted, StoreError> {
+    let corrupt = || {
+        StoreError::Corrupt(format!(
+            "unexpected answer from the submit script: {answer:?}"
+        ))
+    };
+    let number = |k: usize| -> Result<u64, StoreError> {
+        answer
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(corrupt)
+    };
+    match answer.first().map(String::as_str) {
+        Some("replay") => parse_receipt(answer.get(1).ok_or_else(corrupt)?).map(Admitted::Replayed),
+        Some("conflict") => Err(StoreError::KeyReused),
+        Some(status @ ("limited" | "refused" | "stored")) => {
+            // Cells come back 1-based.
+            let shadow_refusals = answer[5..]
+                .iter()
+                .filter_map(|p| p.parse::<usize>().ok()?.checked_sub(1))
+                .collect();
+            let refusing = number(3)?;
+            let charged = if refusing > 0 {
+                Charged::Refused {
+                    position: usize::try_from(refusing - 1).map_err(|_| corrupt())?,
+                    wait: Duration::from_micros(number(4)?),
+                    shadow_refusals,
+                }
+            } else {
+                Charged::Admitted { shadow_refusals }
+            };
+            let claimed = match answer.get(1).map(String::as_str) {
+                Some("") | None => None,
+                Some("claimed") => Some(Claimed::Claimed),
+                Some("wrong") => Some(Claimed::Wrong),
+                Some("used") => Some(Claimed::Used),
+                Some("missing") => Some(Claimed::Missing),
+                Some("throttled") => Some(Claimed::Throttled(Duration::from_millis(number(2)?))),
+                Some("refused") => Some(Claimed::Refused),
+                Some(_) => return Err(corrupt()),
+            };
+            let charged = (!admission.cells.is_empty()).then_some(charged);
+            match (status, charged, claimed) {
+                ("limited", Some(c), _) => Ok(Admitted::Limited(c)),
+                ("refused", charged, Some(claimed)) => Ok(Admitted::Refused { charged, claimed }),
+                ("stored", charged, claimed) => Ok(Admitted::Stored { charged, claimed }),
+                _ => Err(corrupt()),
+            }
+        }
+        _ => Err(corrupt()),
     }
 }
 

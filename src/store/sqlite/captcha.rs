@@ -1,6 +1,6 @@
 //! CAPTCHA challenges in SQLite ([`ChallengeStore`]): image challenges with their holder and
-//! expiry, each network's wrong answers, claimed proofs of work; each claim one transaction
-//! applying [`image_claim`].
+//! expiry, each network's wrong answers, claimed proofs of work; each claim is made in its
+//! submission's transaction ([`claim`]), applying [`image_claim`] or [`pow_claim`].
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{SqliteStore, exec, now_ms, unavailable};
 use crate::captcha::CaptchaError;
 use crate::captcha::store::{
-    ChallengeStore, Holder, ImageClaim, ImageClaimed, StoredImage, image_claim,
+    ChallengeStore, Claim, Claimed, Holder, ImageClaim, StoredImage, image_claim, pow_claim,
 };
 use crate::store::StoreError;
 
@@ -39,17 +39,24 @@ fn unavailable_captcha(e: StoreError) -> CaptchaError {
     CaptchaError::Unavailable(e.to_string())
 }
 
-/// An owned copy of a claim, to move into the store's thread.
-struct Claim {
-    nonce: String,
-    ip_group: String,
-    claimant: String,
-    answer_hash: String,
-    wrong_limit: u32,
-    wrong_window: Duration,
+/// Makes a submission's claim (`claimant`: its idempotency key) in its transaction.
+pub(super) fn claim(
+    tx: &rusqlite::Transaction<'_>,
+    claim: &Claim,
+    claimant: &str,
+) -> Result<Claimed, StoreError> {
+    match claim {
+        Claim::Image(c) => claim_image(tx, c, claimant),
+        Claim::ProofOfWork { challenge, ttl } => claim_pow(tx, challenge, claimant, *ttl),
+        Claim::Refused(_) => Ok(Claimed::Refused),
+    }
 }
 
-fn claim_image(tx: &rusqlite::Transaction<'_>, c: &Claim) -> Result<ImageClaimed, StoreError> {
+fn claim_image(
+    tx: &rusqlite::Transaction<'_>,
+    c: &ImageClaim,
+    claimant: &str,
+) -> Result<Claimed, StoreError> {
     let now = now_ms();
     let wrong: Option<(i64, i64)> = tx
         .query_row(
@@ -72,16 +79,8 @@ fn claim_image(tx: &rusqlite::Transaction<'_>, c: &Claim) -> Result<ImageClaimed
         )
         .optional()
         .map_err(unavailable)?;
-    let claim = ImageClaim {
-        nonce: &c.nonce,
-        ip_group: &c.ip_group,
-        claimant: &c.claimant,
-        answer_hash: &c.answer_hash,
-        wrong_limit: c.wrong_limit,
-        wrong_window: c.wrong_window,
-    };
     let so_far = wrong.map_or(0, |(n, _)| u32::try_from(n).unwrap_or(u32::MAX));
-    let (found, next) = image_claim(stored.as_ref(), so_far, &claim);
+    let (found, next) = image_claim(stored.as_ref(), so_far, c, claimant);
     if let Some(next) = &next {
         exec(
             tx,
@@ -91,13 +90,13 @@ fn claim_image(tx: &rusqlite::Transaction<'_>, c: &Claim) -> Result<ImageClaimed
         .map_err(unavailable)?;
     }
     match found {
-        ImageClaimed::Throttled(_) => {
+        Claimed::Throttled(_) => {
             let left = wrong.map_or(0, |(_, expires)| (expires - now).max(0));
-            Ok(ImageClaimed::Throttled(Duration::from_millis(
+            Ok(Claimed::Throttled(Duration::from_millis(
                 u64::try_from(left).unwrap_or(0),
             )))
         }
-        ImageClaimed::Wrong => {
+        Claimed::Wrong => {
             exec(
                 tx,
                 "INSERT INTO captcha_wrong (network, count, expires_ms) VALUES (?1, 1, ?2)
@@ -111,6 +110,33 @@ fn claim_image(tx: &rusqlite::Transaction<'_>, c: &Claim) -> Result<ImageClaimed
         }
         other => Ok(other),
     }
+}
+
+fn claim_pow(
+    tx: &rusqlite::Transaction<'_>,
+    challenge: &str,
+    claimant: &str,
+    ttl: Duration,
+) -> Result<Claimed, StoreError> {
+    let now = now_ms();
+    let owner: Option<String> = tx
+        .query_row(
+            "SELECT claimant FROM pow_claims WHERE challenge = ?1 AND expires_ms > ?2",
+            params![challenge, now],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    if owner.is_none() {
+        exec(
+            tx,
+            "INSERT OR REPLACE INTO pow_claims (challenge, claimant, expires_ms)
+             VALUES (?1, ?2, ?3)",
+            params![challenge, claimant, now + millis(ttl)],
+        )
+        .map_err(unavailable)?;
+    }
+    Ok(pow_claim(owner.as_deref(), claimant))
 }
 
 #[async_trait]
@@ -134,52 +160,6 @@ impl ChallengeStore for SqliteStore {
         })
         .await
         .map(|_| ())
-        .map_err(unavailable_captcha)
-    }
-
-    async fn claim_image(&self, claim: &ImageClaim<'_>) -> Result<ImageClaimed, CaptchaError> {
-        let c = Claim {
-            nonce: claim.nonce.to_owned(),
-            ip_group: claim.ip_group.to_owned(),
-            claimant: claim.claimant.to_owned(),
-            answer_hash: claim.answer_hash.to_owned(),
-            wrong_limit: claim.wrong_limit,
-            wrong_window: claim.wrong_window,
-        };
-        self.transaction(move |tx| claim_image(tx, &c))
-            .await
-            .map_err(unavailable_captcha)
-    }
-
-    async fn claim_pow(
-        &self,
-        challenge: &str,
-        claimant: &str,
-        ttl: Duration,
-    ) -> Result<Option<String>, CaptchaError> {
-        let (challenge, claimant) = (challenge.to_owned(), claimant.to_owned());
-        self.transaction(move |tx| {
-            let now = now_ms();
-            let owner: Option<String> = tx
-                .query_row(
-                    "SELECT claimant FROM pow_claims WHERE challenge = ?1 AND expires_ms > ?2",
-                    params![challenge, now],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            if owner.is_none() {
-                exec(
-                    tx,
-                    "INSERT OR REPLACE INTO pow_claims (challenge, claimant, expires_ms)
-                     VALUES (?1, ?2, ?3)",
-                    params![challenge, claimant, now + millis(ttl)],
-                )
-                .map_err(unavailable)?;
-            }
-            Ok(owner)
-        })
-        .await
         .map_err(unavailable_captcha)
     }
 }

@@ -11,7 +11,10 @@ use super::{SqliteStore, exec, now_ms, unavailable};
 use crate::rate_limit::cluster::{Cell, Charged, ClusterError, CounterStore, gcra};
 use crate::store::StoreError;
 
-fn charge(tx: &rusqlite::Transaction<'_>, cells: &[Cell]) -> Result<Charged, StoreError> {
+pub(super) fn charge(
+    tx: &rusqlite::Transaction<'_>,
+    cells: &[Cell],
+) -> Result<Charged, StoreError> {
     let now_ms = now_ms();
     let now_us = u64::try_from(now_ms).unwrap_or(0) * 1000;
     let mut refused: Option<(usize, u64)> = None;

@@ -507,6 +507,29 @@ pub(crate) fn unavailable(error: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Refuses a file whose schema is not this build's (for readers, which migrate nothing).
+pub(super) fn check_schema(connection: &Connection, path: &Path) -> Result<(), OpenError> {
+    let damaged = |e: rusqlite::Error| OpenError::Damaged(path.to_owned(), e.to_string());
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = connection
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(damaged)?;
+    match found {
+        _ if found > known => Err(OpenError::Newer {
+            path: path.to_owned(),
+            found,
+            known,
+        }),
+        _ if found < known => Err(OpenError::Damaged(
+            path.to_owned(),
+            format!(
+                "schema version {found}, older than this build's {known}: start the service once to migrate it"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn migrate(connection: &mut Connection, path: &Path) -> Result<(), OpenError> {
     let damaged = |e: rusqlite::Error| OpenError::Damaged(path.to_owned(), e.to_string());
     let known = MIGRATIONS.len() as i64;

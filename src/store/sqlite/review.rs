@@ -484,6 +484,23 @@ fn feedback(tx: &Tx<'_>, since_ms: i64) -> Result<Vec<Feedback>, StoreError> {
         .collect()
 }
 
+impl SqliteStore {
+    /// Moderators' decisions since `since_ms` in the store at `path`, read through a read-only
+    /// connection of its own: no lock is taken, so it works while the service runs (SQLite's
+    /// WAL lets readers in beside the writer) and sees what was committed before it began.
+    pub fn read_feedback(path: &std::path::Path, since_ms: i64) -> anyhow::Result<Vec<Feedback>> {
+        use anyhow::Context as _;
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        let mut connection = rusqlite::Connection::open_with_flags(path, flags)
+            .with_context(|| format!("opening {} to read", path.display()))?;
+        super::check_schema(&connection, path)?;
+        let tx = connection
+            .transaction()
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(feedback(&tx, since_ms)?)
+    }
+}
+
 #[async_trait]
 impl ReviewStore for SqliteStore {
     async fn comment(&self, id: CommentId) -> Result<Option<StoredComment>, StoreError> {

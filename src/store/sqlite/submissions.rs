@@ -10,10 +10,15 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 use super::{SqliteStore, exec, now_ms, unavailable};
+use crate::captcha::store::{Claim, Claimed};
 use crate::comment::{CommentId, IdempotencyKey};
 use crate::decide::{Outcome, Reason};
+use crate::rate_limit::cluster::{Cell, Charged};
 use crate::review::HistoryEvent;
-use crate::store::{Receipt, Saved, Store, StoreError, StoredComment, Submission, author_hash};
+use crate::store::{
+    Admission, Admitted, Receipt, SHADOW_CAPTCHA_REFUSED, Store, StoreError, StoredComment,
+    Submission, author_hash,
+};
 
 /// How long the embedded store keeps what it keeps; the same settings and defaults as the Redis
 /// backend's.
@@ -169,7 +174,7 @@ pub(super) fn read_comment(row: &Row<'_>) -> rusqlite::Result<StoredComment> {
     })
 }
 
-/// An owned copy of a submission, to move into the store's thread.
+/// An owned copy of a submission and its admission, to move into the store's thread.
 struct Owned {
     comment: crate::comment::NewComment,
     receipt: Receipt,
@@ -177,6 +182,45 @@ struct Owned {
     created_at_ms: i64,
     explanation: String,
     tallies: Vec<String>,
+    cells: Vec<Cell>,
+    claim: Option<Claim>,
+    claim_shadow: bool,
+}
+
+/// The whole submission in its transaction: the retry check, the rate-limit cells, the CAPTCHA
+/// claim, then the comment ([`Store::submit`]).
+fn submit(
+    tx: &rusqlite::Transaction<'_>,
+    s: &mut Owned,
+    keep: &Retention,
+) -> Result<Admitted, StoreError> {
+    let key = s.comment.idempotency_key.as_str();
+    if let Some(first) = receipt_of(tx, key, &s.fingerprint, now_ms())? {
+        return Ok(Admitted::Replayed(first));
+    }
+    let charged = match s.cells.as_slice() {
+        [] => None,
+        cells => Some(super::limits::charge(tx, cells)?),
+    };
+    if let Some(refused @ Charged::Refused { .. }) = charged {
+        return Ok(Admitted::Limited(refused));
+    }
+    let claimed = match &s.claim {
+        Some(claim) => Some(super::captcha::claim(tx, claim, key)?),
+        None => None,
+    };
+    match claimed {
+        Some(Claimed::Claimed) | None => {}
+        Some(_) if s.claim_shadow => s.tallies.push(SHADOW_CAPTCHA_REFUSED.to_owned()),
+        Some(refused) => {
+            return Ok(Admitted::Refused {
+                charged,
+                claimed: refused,
+            });
+        }
+    }
+    save(tx, s, keep)?;
+    Ok(Admitted::Stored { charged, claimed })
 }
 
 fn receipt_of(
@@ -202,13 +246,11 @@ fn receipt_of(
     }
 }
 
-fn save(tx: &rusqlite::Transaction<'_>, s: &Owned, keep: &Retention) -> Result<Saved, StoreError> {
+/// Stores the comment, its queue, history, tallies, counts and answer.
+fn save(tx: &rusqlite::Transaction<'_>, s: &Owned, keep: &Retention) -> Result<(), StoreError> {
     let c = &s.comment;
     let r = &s.receipt;
     let now = now_ms();
-    if let Some(first) = receipt_of(tx, c.idempotency_key.as_str(), &s.fingerprint, now)? {
-        return Ok(Saved::Replayed(first));
-    }
     let id = r.comment_id.to_string();
     let at = s.created_at_ms;
     let parent = c.parent_id.map(|p| p.to_string());
@@ -302,7 +344,7 @@ fn save(tx: &rusqlite::Transaction<'_>, s: &Owned, keep: &Retention) -> Result<S
         ],
     )
     .map_err(unavailable)?;
-    Ok(Saved::Stored)
+    Ok(())
 }
 
 /// Puts a comment in the flagged queue, under its article and each of its reasons.
@@ -343,8 +385,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn save(&self, submission: Submission<'_>) -> Result<Saved, StoreError> {
-        let owned = Owned {
+    async fn submit(
+        &self,
+        admission: Admission<'_>,
+        submission: Submission<'_>,
+    ) -> Result<Admitted, StoreError> {
+        let mut owned = Owned {
             comment: submission.comment.clone(),
             receipt: submission.receipt.clone(),
             fingerprint: submission.fingerprint.to_owned(),
@@ -352,9 +398,13 @@ impl Store for SqliteStore {
             explanation: serde_json::to_string(submission.explanation)
                 .map_err(corrupt("explanation"))?,
             tallies: submission.tallies.iter().map(|t| (*t).to_owned()).collect(),
+            cells: admission.cells.to_vec(),
+            claim: admission.claim.cloned(),
+            claim_shadow: admission.claim_shadow,
         };
         let keep = *self.retention();
-        self.transaction(move |tx| save(tx, &owned, &keep)).await
+        self.transaction(move |tx| submit(tx, &mut owned, &keep))
+            .await
     }
 
     async fn comment(&self, id: CommentId) -> Result<Option<StoredComment>, StoreError> {
