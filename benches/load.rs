@@ -72,10 +72,10 @@ fn main() {
             .unwrap_or(5),
     );
     let runs = [
-        ("redis", "SubmitComment", false),
-        ("redis", "+ rate limits", true),
+        ("redis", "redis", false),
+        ("redis", "redis + limits", true),
         ("embedded", "embedded", false),
-        ("embedded", "+ rate limits", true),
+        ("embedded", "embedded + limits", true),
     ];
     for (backend, name, rate_limited) in runs {
         if !backends.split(',').any(|b| b == backend) {
@@ -128,12 +128,20 @@ fn main() {
         "\n{STREAMS} concurrent streams on one HTTP/2 connection, {seconds} s measured after 2 s warm-up"
     );
     println!(
-        "{:<16} {:>9} {:>8} {:>8} {:>8} {:>7} {:>9} {:>11}",
-        "server", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "peak RSS", "CPU µs/req"
+        "{:<16} {:>9} {:>8} {:>8} {:>8} {:>7} {:>9} {:>11} {:>13}",
+        "server",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "errors",
+        "peak RSS",
+        "CPU µs/req",
+        "Redis µs/req"
     );
     for (name, r) in &results {
         println!(
-            "{:<16} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>6} MB {:>11.1}",
+            "{:<16} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>6} MB {:>11.1} {:>13.1}",
             name,
             r.per_second,
             r.percentile(0.50),
@@ -141,20 +149,16 @@ fn main() {
             r.percentile(0.99),
             r.errors,
             r.peak_rss_kib / 1024,
-            r.cpu_us_per_request
+            r.cpu_us_per_request,
+            r.redis_us_per_request
         );
     }
-    if results.len() >= 3 {
-        println!(
-            "{} / echo throughput: {:.2}",
-            results[1].0,
-            results[1].1.per_second / results[0].1.per_second
-        );
-        println!(
-            "rate-limit step: {:+.1} µs of server CPU per request",
-            results[2].1.cpu_us_per_request - results[1].1.cpu_us_per_request
-        );
-    }
+    let echo = results[0].1.per_second;
+    let ratios: Vec<String> = results[1..]
+        .iter()
+        .map(|(name, r)| format!("{name} {:.2}", r.per_second / echo))
+        .collect();
+    println!("throughput / echo: {}", ratios.join(", "));
     if !open.is_empty() {
         println!(
             "\nopen loop: requests sent at a fixed rate whatever the answers (latency from the moment each was due), {} s measured after 1 s",
@@ -198,6 +202,9 @@ struct LoadResult {
     peak_rss_kib: u64,
     /// Server CPU time (user + system) over the measured time, per request.
     cpu_us_per_request: f64,
+    /// The local Redis' CPU time over the measured time, per request (Redis shares the
+    /// machine's cores with the server and the load generator).
+    redis_us_per_request: f64,
 }
 
 impl LoadResult {
@@ -264,10 +271,12 @@ fn run_load(server: &Server, measured: Duration, what: &str) -> LoadResult {
         measuring.store(true, Ordering::Relaxed);
         let started = Instant::now();
         let cpu_before = server.cpu_seconds();
+        let redis_before = redis_cpu_seconds();
         tokio::time::sleep(measured).await;
         measuring.store(false, Ordering::Relaxed);
         let elapsed = started.elapsed();
         let cpu = server.cpu_seconds() - cpu_before;
+        let redis_cpu = redis_cpu_seconds() - redis_before;
         stop.store(true, Ordering::Relaxed);
         let mut latencies_ms = Vec::new();
         let mut errors = 0;
@@ -280,11 +289,31 @@ fn run_load(server: &Server, measured: Duration, what: &str) -> LoadResult {
         LoadResult {
             per_second: latencies_ms.len() as f64 / elapsed.as_secs_f64(),
             cpu_us_per_request: cpu * 1e6 / latencies_ms.len().max(1) as f64,
+            redis_us_per_request: redis_cpu * 1e6 / latencies_ms.len().max(1) as f64,
             latencies_ms,
             errors,
             peak_rss_kib: server.peak_rss_kib(),
         }
     })
+}
+
+/// CPU time (user + system) the local Redis has used, in seconds (0 when none answers).
+fn redis_cpu_seconds() -> f64 {
+    let Ok(mut conn) =
+        redis::Client::open("redis://127.0.0.1:6379").and_then(|c| c.get_connection())
+    else {
+        return 0.0;
+    };
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query(&mut conn)
+        .unwrap_or_default();
+    info.lines()
+        .filter_map(|l| {
+            let (name, value) = l.trim().split_once(':')?;
+            matches!(name, "used_cpu_user" | "used_cpu_sys").then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
 }
 
 /// The arrival rates of the open-loop runs, requests per second.
@@ -361,6 +390,7 @@ fn run_open_loop(server: &Server, rate: u32, measured: Duration, what: &str) -> 
         LoadResult {
             per_second: latencies_ms.len() as f64 / elapsed.as_secs_f64(),
             cpu_us_per_request: cpu * 1e6 / latencies_ms.len().max(1) as f64,
+            redis_us_per_request: 0.0,
             latencies_ms,
             errors,
             peak_rss_kib: server.peak_rss_kib(),

@@ -74,18 +74,21 @@ pub enum TextError {
 /// one family), leading and trailing whitespace trimmed. Control characters are refused, except
 /// line breaks and tabs when `multiline`.
 pub fn clean(input: &str, multiline: bool) -> Result<String, TextError> {
-    let chars: Vec<char> = input.nfc().collect();
-    let mut out = String::with_capacity(input.len());
-    let mut k = 0;
-    while k < chars.len() {
-        let c = chars[k];
-        k += 1;
+    // Most text arrives in NFC (what keyboards and browsers produce): checked, not rebuilt.
+    let composed: std::borrow::Cow<'_, str> = if is_nfc(input) {
+        std::borrow::Cow::Borrowed(input)
+    } else {
+        std::borrow::Cow::Owned(input.nfc().collect())
+    };
+    let mut out = String::with_capacity(composed.len());
+    // Whether a character was left out: only then can two neighbours compose anew.
+    let mut removed = false;
+    let mut chars = composed.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '\r' => {
                 // \r\n and a lone \r are both one line break.
-                if chars.get(k) == Some(&'\n') {
-                    k += 1;
-                }
+                chars.next_if_eq(&'\n');
                 if !multiline {
                     return Err(TextError::Control('\r'));
                 }
@@ -94,12 +97,14 @@ pub fn clean(input: &str, multiline: bool) -> Result<String, TextError> {
             '\n' | '\t' if multiline => out.push(c),
             '\u{200D}' => {
                 let joins_emoji = out.chars().next_back().is_some_and(is_emoji)
-                    && chars.get(k).copied().is_some_and(is_emoji);
+                    && chars.peek().copied().is_some_and(is_emoji);
                 if joins_emoji {
                     out.push(c);
+                } else {
+                    removed = true;
                 }
             }
-            c if is_zero_width_or_bidi(c) => {}
+            c if is_zero_width_or_bidi(c) => removed = true,
             c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
                 return Err(TextError::Control(c));
             }
@@ -108,7 +113,24 @@ pub fn clean(input: &str, multiline: bool) -> Result<String, TextError> {
     }
     // Removing a character can bring a letter and a combining mark together ("ư", U+200B,
     // U+0301): composed again, so what is stored is NFC and cleaning it again changes nothing.
-    Ok(out.trim().nfc().collect())
+    let trimmed = out.trim();
+    if removed && !is_nfc(trimmed) {
+        return Ok(trimmed.nfc().collect());
+    }
+    if trimmed.len() == out.len() {
+        return Ok(out);
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Whether `text` is in NFC, by the quick check (which answers "maybe" for a few rare
+/// characters: then it is composed to be sure).
+fn is_nfc(text: &str) -> bool {
+    match unicode_normalization::is_nfc_quick(text.chars()) {
+        unicode_normalization::IsNormalized::Yes => true,
+        unicode_normalization::IsNormalized::No => false,
+        unicode_normalization::IsNormalized::Maybe => text.nfc().eq(text.chars()),
+    }
 }
 
 /// The ASCII letter a Latin letter is written on, with its diacritics removed ("ệ" → 'e',

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{TestApp, submission, test_config};
+use common::{Backend, TestApp, submission, test_config_on};
 use moderation::captcha::provider::ProviderSettings;
 use moderation::captcha::{Mode, pow};
 use moderation::config::Config;
@@ -19,8 +19,8 @@ use redis::Commands;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-fn captcha_config(mode: Mode) -> Config {
-    let mut config = test_config();
+fn captcha_config(backend: Backend, mode: Mode) -> Config {
+    let mut config = test_config_on(backend);
     config.captcha.mode = mode;
     config.captcha.secret = Some(Secret::new("test secret"));
     config.captcha.pow_max_number = 5_000;
@@ -70,13 +70,12 @@ fn refusal(status: &tonic::Status) -> String {
 }
 
 fn accepted_count(app: &TestApp) -> usize {
-    let len: usize = app.redis().xlen(app.key("accepted")).unwrap();
-    len
+    common::stream(app, "accepted").len()
 }
 
 #[tokio::test]
 async fn issue_captcha_returns_a_readable_png_stored_only_as_a_keyed_hash() {
-    let app = TestApp::spawn(captcha_config(Mode::Image)).await;
+    let app = TestApp::spawn(captcha_config(Backend::Redis, Mode::Image)).await;
     let response = app
         .client
         .clone()
@@ -113,7 +112,7 @@ async fn issue_captcha_returns_a_readable_png_stored_only_as_a_keyed_hash() {
         .unwrap();
     assert!(ttl > 290_000 && ttl <= 300_000, "{ttl}");
     // No challenge is needed where the mode is off.
-    let mut config = captcha_config(Mode::Off);
+    let mut config = captcha_config(Backend::Redis, Mode::Off);
     config
         .captcha
         .articles
@@ -132,9 +131,9 @@ async fn issue_captcha_returns_a_readable_png_stored_only_as_a_keyed_hash() {
     assert_eq!(none.kind(), pb::CaptchaKind::None);
 }
 
-#[tokio::test]
-async fn a_right_image_answer_is_accepted_in_any_case_and_a_wrong_one_refused() {
-    let app = TestApp::spawn(captcha_config(Mode::Image)).await;
+on_both_backends!(a_right_image_answer_is_accepted_in_any_case_and_a_wrong_one_refused);
+async fn a_right_image_answer_is_accepted_in_any_case_and_a_wrong_one_refused(backend: Backend) {
+    let app = TestApp::spawn(captcha_config(backend, Mode::Image)).await;
     let images = app.captchas.images().unwrap();
     let mut client = app.client.clone();
 
@@ -184,9 +183,11 @@ async fn a_right_image_answer_is_accepted_in_any_case_and_a_wrong_one_refused() 
     );
 }
 
-#[tokio::test]
-async fn a_wrong_answer_spends_the_challenge_even_for_a_retry_of_the_same_submission() {
-    let app = TestApp::spawn(captcha_config(Mode::Image)).await;
+on_both_backends!(a_wrong_answer_spends_the_challenge_even_for_a_retry_of_the_same_submission);
+async fn a_wrong_answer_spends_the_challenge_even_for_a_retry_of_the_same_submission(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(captcha_config(backend, Mode::Image)).await;
     let images = app.captchas.images().unwrap();
     let mut client = app.client.clone();
     let challenge = images.store("K7WXRA", Vec::new()).await.unwrap();
@@ -204,9 +205,9 @@ async fn a_wrong_answer_spends_the_challenge_even_for_a_retry_of_the_same_submis
     assert_eq!(accepted_count(&app), 0);
 }
 
-#[tokio::test]
-async fn wrong_answers_count_by_the_addresss_network_as_rate_limits_do() {
-    let mut config = captcha_config(Mode::Image);
+on_both_backends!(wrong_answers_count_by_the_addresss_network_as_rate_limits_do);
+async fn wrong_answers_count_by_the_addresss_network_as_rate_limits_do(backend: Backend) {
+    let mut config = captcha_config(backend, Mode::Image);
     config.captcha.wrong_answers_per_ip = 2;
     let app = TestApp::spawn(config).await;
     let images = app.captchas.images().unwrap();
@@ -242,9 +243,9 @@ async fn wrong_answers_count_by_the_addresss_network_as_rate_limits_do() {
         .expect("another network answers");
 }
 
-#[tokio::test]
-async fn an_expired_image_challenge_is_refused_as_expired() {
-    let mut config = captcha_config(Mode::Image);
+on_both_backends!(an_expired_image_challenge_is_refused_as_expired);
+async fn an_expired_image_challenge_is_refused_as_expired(backend: Backend) {
+    let mut config = captcha_config(backend, Mode::Image);
     config.captcha.ttl = Duration::from_millis(300);
     let app = TestApp::spawn(config).await;
     let challenge = app
@@ -264,9 +265,9 @@ async fn an_expired_image_challenge_is_refused_as_expired() {
     assert_eq!(refusal(&status), "CAPTCHA_EXPIRED");
 }
 
-#[tokio::test]
-async fn two_concurrent_submissions_with_one_answer_let_exactly_one_through() {
-    let app = TestApp::spawn(captcha_config(Mode::Image)).await;
+on_both_backends!(two_concurrent_submissions_with_one_answer_let_exactly_one_through);
+async fn two_concurrent_submissions_with_one_answer_let_exactly_one_through(backend: Backend) {
+    let app = TestApp::spawn(captcha_config(backend, Mode::Image)).await;
     let challenge = app
         .captchas
         .images()
@@ -297,9 +298,9 @@ async fn two_concurrent_submissions_with_one_answer_let_exactly_one_through() {
     assert_eq!(accepted_count(&app), 1);
 }
 
-#[tokio::test]
-async fn guessing_image_answers_from_one_address_is_throttled() {
-    let mut config = captcha_config(Mode::Image);
+on_both_backends!(guessing_image_answers_from_one_address_is_throttled);
+async fn guessing_image_answers_from_one_address_is_throttled(backend: Backend) {
+    let mut config = captcha_config(backend, Mode::Image);
     config.captcha.wrong_answers_per_ip = 2;
     let app = TestApp::spawn(config).await;
     let images = app.captchas.images().unwrap();
@@ -372,9 +373,9 @@ fn solve(c: &pb::ProofOfWorkChallenge) -> u64 {
     .expect("the challenge has a solution")
 }
 
-#[tokio::test]
-async fn proof_of_work_right_wrong_replayed_expired_and_tampered() {
-    let app = TestApp::spawn(captcha_config(Mode::ProofOfWork)).await;
+on_both_backends!(proof_of_work_right_wrong_replayed_expired_and_tampered);
+async fn proof_of_work_right_wrong_replayed_expired_and_tampered(backend: Backend) {
+    let app = TestApp::spawn(captcha_config(backend, Mode::ProofOfWork)).await;
     let mut client = app.client.clone();
     let challenge = issue_pow(&app, pb::CaptchaKind::Unspecified).await;
     assert_eq!(challenge.algorithm, "SHA-256");
@@ -408,7 +409,7 @@ async fn proof_of_work_right_wrong_replayed_expired_and_tampered() {
         .unwrap_err();
     assert_eq!(refusal(&status), "CAPTCHA_UNKNOWN");
 
-    let mut config = captcha_config(Mode::ProofOfWork);
+    let mut config = captcha_config(backend, Mode::ProofOfWork);
     config.captcha.ttl = Duration::from_secs(1);
     let short = TestApp::spawn(config).await;
     let challenge = issue_pow(&short, pb::CaptchaKind::Unspecified).await;
@@ -423,10 +424,10 @@ async fn proof_of_work_right_wrong_replayed_expired_and_tampered() {
     assert_eq!(refusal(&status), "CAPTCHA_EXPIRED");
 }
 
-#[tokio::test]
-async fn proof_of_work_stands_in_for_the_image_only_when_allowed_and_harder() {
+on_both_backends!(proof_of_work_stands_in_for_the_image_only_when_allowed_and_harder);
+async fn proof_of_work_stands_in_for_the_image_only_when_allowed_and_harder(backend: Backend) {
     // Off by default: neither issued nor accepted where the image is required.
-    let app = TestApp::spawn(captcha_config(Mode::Image)).await;
+    let app = TestApp::spawn(captcha_config(backend, Mode::Image)).await;
     let status = app
         .client
         .clone()
@@ -450,7 +451,7 @@ async fn proof_of_work_stands_in_for_the_image_only_when_allowed_and_harder() {
     assert_eq!(refusal(&status), "CAPTCHA_WRONG_KIND");
     drop(app);
 
-    let mut config = captcha_config(Mode::Image);
+    let mut config = captcha_config(backend, Mode::Image);
     config.captcha.image_alternative = true;
     config.captcha.image_alternative_max_number = 50_000;
     // An article where proof of work is the CAPTCHA: its (easier) challenges must not stand in
@@ -566,8 +567,8 @@ fn provider(url: &str) -> ProviderSettings {
     }
 }
 
-#[tokio::test]
-async fn each_hosted_provider_answer_gets_its_verdict() {
+on_both_backends!(each_hosted_provider_answer_gets_its_verdict);
+async fn each_hosted_provider_answer_gets_its_verdict(backend: Backend) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let url = fake_provider(seen.clone()).await;
     for mode in [
@@ -576,7 +577,7 @@ async fn each_hosted_provider_answer_gets_its_verdict() {
         Mode::RecaptchaV2,
         Mode::RecaptchaV3,
     ] {
-        let mut config = test_config();
+        let mut config = test_config_on(backend);
         config.captcha.mode = mode;
         config.captcha.provider_timeout = Duration::from_millis(500);
         config.captcha.turnstile = Some(provider(&url));
@@ -686,9 +687,11 @@ async fn turnstile_idempotency_keys_let_a_retried_submission_reuse_its_token() {
     );
 }
 
-#[tokio::test]
-async fn a_filled_honeypot_is_rejected_and_a_too_fast_form_held_with_their_reasons() {
-    let app = TestApp::spawn(test_config()).await;
+on_both_backends!(a_filled_honeypot_is_rejected_and_a_too_fast_form_held_with_their_reasons);
+async fn a_filled_honeypot_is_rejected_and_a_too_fast_form_held_with_their_reasons(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(test_config_on(backend)).await;
     let mut client = app.client.clone();
     let mut bot = submission("bot-1");
     bot.honeypot = "http://spam.example".into();

@@ -7,7 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, hold, holding_config, stream, submission, test_config, violated_fields};
+use common::{
+    Backend, TestApp, hold, holding_config, stream, submission, test_config, test_config_on,
+    violated_fields,
+};
 use moderation::auth::{KeySettings, Role};
 use moderation::config::Config;
 use moderation::proto::v1 as pb;
@@ -53,9 +56,9 @@ fn the_defaults_listen_on_loopback_in_protected_mode() {
     assert!(!on.auth.protected_mode());
 }
 
-#[tokio::test]
-async fn bound_to_every_address_without_auth_loopback_clients_are_still_served() {
-    let mut config = test_config();
+on_both_backends!(bound_to_every_address_without_auth_loopback_clients_are_still_served);
+async fn bound_to_every_address_without_auth_loopback_clients_are_still_served(backend: Backend) {
+    let mut config = test_config_on(backend);
     config.server.listen = "0.0.0.0:0".parse().unwrap();
     let app = TestApp::spawn(config).await;
     app.wait_for_health(SERVING).await;
@@ -67,14 +70,14 @@ async fn bound_to_every_address_without_auth_loopback_clients_are_still_served()
         .expect("a client on this machine is served");
 }
 
-#[tokio::test]
-async fn e_mail_addresses_reach_moderator_keys_only() {
+on_both_backends!(e_mail_addresses_reach_moderator_keys_only);
+async fn e_mail_addresses_reach_moderator_keys_only(backend: Backend) {
     let new_api_key = || {
         let key = moderation::auth::new_key().unwrap();
         let sha256 = moderation::auth::hash(&key);
         (key, sha256)
     };
-    let mut config = holding_config();
+    let mut config = common::holding_config_on(backend);
     config.auth.enabled = true;
     let mut keys = Vec::new();
     for (name, role) in [("portal-web", Role::Portal), ("lan", Role::Moderator)] {
@@ -163,9 +166,9 @@ async fn a_reader_counts_once_and_only_the_latest_reports_are_kept() {
     assert!(reporters.iter().all(|r| !r.contains("reader")));
 }
 
-#[tokio::test]
-async fn one_reader_cannot_report_without_limit() {
-    let mut config = holding_config();
+on_both_backends!(one_reader_cannot_report_without_limit);
+async fn one_reader_cannot_report_without_limit(backend: Backend) {
+    let mut config = common::holding_config_on(backend);
     config.review.reports_per_reader = 2;
     let app = TestApp::spawn(config).await;
     app.wait_for_health(SERVING).await;
@@ -206,10 +209,10 @@ async fn one_reader_cannot_report_without_limit() {
     assert_eq!(violated_fields(&status), ["reporter"]);
 }
 
-#[tokio::test]
-async fn a_page_of_the_queue_stays_under_its_byte_bound() {
+on_both_backends!(a_page_of_the_queue_stays_under_its_byte_bound);
+async fn a_page_of_the_queue_stays_under_its_byte_bound(backend: Backend) {
     use prost::Message;
-    let mut config = holding_config();
+    let mut config = common::holding_config_on(backend);
     config.server.max_message_bytes = 1 << 20;
     let app = TestApp::spawn(config).await;
     app.wait_for_health(SERVING).await;
@@ -255,9 +258,9 @@ async fn a_page_of_the_queue_stays_under_its_byte_bound() {
     assert_eq!(seen, ids, "every comment once, in order");
 }
 
-#[tokio::test]
-async fn a_claim_with_thousands_of_bad_ids_gets_a_short_answer() {
-    let mut config = holding_config();
+on_both_backends!(a_claim_with_thousands_of_bad_ids_gets_a_short_answer);
+async fn a_claim_with_thousands_of_bad_ids_gets_a_short_answer(backend: Backend) {
+    let mut config = common::holding_config_on(backend);
     config.server.max_message_bytes = 1 << 20;
     let app = TestApp::spawn(config).await;
     app.wait_for_health(SERVING).await;
@@ -328,9 +331,9 @@ impl Decoder for RawBytes {
     }
 }
 
-#[tokio::test]
-async fn a_request_that_does_not_decode_is_invalid_not_internal() {
-    let app = TestApp::spawn(test_config()).await;
+on_both_backends!(a_request_that_does_not_decode_is_invalid_not_internal);
+async fn a_request_that_does_not_decode_is_invalid_not_internal(backend: Backend) {
+    let app = TestApp::spawn(test_config_on(backend)).await;
     app.wait_for_health(SERVING).await;
     let mut grpc = tonic::client::Grpc::new(app.channel().await);
     for (what, bytes) in [
@@ -350,9 +353,9 @@ async fn a_request_that_does_not_decode_is_invalid_not_internal() {
     }
 }
 
-#[tokio::test]
-async fn invisible_names_and_impossible_render_times_are_refused() {
-    let app = TestApp::spawn(test_config()).await;
+on_both_backends!(invisible_names_and_impossible_render_times_are_refused);
+async fn invisible_names_and_impossible_render_times_are_refused(backend: Backend) {
+    let app = TestApp::spawn(test_config_on(backend)).await;
     let mut client = app.client.clone();
     let mut request = submission("invisible-1");
     request.author_name = "\u{3164}\u{3164}".into();
@@ -366,11 +369,11 @@ async fn invisible_names_and_impossible_render_times_are_refused() {
     }
 }
 
-#[tokio::test]
-async fn every_spelling_of_an_address_shares_its_rate_limit_bucket() {
+on_both_backends!(every_spelling_of_an_address_shares_its_rate_limit_bucket);
+async fn every_spelling_of_an_address_shares_its_rate_limit_bucket(backend: Backend) {
     use moderation::rate_limit::Quota;
     use moderation::secret::Secret;
-    let mut config = test_config();
+    let mut config = test_config_on(backend);
     config.rate_limit.enabled = true;
     config.rate_limit.email_hash_key = Some(Secret::new("test key"));
     config.rate_limit.buckets.email = Some(Quota {

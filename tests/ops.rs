@@ -7,7 +7,10 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{TestApp, cli, spawn_server, stdout, submission, test_config, violated_fields};
+use common::{
+    Backend, TestApp, cli, spawn_server, stdout, submission, test_config, test_config_on,
+    violated_fields,
+};
 use moderation::auth::{KeySettings, Role};
 use moderation::proto::v1 as pb;
 use pb::admin_service_client::AdminServiceClient;
@@ -125,9 +128,9 @@ fn spam(key: &str) -> pb::SubmitCommentRequest {
     }
 }
 
-#[tokio::test]
-async fn updates_are_versioned_validated_and_audited() {
-    let app = TestApp::spawn(test_config()).await;
+on_both_backends!(updates_are_versioned_validated_and_audited);
+async fn updates_are_versioned_validated_and_audited(backend: Backend) {
+    let app = TestApp::spawn(test_config_on(backend)).await;
     let mut admin = AdminServiceClient::new(app.channel().await);
     let before = admin
         .get_settings(pb::GetSettingsRequest {})
@@ -257,9 +260,9 @@ async fn updates_are_versioned_validated_and_audited() {
     assert!(blocked.reasons[0].message.contains("lô đề"));
 }
 
-#[tokio::test]
-async fn shadow_modes_let_comments_through_and_count_what_they_would_do() {
-    let mut config = test_config();
+on_both_backends!(shadow_modes_let_comments_through_and_count_what_they_would_do);
+async fn shadow_modes_let_comments_through_and_count_what_they_would_do(backend: Backend) {
+    let mut config = test_config_on(backend);
     config.captcha.secret = Some(moderation::secret::Secret::new("test secret"));
     config.rate_limit.email_hash_key = Some(moderation::secret::Secret::new("test key"));
     let app = TestApp::spawn(config).await;
@@ -359,9 +362,9 @@ async fn shadow_modes_let_comments_through_and_count_what_they_would_do() {
     );
 }
 
-#[tokio::test]
-async fn the_metrics_endpoint_serves_prometheus_text() {
-    let app = TestApp::spawn(test_config()).await;
+on_both_backends!(the_metrics_endpoint_serves_prometheus_text);
+async fn the_metrics_endpoint_serves_prometheus_text(backend: Backend) {
+    let app = TestApp::spawn(test_config_on(backend)).await;
     app.wait_for_health(1).await;
     app.client
         .clone()
@@ -492,8 +495,8 @@ async fn call(channel: Channel, path: &str, key: Option<&str>) -> Code {
     }
 }
 
-#[tokio::test]
-async fn every_rpc_needs_a_key_with_its_role() {
+on_both_backends!(every_rpc_needs_a_key_with_its_role);
+async fn every_rpc_needs_a_key_with_its_role(backend: Backend) {
     // Which roles each method admits; every method the server describes must be here.
     let expected: &[(&str, &[Role])] = &[
         ("moderation.v1.CommentService/IssueCaptcha", &[Role::Portal]),
@@ -557,7 +560,7 @@ async fn every_rpc_needs_a_key_with_its_role() {
     assert_eq!(described, listed, "the table covers every RPC");
 
     let (clear, key_settings) = keys();
-    let mut config = test_config();
+    let mut config = test_config_on(backend);
     config.auth.enabled = true;
     config.auth.keys = key_settings;
     let app = TestApp::spawn(config).await;
@@ -913,10 +916,10 @@ async fn two_server_processes_follow_one_update_within_a_second() {
 }
 
 // The command line runs as a child process and is waited for: the server needs threads of its own.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operators_work_from_the_command_line_with_their_key() {
+on_both_backends!(operators_work_from_the_command_line_with_their_key);
+async fn operators_work_from_the_command_line_with_their_key(backend: Backend) {
     let (clear, key_settings) = keys();
-    let mut config = test_config();
+    let mut config = test_config_on(backend);
     config.auth.enabled = true;
     config.auth.keys = key_settings;
     let app = TestApp::spawn(config).await;
@@ -1009,8 +1012,8 @@ async fn operators_work_from_the_command_line_with_their_key() {
 }
 
 // Training the candidate runs the command line, waited for: the server needs threads of its own.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_candidate_model_in_shadow_is_compared_but_never_decides() {
+on_both_backends!(a_candidate_model_in_shadow_is_compared_but_never_decides);
+async fn a_candidate_model_in_shadow_is_compared_but_never_decides(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1019,7 +1022,7 @@ async fn a_candidate_model_in_shadow_is_compared_but_never_decides() {
     )
     .unwrap();
     common::train_small_model(dir.path(), "small-candidate");
-    let mut config = test_config();
+    let mut config = test_config_on(backend);
     config.classifier.models_dir = dir.path().to_owned();
     let app = TestApp::spawn(config).await;
     let mut admin = AdminServiceClient::new(app.channel().await);
