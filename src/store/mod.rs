@@ -20,9 +20,28 @@ use crate::review::Explained;
 /// The key an author's counts are kept under: a hash of the canonical e-mail address (never
 /// the address in clear), the same on every backend.
 pub fn author_hash(email: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(email.as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    AuthorHash::of(email).to_string()
+}
+
+/// [`author_hash`] as it is written into a key (hexadecimal, with no string of its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthorHash([u8; 16]);
+
+impl AuthorHash {
+    /// The hash of `email` (its canonical form).
+    pub fn of(email: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(email.as_bytes());
+        let mut first = [0; 16];
+        first.copy_from_slice(&digest[..16]);
+        AuthorHash(first)
+    }
+}
+
+impl std::fmt::Display for AuthorHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
 }
 
 /// The answer given for a submission. Stored with its idempotency key, so a retry gets the same

@@ -289,41 +289,52 @@ impl RedisStore {
         limits::counter_key(&self.settings.prefix, cell)
     }
 
+    /// `<prefix><kind><name>`, built in one allocation (a submission names a dozen keys).
+    fn named(&self, kind: &str, name: impl fmt::Display) -> String {
+        use fmt::Write as _;
+        let prefix = &self.settings.prefix;
+        let mut key = String::with_capacity(prefix.len() + kind.len() + 40);
+        key.push_str(prefix);
+        key.push_str(kind);
+        let _ = write!(key, "{name}");
+        key
+    }
+
     fn comment_key(&self, id: CommentId) -> String {
-        self.key(&format!("comment:{id}"))
+        self.named("comment:", id)
     }
 
     fn history_key(&self, id: CommentId) -> String {
-        self.key(&format!("history:{id}"))
+        self.named("history:", id)
     }
 
     /// Counts of an author's comments, under a hash of the e-mail address.
     fn author_stats_key(&self, email: &str) -> String {
-        self.key(&format!("stats:author:{}", super::author_hash(email)))
+        self.named("stats:author:", super::AuthorHash::of(email))
     }
 
     fn ip_stats_key(&self, ip: &str) -> String {
-        self.key(&format!("stats:ip:{ip}"))
+        self.named("stats:ip:", ip)
     }
 
     fn article_index_key(&self, article: &str) -> String {
-        self.key(&format!("flagged:article:{article}"))
+        self.named("flagged:article:", article)
     }
 
     fn reason_index_key(&self, code: &str) -> String {
-        self.key(&format!("flagged:reason:{code}"))
+        self.named("flagged:reason:", code)
     }
 
     /// The tallies (counts by name) of the minute or hour that `at_ms` falls in; kept 26 hours.
     fn tally_key(&self, span: Tally, at_ms: i64) -> String {
         match span {
-            Tally::Minute => self.key(&format!("tally:m:{}", at_ms.div_euclid(60_000))),
-            Tally::Hour => self.key(&format!("tally:h:{}", at_ms.div_euclid(3_600_000))),
+            Tally::Minute => self.named("tally:m:", at_ms.div_euclid(60_000)),
+            Tally::Hour => self.named("tally:h:", at_ms.div_euclid(3_600_000)),
         }
     }
 
     fn idempotency_key(&self, key: &IdempotencyKey) -> String {
-        self.key(&format!("idem:{key}"))
+        self.named("idem:", key)
     }
 
     /// With [`Durability::Fsync`], waits until Redis confirms that this connection's writes

@@ -453,18 +453,18 @@ fn run_batch(connection: &mut Connection, batch: Vec<Job>) {
         if broken.is_some() {
             continue;
         }
-        if let Err(e) = tx.execute_batch("SAVEPOINT job") {
+        if let Err(e) = exec(&tx, "SAVEPOINT job", []) {
             broken = Some(e.to_string());
             continue;
         }
         let (keep, deliver) = job(&tx);
         deliveries.push(deliver);
-        let end = if keep {
-            "RELEASE job"
+        let ended = if keep {
+            exec(&tx, "RELEASE job", [])
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            exec(&tx, "ROLLBACK TO job", []).and_then(|_| exec(&tx, "RELEASE job", []))
         };
-        if let Err(e) = tx.execute_batch(end) {
+        if let Err(e) = ended {
             broken = Some(e.to_string());
         }
     }

@@ -16,8 +16,8 @@ use crate::decide::{Outcome, Reason};
 use crate::rate_limit::cluster::{Cell, Charged};
 use crate::review::HistoryEvent;
 use crate::store::{
-    Admission, Admitted, Receipt, SHADOW_CAPTCHA_REFUSED, Store, StoreError, StoredComment,
-    Submission, author_hash,
+    Admission, Admitted, AuthorHash, Receipt, SHADOW_CAPTCHA_REFUSED, Store, StoreError,
+    StoredComment, Submission,
 };
 
 /// How long the embedded store keeps what it keeps; the same settings and defaults as the Redis
@@ -106,21 +106,22 @@ pub(super) fn count_sources(
     delta: i64,
     expires_ms: i64,
 ) -> Result<(), StoreError> {
-    let column = match outcome {
-        Outcome::Accepted => "accepted",
-        Outcome::Rejected => "rejected",
+    let sql = match outcome {
+        Outcome::Accepted => {
+            "INSERT INTO source_counts (key, accepted, expires_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET accepted = accepted + ?2, expires_ms = ?3"
+        }
+        Outcome::Rejected => {
+            "INSERT INTO source_counts (key, rejected, expires_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET rejected = rejected + ?2, expires_ms = ?3"
+        }
         Outcome::PendingReview => return Ok(()),
     };
-    for key in [format!("author:{}", author_hash(email)), format!("ip:{ip}")] {
-        exec(
-            tx,
-            &format!(
-                "INSERT INTO source_counts (key, {column}, expires_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET {column} = {column} + ?2, expires_ms = ?3"
-            ),
-            params![key, delta, expires_ms],
-        )
-        .map_err(unavailable)?;
+    for key in [
+        format!("author:{}", AuthorHash::of(email)),
+        format!("ip:{ip}"),
+    ] {
+        exec(tx, sql, params![key, delta, expires_ms]).map_err(unavailable)?;
     }
     Ok(())
 }
