@@ -22,19 +22,23 @@ use crate::rate_limit::{Bucket, TwoTier};
 pub enum Stage {
     /// Parsing and normalising the request.
     Validate,
-    /// Looking up a retry's first answer.
+    /// Looking up a retry's first answer on its own (before a hosted CAPTCHA or a rate
+    /// limiter with counters of its own, or after the flood gate refused); otherwise the
+    /// retry check is part of [`Stage::Store`].
     Replay,
     /// Block and allow lists.
     Lists,
-    /// Rate limits.
+    /// Rate limits before storage: the flood gate (and the cluster limiter's own call when its
+    /// counters are elsewhere).
     RateLimit,
-    /// The CAPTCHA.
+    /// The CAPTCHA's checks before storage (a hosted provider's call included).
     Captcha,
     /// Scoring.
     Classify,
     /// Explaining the scores.
     Explain,
-    /// Storing and queueing.
+    /// The one storage call: the retry check, the rate-limit charge, the CAPTCHA claim,
+    /// storing and queueing.
     Store,
 }
 

@@ -192,8 +192,10 @@ impl Pipeline {
             Err(refused) => return self.unless_stored(&comment, refused, deadline).await,
         };
         // A comment whose CAPTCHA answer is refused is not stored: it is not worth scoring.
-        let score = listing.blocked.is_none() && !matches!(pending.claim, Some(Claim::Refused(_)));
-        let decided = self.decide(&comment, &listing, &live, &mut shadow, score, now_ms);
+        let worth_scoring =
+            listing.blocked.is_none() && !matches!(pending.claim, Some(Claim::Refused(_)));
+        let scored = worth_scoring.then(|| self.score(&comment));
+        let decided = self.decide(&comment, &listing, &live, &mut shadow, scored, now_ms);
         self.store(&comment, &pending, decided, &shadow, now_ms, deadline)
             .await
     }
@@ -321,20 +323,26 @@ impl Pipeline {
         }
     }
 
-    /// Scores (if `score`: not a comment a list blocked), decides, and writes the answer; a
-    /// candidate model in shadow is judged by the decision it would lead to.
+    /// Both heads' scores (and a candidate model's, in shadow).
+    fn score(&self, comment: &NewComment) -> Scored {
+        self.metrics
+            .time(Stage::Classify, || self.classifier.score(comment))
+    }
+
+    /// Decides on the scores (`None`: a blocked comment, or one whose CAPTCHA answer is
+    /// refused) and writes the answer; a candidate model in shadow is judged by the decision it
+    /// would lead to.
     fn decide(
         &self,
         comment: &NewComment,
         listing: &Listing,
         live: &Snapshot,
         shadow: &mut Shadow,
-        score: bool,
+        scored: Option<Scored>,
         now_ms: i64,
     ) -> Decided {
         let m = &self.metrics;
         let settings = &live.effective.tunables;
-        let scored = score.then(|| m.time(Stage::Classify, || self.classifier.score(comment)));
         let seen = BotSignals {
             honeypot_filled: comment.honeypot_filled,
             // A render time in the future (the portal's clock ahead of ours) tells nothing.

@@ -706,8 +706,8 @@ fn https(
         .unwrap()
 }
 
-#[tokio::test]
-async fn tls_with_and_without_client_certificates() {
+on_both_backends!(tls_with_and_without_client_certificates);
+async fn tls_with_and_without_client_certificates(backend: Backend) {
     use tonic::transport::{Certificate, Identity};
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
@@ -724,7 +724,7 @@ async fn tls_with_and_without_client_certificates() {
         client_ca: None,
         client_auth_optional: false,
     };
-    let mut config = test_config();
+    let mut config = test_config_on(backend);
     config.server.tls = Some(tls.clone());
     let app = TestApp::spawn(config).await;
     let ca = Certificate::from_pem(pki.ca.pem());
@@ -753,7 +753,7 @@ async fn tls_with_and_without_client_certificates() {
     assert!(refused, "plain HTTP/2 is refused");
 
     // Client certificates required: only a client with one signed by the CA gets through.
-    let mut config = test_config();
+    let mut config = test_config_on(backend);
     config.server.tls = Some(moderation::config::TlsSettings {
         client_ca: Some(ca_path),
         ..tls

@@ -477,3 +477,64 @@ async fn what_redis_keeps_on_disk_is_known() {
     assert!(!nothing);
     assert!(sentence.contains("every second"), "{sentence}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_error_nobody_reads_never_stalls_a_request() {
+    use std::process::{Command, Stdio};
+    // The server logs a line per request to a pipe this test never reads: a pipe holds 64 KiB,
+    // about 200 of these lines, so a writer that waited would stall every request after that.
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_moderation"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info")
+        .env("MODERATION_STORE__BACKEND", "embedded")
+        .env("MODERATION_STORE__PATH", dir.path().join("moderation.db"))
+        .env("MODERATION_METRICS__LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server binary starts");
+    let mut server = common::ServerProcess(child);
+    // Held open and never read.
+    let _unread = server.0.stderr.take();
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut connected = None;
+    for _ in 0..200 {
+        if let Ok(c) = tonic::transport::Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            connected = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = pb::comment_service_client::CommentServiceClient::new(
+        connected.expect("the server listens"),
+    );
+    let workers: Vec<_> = (0..10)
+        .map(|w| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                for n in 0..150 {
+                    let request = submission(&format!("unread-{w}-{n}"));
+                    let answer = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        client.submit_comment(request),
+                    )
+                    .await;
+                    assert!(
+                        matches!(answer, Ok(Ok(_))),
+                        "request {n} of worker {w}: {answer:?}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+}
