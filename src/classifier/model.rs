@@ -17,7 +17,6 @@
 //! dequantised values, so a model scores exactly the same before saving and after loading.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
@@ -336,8 +335,8 @@ impl Model {
             let mut sink = ExplainSink {
                 model: self,
                 scales,
-                seen: HashSet::new(),
-                totals: HashMap::new(),
+                seen: foldhash::HashSet::default(),
+                totals: foldhash::HashMap::default(),
             };
             let author = author
                 .filter(|_| self.extractor.settings().use_author)
@@ -597,8 +596,8 @@ struct ExplainSink<'a> {
     /// Scales of the words and chars groups for this comment.
     scales: [f32; 2],
     /// Slots already counted: weighing counts each feature once, so must the explanation.
-    seen: HashSet<u32>,
-    totals: HashMap<Feature, [f32; 2]>,
+    seen: foldhash::HashSet<u32>,
+    totals: foldhash::HashMap<Feature, [f32; 2]>,
 }
 
 impl Sink for ExplainSink<'_> {
@@ -621,13 +620,25 @@ impl Sink for ExplainSink<'_> {
     }
 }
 
-fn top_reasons(totals: &HashMap<Feature, [f32; 2]>, head: usize, top: usize) -> Vec<Reason> {
+fn top_reasons(
+    totals: &foldhash::HashMap<Feature, [f32; 2]>,
+    head: usize,
+    top: usize,
+) -> Vec<Reason> {
     let mut items: Vec<(&Feature, f32)> = totals
         .iter()
         .map(|(f, c)| (f, c[head]))
         .filter(|(_, c)| *c >= NEGLIGIBLE)
         .collect();
-    items.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    // The order is total (largest first, then by label), so the first `top` after a partial
+    // selection are those a full sort would give, in the same order once sorted.
+    let order =
+        |a: &(&Feature, f32), b: &(&Feature, f32)| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0));
+    if items.len() > top && top > 0 {
+        items.select_nth_unstable_by(top - 1, order);
+        items.truncate(top);
+    }
+    items.sort_by(order);
     items
         .into_iter()
         .take(top)
