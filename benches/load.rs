@@ -217,26 +217,40 @@ impl LoadResult {
     }
 }
 
-/// Keeps `STREAMS` calls in flight for 2 s of warm-up and `measured` of measurement.
-fn run_load(server: &Server, measured: Duration, what: &str) -> LoadResult {
-    let address = server.address();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The load generator's runtime: one worker thread, so it takes as little of the machine as it
+/// can.
+fn generator() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let channel = Channel::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("the server accepts connections");
+        .unwrap()
+}
+
+/// One HTTP/2 connection to `server`.
+async fn connect(server: &Server) -> Channel {
+    Channel::from_shared(format!("http://{}", server.address()))
+        .unwrap()
+        .connect()
+        .await
+        .expect("the server accepts connections")
+}
+
+/// A name for a run's idempotency keys, unique to this process.
+fn run_name(what: &str) -> String {
+    format!("{what}-{}", std::process::id())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect()
+}
+
+/// Keeps `STREAMS` calls in flight for 2 s of warm-up and `measured` of measurement.
+fn run_load(server: &Server, measured: Duration, what: &str) -> LoadResult {
+    generator().block_on(async move {
+        let channel = connect(server).await;
         let measuring = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let run: String = format!("{what}-{}", std::process::id())
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect();
+        let run = run_name(what);
         let workers: Vec<_> = (0..STREAMS)
             .map(|w| {
                 let mut client = CommentServiceClient::new(channel.clone());
@@ -327,23 +341,9 @@ const OPEN_LOOP_MAX_IN_FLIGHT: usize = 10_000;
 /// warm-up and `measured` of measurement; each latency counts from the moment the request was
 /// due, so a stalled server is not hidden by sending less (coordinated omission).
 fn run_open_loop(server: &Server, rate: u32, measured: Duration, what: &str) -> LoadResult {
-    let address = server.address();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let run: String = format!("open-{what}-{}", std::process::id())
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .collect();
-    runtime.block_on(async move {
-        let channel = Channel::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("the server accepts connections");
-        let client = CommentServiceClient::new(channel);
+    let run = run_name(&format!("open-{what}"));
+    generator().block_on(async move {
+        let client = CommentServiceClient::new(connect(server).await);
         let warm_up = u64::from(rate);
         let total = warm_up + u64::from(rate) * measured.as_secs();
         let interval = Duration::from_secs(1) / rate;

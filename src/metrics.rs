@@ -378,7 +378,6 @@ impl Metrics {
     }
 }
 
-/// The rate limiter's own counters, read at each scrape.
 /// Log lines dropped because the log writer fell behind (set once, by the log set-up).
 static DROPPED_LOG_LINES: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
     std::sync::OnceLock::new();
@@ -407,6 +406,7 @@ impl Collector for LogCollector {
     }
 }
 
+/// The rate limiter's own counters, read at each scrape.
 #[derive(Debug)]
 struct LimiterCollector(Arc<TwoTier>);
 

@@ -119,18 +119,39 @@ where
     }
 }
 
-/// What stages in shadow mode found for one submission: counted in the metrics at once, and
-/// with the comment's outcome in the statistics when it is stored.
+/// What stages in shadow mode found for one submission, counted once it is stored: in the
+/// statistics with the comment's outcome (by the store), and in the metrics (a retry answered
+/// from storage, or a refusal, counts nothing again).
 #[derive(Debug, Default)]
 struct Shadow {
+    /// Names counted in the statistics.
     tallies: Vec<&'static str>,
+    /// (stage, what it would have done).
+    would: Vec<(&'static str, &'static str)>,
+    /// CAPTCHA refusals only counted.
+    captcha_refusals: Vec<&'static str>,
+    /// The candidate model, and whether its decision agreed.
+    candidate: Option<(String, bool)>,
 }
 
 impl Shadow {
     /// Notes that `stage` would have done `would`, counted in the statistics as `tally`.
-    fn note(&mut self, m: &Metrics, stage: &str, would: &str, tally: &'static str) {
-        m.shadow(stage, would);
+    fn note(&mut self, stage: &'static str, would: &'static str, tally: &'static str) {
+        self.would.push((stage, would));
         self.tallies.push(tally);
+    }
+
+    /// Counts the findings in the metrics.
+    fn count(&self, m: &Metrics) {
+        for &(stage, would) in &self.would {
+            m.shadow(stage, would);
+        }
+        for reason in &self.captcha_refusals {
+            m.captcha_refused(reason, true);
+        }
+        if let Some((candidate, agrees)) = &self.candidate {
+            m.model_shadow(candidate, *agrees);
+        }
     }
 }
 
@@ -309,12 +330,12 @@ impl Pipeline {
             Err(
                 SubmitError::Unavailable(_) | SubmitError::Captcha(CaptchaError::Unavailable(_)),
             ) if in_shadow => {
-                shadow.note(m, "captcha", "unavailable", "shadow_captcha_unavailable");
+                shadow.note("captcha", "unavailable", "shadow_captcha_unavailable");
                 Ok(None)
             }
             Err(SubmitError::Captcha(e)) if in_shadow => {
-                m.captcha_refused(e.reason(), true);
-                shadow.note(m, "captcha", e.reason(), "shadow_captcha_refused");
+                shadow.captcha_refusals.push(e.reason());
+                shadow.note("captcha", e.reason(), "shadow_captcha_refused");
                 Ok(None)
             }
             // Refused, but by the storage step: after the retry check and the charge.
@@ -369,7 +390,7 @@ impl Pipeline {
                 Outcome::PendingReview => "shadow_decision_pending_review",
                 Outcome::Rejected => "shadow_decision_rejected",
             };
-            shadow.note(m, "decision", would.as_str(), tally);
+            shadow.note("decision", would.as_str(), tally);
         }
         if let Some((candidate_scores, candidate)) = scored.as_ref().and_then(|s| s.shadow.clone())
         {
@@ -379,7 +400,7 @@ impl Pipeline {
                 .unwrap_or(&settings.thresholds);
             let theirs = decide(Some(candidate_scores), thresholds);
             let agrees = theirs.outcome == decision.outcome && theirs.shadow == decision.shadow;
-            m.model_shadow(&candidate, agrees);
+            shadow.candidate = Some((candidate.to_string(), agrees));
             shadow.tallies.push(if agrees {
                 "model_shadow_same"
             } else {
@@ -447,6 +468,7 @@ impl Pipeline {
             Admitted::Refused { charged, claimed } => (charged, Some(claimed)),
             Admitted::Stored { charged, claimed } => {
                 self.settle(pending, charged, claimed, true)?;
+                shadow.count(m);
                 let scores = decided.scored.as_ref().map(|s| s.scores);
                 m.comment(
                     decided.receipt.outcome.as_str(),

@@ -1056,3 +1056,19 @@ async fn an_answer_refused_in_process_is_refused_after_the_retry_check_and_the_c
         Admitted::Replayed(_)
     ));
 }
+
+on_every_backend!(with_no_wrong_answers_allowed_every_answer_is_throttled_without_a_wait);
+async fn with_no_wrong_answers_allowed_every_answer_is_throttled_without_a_wait(b: Backend) {
+    b.challenges
+        .put_image("z1", "right", Duration::from_secs(300))
+        .await
+        .unwrap();
+    let Claim::Image(mut none_allowed) = image("z1", "right") else {
+        unreachable!()
+    };
+    none_allowed.wrong_limit = 0;
+    assert_eq!(
+        claim(&b, "z-1", &Claim::Image(none_allowed)).await,
+        (Claimed::Throttled(Duration::ZERO), false)
+    );
+}

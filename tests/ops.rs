@@ -320,6 +320,13 @@ async fn shadow_modes_let_comments_through_and_count_what_they_would_do(backend:
             answer.spam_score
         );
     }
+    // A retry is answered from storage: its findings are not counted again.
+    let again = client
+        .submit_comment(spam("shadow-0"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.replayed);
     let stats = admin
         .get_stats(pb::GetStatsRequest {})
         .await

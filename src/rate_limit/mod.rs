@@ -2,7 +2,9 @@
 //! post another comment now.
 //!
 //! Two tiers ([`TwoTier`]): an in-process flood gate ([`local`], governor) that turns floods
-//! away without touching storage, then the cluster-wide limiter ([`cluster`], GCRA) that every
+//! away without touching the shared counters (a refused request is only looked up, so that a
+//! retry of a stored submission still gets its first answer; the gate is charged for that
+//! retry, which its headroom allows for), then the cluster-wide limiter ([`cluster`], GCRA) that every
 //! instance shares and that decides. A request is charged only when all its buckets admit it; a
 //! refused request uses nobody's quota. When the counters are in the submissions' store (the
 //! default), they are tested and charged in the same atomic call that stores the submission,

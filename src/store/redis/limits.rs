@@ -9,38 +9,52 @@ use async_trait::async_trait;
 use super::Connection;
 use crate::rate_limit::cluster::{Cell, Charged, ClusterError, CounterStore};
 
-/// The rule of [`crate::rate_limit::cluster::gcra`], in Lua. KEYS: one per bucket. ARGV: per bucket, its interval (µs), burst and shadow flag (1/0).
-/// Returns {admitted (1/0), refused bucket's position (1-based, 0 if none), wait (µs), then
-/// the positions of shadow buckets that would have refused}.
+/// GCRA over `n` cells in Lua, the rule of [`crate::rate_limit::cluster::gcra`]: cell `i`'s
+/// counter is `KEYS[ko + i]`, its interval (µs), burst and shadow flag (`1`) are
+/// `ARGV[ao + 3i - 2 ..= ao + 3i]`. `gcra_test` returns the refusing cell (0 for none) with the
+/// longest wait, that wait, the shadow cells that would refuse and each admitting cell's next
+/// TAT; `gcra_charge` writes those TATs. Shared by [`CHARGE`] and the submission script.
+pub(super) const GCRA: &str = r#"
+local function gcra_test(n, ko, ao, now)
+  local refused, worst, shadow, next_tat = 0, 0, {}, {}
+  for i = 1, n do
+    local interval = tonumber(ARGV[ao + i * 3 - 2])
+    local burst = tonumber(ARGV[ao + i * 3 - 1])
+    local tat = tonumber(redis.call('GET', KEYS[ko + i]) or now)
+    if tat < now then tat = now end
+    local new_tat = tat + interval
+    local wait = new_tat - interval * burst - now
+    if wait > 0 then
+      if ARGV[ao + i * 3] == '1' then
+        shadow[#shadow + 1] = i
+      elseif wait > worst then
+        refused, worst = i, wait
+      end
+    else
+      next_tat[i] = new_tat
+    end
+  end
+  return refused, worst, shadow, next_tat
+end
+local function gcra_charge(n, ko, next_tat, now)
+  for i = 1, n do
+    if next_tat[i] then
+      redis.call('SET', KEYS[ko + i], next_tat[i], 'PX', math.ceil((next_tat[i] - now) / 1000) + 1000)
+    end
+  end
+end
+"#;
+
+/// The limiter's own script (with [`GCRA`] before it). KEYS: one per bucket. ARGV: per
+/// bucket, its interval (µs), burst and shadow flag (1/0). Returns {admitted (1/0), refused
+/// bucket's position (1-based, 0 if none), wait (µs), then the positions of shadow buckets that
+/// would have refused}.
 const CHARGE: &str = r#"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local refused, worst = 0, 0
-local shadow = {}
-local next_tat = {}
-for i = 1, #KEYS do
-  local interval = tonumber(ARGV[i * 3 - 2])
-  local burst = tonumber(ARGV[i * 3 - 1])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  local wait = new_tat - interval * burst - now
-  if wait > 0 then
-    if ARGV[i * 3] == '1' then
-      shadow[#shadow + 1] = i
-    elseif wait > worst then
-      refused, worst = i, wait
-    end
-  else
-    next_tat[i] = new_tat
-  end
-end
+local refused, worst, shadow, next_tat = gcra_test(#KEYS, 0, 0, now)
 if refused == 0 then
-  for i = 1, #KEYS do
-    if next_tat[i] then
-      redis.call('SET', KEYS[i], next_tat[i], 'PX', math.ceil((next_tat[i] - now) / 1000) + 1000)
-    end
-  end
+  gcra_charge(#KEYS, 0, next_tat, now)
 end
 local answer = {refused == 0 and 1 or 0, refused, worst}
 for _, i in ipairs(shadow) do answer[#answer + 1] = i end
@@ -66,7 +80,7 @@ impl RedisCounters {
         RedisCounters {
             connection,
             prefix: prefix.to_owned(),
-            script: redis::Script::new(CHARGE),
+            script: redis::Script::new(&format!("{GCRA}{CHARGE}")),
         }
     }
 

@@ -260,7 +260,11 @@ impl RedisStore {
             wait_ms: millis(request_timeout).max(1),
             settings,
             scripts: Arc::new(Scripts {
-                submit: redis::Script::new(&format!("{STREAM_HELPERS}{}", submissions::SUBMIT)),
+                submit: redis::Script::new(&format!(
+                    "{STREAM_HELPERS}{}{}",
+                    limits::GCRA,
+                    submissions::SUBMIT
+                )),
                 claim: redis::Script::new(review::CLAIM),
                 decide: redis::Script::new(&format!("{STREAM_HELPERS}{}", review::DECIDE)),
                 report: redis::Script::new(review::REPORT),

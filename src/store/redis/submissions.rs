@@ -63,47 +63,26 @@ if previous[1] then
   end
   return {'conflict'}
 end
-local refused, worst = 0, 0
-local shadow, next_tat = {}, {}
 -- Redis' clock, read once by the stream helpers, in microseconds.
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-for i = 1, ncells do
-  local interval = tonumber(ARGV[2 + i * 3])
-  local burst = tonumber(ARGV[3 + i * 3])
-  local tat = tonumber(redis.call('GET', KEYS[10 + i]) or now)
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  local wait = new_tat - interval * burst - now
-  if wait > 0 then
-    if ARGV[4 + i * 3] == '1' then
-      shadow[#shadow + 1] = tostring(i)
-    elseif wait > worst then
-      refused, worst = i, wait
-    end
-  else
-    next_tat[i] = new_tat
-  end
-end
+local refused, worst, shadow, next_tat = gcra_test(ncells, 10, 4, now)
 local function answer(status, claimed, claim_ms)
   local reply = {status, claimed, tostring(claim_ms), tostring(refused), tostring(worst)}
-  for _, i in ipairs(shadow) do reply[#reply + 1] = i end
+  for _, i in ipairs(shadow) do reply[#reply + 1] = tostring(i) end
   return reply
 end
 if refused > 0 then
   return answer('limited', '', 0)
 end
-for i = 1, ncells do
-  if next_tat[i] then
-    redis.call('SET', KEYS[10 + i], next_tat[i], 'PX', math.ceil((next_tat[i] - now) / 1000) + 1000)
-  end
-end
+gcra_charge(ncells, 10, next_tat, now)
 local claimed, claim_ms = '', 0
 if kind == 'image' then
   local wrong = tonumber(redis.call('GET', KEYS[ck + 1]) or '0')
   local fields = redis.call('HMGET', KEYS[ck], 'answer', 'used_by')
   local used_by = fields[2] or ''
   if wrong >= tonumber(ARGV[ca]) then
-    claimed, claim_ms = 'throttled', redis.call('PTTL', KEYS[ck + 1])
+    -- No counter (a limit of 0) waits for nothing, as on the embedded store.
+    claimed, claim_ms = 'throttled', math.max(0, redis.call('PTTL', KEYS[ck + 1]))
   elseif not fields[1] then
     claimed = 'missing'
   elseif used_by == '!wrong' or (used_by ~= '' and used_by ~= claimant) then
@@ -424,7 +403,9 @@ fn read_answer(answer: &[String], admission: &Admission<'_>) -> Result<Admitted,
         Some("conflict") => Err(StoreError::KeyReused),
         Some(status @ ("limited" | "refused" | "stored")) => {
             // Cells come back 1-based.
-            let shadow_refusals = answer[5..]
+            let shadow_refusals = answer
+                .get(5..)
+                .unwrap_or_default()
                 .iter()
                 .filter_map(|p| p.parse::<usize>().ok()?.checked_sub(1))
                 .collect();
