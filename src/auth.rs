@@ -154,14 +154,14 @@ impl Caller {
 
 /// SHA-256 of `key`, hexadecimal.
 pub fn hash(key: &str) -> String {
-    crate::captcha::hex(&Sha256::digest(key.as_bytes()))
+    crate::hex::hex(&Sha256::digest(key.as_bytes()))
 }
 
 /// A new random key: 256 bits from the operating system, hexadecimal.
 pub fn new_key() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
-    Ok(crate::captcha::hex(&bytes))
+    Ok(crate::hex::hex(&bytes))
 }
 
 /// The configured keys, by hash.

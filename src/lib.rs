@@ -20,6 +20,7 @@ pub mod config;
 pub mod decide;
 pub mod feed;
 pub mod grpc;
+pub mod hex;
 pub mod metrics;
 pub mod models;
 pub mod pipeline;

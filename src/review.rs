@@ -367,7 +367,7 @@ impl Report {
             .ok()
             .map(|r| {
                 let digest = Sha256::digest(r.as_bytes());
-                digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+                crate::hex::hex(&digest[..16])
             });
         match (id, reason, reporter) {
             (Some(id), Some(reason), Some(reporter)) => Ok(Report {

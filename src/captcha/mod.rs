@@ -531,16 +531,7 @@ pub(crate) fn keyed_hash(secret: &Secret, parts: &[&[u8]]) -> String {
     hex(&mac.finalize().into_bytes())
 }
 
-/// Lower-case hexadecimal.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
-}
+pub(crate) use crate::hex::hex;
 
 /// Compares two strings in time that does not depend on where they differ.
 pub(crate) fn same(a: &str, b: &str) -> bool {

@@ -334,7 +334,7 @@ impl Keys {
                         let mut mac = mac.clone();
                         mac.update(comment.author_email.as_str().as_bytes());
                         let digest = mac.finalize().into_bytes();
-                        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+                        crate::hex::hex(&digest[..16])
                     }
                     None => continue,
                 },
