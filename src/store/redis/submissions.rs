@@ -110,30 +110,29 @@ if claimed ~= '' and claimed ~= 'claimed' then
   shadow_tally = true
 end
 local function A(k) return ARGV[b + k] end
-local i = b + 12
-local comment = {}
-for k = 1, tonumber(ARGV[i]) * 2 do comment[k] = ARGV[i + k] end
-i = i + tonumber(ARGV[i]) * 2 + 1
-local entry = {}
-for k = 1, tonumber(ARGV[i]) * 2 do entry[k] = ARGV[i + k] end
-i = i + tonumber(ARGV[i]) * 2 + 1
-local tallies = {}
-for k = 1, tonumber(ARGV[i]) do tallies[k] = ARGV[i + k] end
-if shadow_tally then tallies[#tallies + 1] = 'shadow_captcha_refused' end
+-- The comment's fields, the stream entry's fields and the tallies are ranges of ARGV, handed
+-- to the commands as they are (no copy into tables).
+local c = b + 12
+local c_last = c + tonumber(ARGV[c]) * 2
+local e = c_last + 1
+local e_last = e + tonumber(ARGV[e]) * 2
+local t = e_last + 1
+local t_last = t + tonumber(ARGV[t])
 local outcome = A(4)
 if outcome == 'accepted' then
   ensure_group(KEYS[3], A(11))
-  redis.call('XADD', KEYS[3], 'MINID', '~', minid(A(7)), '*', unpack(entry))
+  redis.call('XADD', KEYS[3], 'MINID', '~', minid(A(7)), '*', unpack(ARGV, e + 1, e_last))
 elseif outcome == 'pending_review' then
   redis.call('ZADD', KEYS[4], A(6), A(5))
   for k = ck + claim_keys, #KEYS do redis.call('ZADD', KEYS[k], A(6), A(5)) end
 else
-  redis.call('XADD', KEYS[5], 'MINID', '~', minid(A(8)), '*', unpack(entry))
+  redis.call('XADD', KEYS[5], 'MINID', '~', minid(A(8)), '*', unpack(ARGV, e + 1, e_last))
 end
-redis.call('HSET', KEYS[2], unpack(comment))
+redis.call('HSET', KEYS[2], unpack(ARGV, c + 1, c_last))
 redis.call('RPUSH', KEYS[6], A(10))
 for k = 9, 10 do
-  for _, name in ipairs(tallies) do redis.call('HINCRBY', KEYS[k], name, 1) end
+  for n = t + 1, t_last do redis.call('HINCRBY', KEYS[k], ARGV[n], 1) end
+  if shadow_tally then redis.call('HINCRBY', KEYS[k], 'shadow_captcha_refused', 1) end
   redis.call('PEXPIRE', KEYS[k], 93600000)
 end
 if outcome ~= 'pending_review' then
