@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteStore, exec, now_ms, unavailable};
+use super::{SqliteStore, exec, now_ms, row, unavailable};
 use crate::captcha::CaptchaError;
 use crate::captcha::store::{
     ChallengeStore, Claim, Claimed, Holder, ImageClaim, StoredImage, image_claim, pow_claim,
@@ -58,27 +58,27 @@ fn claim_image(
     claimant: &str,
 ) -> Result<Claimed, StoreError> {
     let now = now_ms();
-    let wrong: Option<(i64, i64)> = tx
-        .query_row(
-            "SELECT count, expires_ms FROM captcha_wrong WHERE network = ?1 AND expires_ms > ?2",
-            params![c.ip_group, now],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(unavailable)?;
-    let stored: Option<StoredImage> = tx
-        .query_row(
-            "SELECT answer, holder FROM captcha_images WHERE nonce = ?1 AND expires_ms > ?2",
-            params![c.nonce, now],
-            |r| {
-                Ok(StoredImage {
-                    answer_hash: r.get(0)?,
-                    holder: holder(r.get(1)?),
-                })
-            },
-        )
-        .optional()
-        .map_err(unavailable)?;
+    let wrong: Option<(i64, i64)> = row(
+        tx,
+        "SELECT count, expires_ms FROM captcha_wrong WHERE network = ?1 AND expires_ms > ?2",
+        params![c.ip_group, now],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(unavailable)?;
+    let stored: Option<StoredImage> = row(
+        tx,
+        "SELECT answer, holder FROM captcha_images WHERE nonce = ?1 AND expires_ms > ?2",
+        params![c.nonce, now],
+        |r| {
+            Ok(StoredImage {
+                answer_hash: r.get(0)?,
+                holder: holder(r.get(1)?),
+            })
+        },
+    )
+    .optional()
+    .map_err(unavailable)?;
     let so_far = wrong.map_or(0, |(n, _)| u32::try_from(n).unwrap_or(u32::MAX));
     let (found, next) = image_claim(stored.as_ref(), so_far, c, claimant);
     if let Some(next) = &next {
@@ -119,14 +119,14 @@ fn claim_pow(
     ttl: Duration,
 ) -> Result<Claimed, StoreError> {
     let now = now_ms();
-    let owner: Option<String> = tx
-        .query_row(
-            "SELECT claimant FROM pow_claims WHERE challenge = ?1 AND expires_ms > ?2",
-            params![challenge, now],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(unavailable)?;
+    let owner: Option<String> = row(
+        tx,
+        "SELECT claimant FROM pow_claims WHERE challenge = ?1 AND expires_ms > ?2",
+        params![challenge, now],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(unavailable)?;
     if owner.is_none() {
         exec(
             tx,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteStore, exec, now_ms, unavailable};
+use super::{SqliteStore, exec, now_ms, row, unavailable};
 use crate::rate_limit::cluster::{Cell, Charged, ClusterError, CounterStore, gcra};
 use crate::store::StoreError;
 
@@ -22,14 +22,14 @@ pub(super) fn charge(
     let mut next = Vec::with_capacity(cells.len());
     for (k, cell) in cells.iter().enumerate() {
         let key = format!("{}:{}", cell.bucket.name(), cell.key);
-        let tat: Option<i64> = tx
-            .query_row(
-                "SELECT tat_us FROM counters WHERE key = ?1 AND expires_ms > ?2",
-                params![key, now_ms],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(unavailable)?;
+        let tat: Option<i64> = row(
+            tx,
+            "SELECT tat_us FROM counters WHERE key = ?1 AND expires_ms > ?2",
+            params![key, now_ms],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
         let interval = u64::try_from(cell.interval.as_micros()).unwrap_or(u64::MAX);
         let tat = tat.and_then(|t| u64::try_from(t).ok());
         let (wait, next_tat) = gcra(tat, now_us, interval, cell.burst);

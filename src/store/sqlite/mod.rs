@@ -266,6 +266,8 @@ impl SqliteStore {
             )
             .map_err(damaged)?;
         migrate(&mut connection, path)?;
+        // Room for every statement the writer runs, so none is prepared twice.
+        connection.set_prepared_statement_cache_capacity(128);
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -478,6 +480,17 @@ fn run_batch(connection: &mut Connection, batch: Vec<Job>) {
     for deliver in deliveries {
         deliver(committed.clone());
     }
+}
+
+/// Reads one row with a statement prepared once per connection and cached
+/// (`Connection::query_row` prepares it again every time).
+pub(crate) fn row<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    connection.prepare_cached(sql)?.query_row(params, read)
 }
 
 /// Runs one statement, prepared once per connection and cached (`Connection::execute`

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
-use super::{SqliteStore, exec, now_ms, unavailable};
+use super::{SqliteStore, exec, now_ms, row, unavailable};
 use crate::captcha::store::{Claim, Claimed};
 use crate::comment::{CommentId, IdempotencyKey};
 use crate::decide::{Outcome, Reason};
@@ -230,14 +230,14 @@ fn receipt_of(
     fingerprint: &str,
     now: i64,
 ) -> Result<Option<Receipt>, StoreError> {
-    let stored: Option<(String, String)> = tx
-        .query_row(
-            "SELECT fingerprint, receipt FROM idempotency WHERE key = ?1 AND expires_ms > ?2",
-            params![key, now],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(unavailable)?;
+    let stored: Option<(String, String)> = row(
+        tx,
+        "SELECT fingerprint, receipt FROM idempotency WHERE key = ?1 AND expires_ms > ?2",
+        params![key, now],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(unavailable)?;
     match stored {
         Some((f, r)) if f == fingerprint => serde_json::from_str(&r)
             .map(Some)
