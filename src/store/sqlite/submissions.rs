@@ -65,10 +65,20 @@ pub(super) fn append(
     at_ms: i64,
     fields: &serde_json::Value,
 ) -> Result<(), StoreError> {
+    append_text(tx, stream, at_ms, &fields.to_string())
+}
+
+/// [`append`] with the fields already written as JSON.
+fn append_text(
+    tx: &rusqlite::Transaction<'_>,
+    stream: &str,
+    at_ms: i64,
+    fields: &str,
+) -> Result<(), StoreError> {
     exec(
         tx,
         "INSERT INTO streams (stream, at_ms, fields) VALUES (?1, ?2, ?3)",
-        params![stream, at_ms, fields.to_string()],
+        params![stream, at_ms, fields],
     )
     .map_err(unavailable)?;
     Ok(())
@@ -106,6 +116,25 @@ pub(super) fn count_sources(
     delta: i64,
     expires_ms: i64,
 ) -> Result<(), StoreError> {
+    count_keys(tx, &source_keys(email, ip), outcome, delta, expires_ms)
+}
+
+/// The keys an author's and an address's counts are kept under.
+fn source_keys(email: &str, ip: &str) -> [String; 2] {
+    [
+        format!("author:{}", AuthorHash::of(email)),
+        format!("ip:{ip}"),
+    ]
+}
+
+/// [`count_sources`] under keys made by [`source_keys`].
+fn count_keys(
+    tx: &rusqlite::Transaction<'_>,
+    keys: &[String; 2],
+    outcome: Outcome,
+    delta: i64,
+    expires_ms: i64,
+) -> Result<(), StoreError> {
     let sql = match outcome {
         Outcome::Accepted => {
             "INSERT INTO source_counts (key, accepted, expires_ms) VALUES (?1, ?2, ?3)
@@ -117,10 +146,7 @@ pub(super) fn count_sources(
         }
         Outcome::PendingReview => return Ok(()),
     };
-    for key in [
-        format!("author:{}", AuthorHash::of(email)),
-        format!("ip:{ip}"),
-    ] {
+    for key in keys {
         exec(tx, sql, params![key, delta, expires_ms]).map_err(unavailable)?;
     }
     Ok(())
@@ -133,10 +159,15 @@ pub(super) fn record(
     event: &HistoryEvent,
 ) -> Result<(), StoreError> {
     let json = serde_json::to_string(event).map_err(corrupt("history event"))?;
+    record_text(tx, id, &json)
+}
+
+/// [`record`] with the event already written as JSON.
+fn record_text(tx: &rusqlite::Transaction<'_>, id: &str, event: &str) -> Result<(), StoreError> {
     exec(
         tx,
         "INSERT INTO history (comment_id, event) VALUES (?1, ?2)",
-        params![id, json],
+        params![id, event],
     )
     .map_err(unavailable)?;
     Ok(())
@@ -186,6 +217,62 @@ struct Owned {
     cells: Vec<Cell>,
     claim: Option<Claim>,
     claim_shadow: bool,
+    encoded: Encoded,
+}
+
+/// A submission's text forms, written by the caller before its job reaches the writer thread:
+/// every write waits for that one thread, so it does only the writing.
+struct Encoded {
+    id: String,
+    parent: Option<String>,
+    ip: String,
+    reasons: String,
+    /// The stream entry of an accepted or rejected comment.
+    entry: Option<String>,
+    event: String,
+    receipt: String,
+    sources: [String; 2],
+}
+
+impl Encoded {
+    fn of(c: &crate::comment::NewComment, r: &Receipt, at: i64) -> Result<Self, StoreError> {
+        let id = r.comment_id.to_string();
+        let parent = c.parent_id.map(|p| p.to_string());
+        let ip = c.client_ip.to_string();
+        let reasons = serde_json::to_string(&r.reasons).map_err(corrupt("reasons"))?;
+        // What a stream consumer needs to publish (accepted) or audit (rejected) the comment.
+        let mut entry = serde_json::json!({
+            "id": id,
+            "article_id": c.article_id.as_str(),
+            "parent_id": parent.clone().unwrap_or_default(),
+            "author_name": c.author_name.as_str(),
+            "body": c.body.as_str(),
+            "created_at": at.to_string(),
+        });
+        if r.outcome == Outcome::Rejected {
+            entry["spam"] = r.spam.to_string().into();
+            entry["toxic"] = r.toxic.to_string().into();
+            entry["reasons"] = reasons.clone().into();
+            entry["model_version"] = r.model_version.clone().into();
+        }
+        let event = HistoryEvent {
+            at_ms: at,
+            actor: "service".into(),
+            action: "submitted".into(),
+            state: r.outcome,
+            note: String::new(),
+        };
+        Ok(Encoded {
+            sources: source_keys(c.author_email.as_str(), &ip),
+            entry: (r.outcome != Outcome::PendingReview).then(|| entry.to_string()),
+            event: serde_json::to_string(&event).map_err(corrupt("history event"))?,
+            receipt: serde_json::to_string(r).map_err(corrupt("answer"))?,
+            id,
+            parent,
+            ip,
+            reasons,
+        })
+    }
 }
 
 /// The whole submission in its transaction: the retry check, the rate-limit cells, the CAPTCHA
@@ -249,14 +336,9 @@ fn receipt_of(
 
 /// Stores the comment, its queue, history, tallies, counts and answer.
 fn save(tx: &rusqlite::Transaction<'_>, s: &Owned, keep: &Retention) -> Result<(), StoreError> {
-    let c = &s.comment;
-    let r = &s.receipt;
+    let (c, r, e) = (&s.comment, &s.receipt, &s.encoded);
     let now = now_ms();
-    let id = r.comment_id.to_string();
     let at = s.created_at_ms;
-    let parent = c.parent_id.map(|p| p.to_string());
-    let ip = c.client_ip.to_string();
-    let reasons = serde_json::to_string(&r.reasons).map_err(corrupt("reasons"))?;
     let decided_expiry = (r.outcome != Outcome::PendingReview).then(|| now + millis(keep.comments));
     exec(
         tx,
@@ -267,20 +349,20 @@ fn save(tx: &rusqlite::Transaction<'_>, s: &Owned, keep: &Retention) -> Result<(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, 1,
            ?17, ?18, ?19)",
         params![
-            id,
+            e.id,
             c.article_id.as_str(),
             c.article_title.as_ref().map(|t| t.as_str()),
-            parent,
+            e.parent,
             c.author_name.as_str(),
             c.author_email.as_str(),
             c.body.as_str(),
-            ip,
+            e.ip,
             c.user_agent.as_str(),
             c.idempotency_key.as_str(),
             r.outcome.as_str(),
             f64::from(r.spam),
             f64::from(r.toxic),
-            reasons,
+            e.reasons,
             r.model_version,
             at,
             c.honeypot_filled,
@@ -289,49 +371,16 @@ fn save(tx: &rusqlite::Transaction<'_>, s: &Owned, keep: &Retention) -> Result<(
         ],
     )
     .map_err(unavailable)?;
-    // What a stream consumer needs to publish (accepted) or audit (rejected) the comment.
-    let mut entry = serde_json::json!({
-        "id": id,
-        "article_id": c.article_id.as_str(),
-        "parent_id": parent.clone().unwrap_or_default(),
-        "author_name": c.author_name.as_str(),
-        "body": c.body.as_str(),
-        "created_at": at.to_string(),
-    });
-    match r.outcome {
-        Outcome::Accepted => append(tx, "accepted", now, &entry)?,
-        Outcome::Rejected => {
-            entry["spam"] = r.spam.to_string().into();
-            entry["toxic"] = r.toxic.to_string().into();
-            entry["reasons"] = reasons.clone().into();
-            entry["model_version"] = r.model_version.clone().into();
-            append(tx, "rejected", now, &entry)?;
-        }
-        Outcome::PendingReview => queue(tx, &id, at, c.article_id.as_str(), &r.reasons)?,
+    match (r.outcome, &e.entry) {
+        (Outcome::Accepted, Some(entry)) => append_text(tx, "accepted", now, entry)?,
+        (Outcome::Rejected, Some(entry)) => append_text(tx, "rejected", now, entry)?,
+        _ => queue(tx, &e.id, at, c.article_id.as_str(), &r.reasons)?,
     }
-    record(
-        tx,
-        &id,
-        &HistoryEvent {
-            at_ms: at,
-            actor: "service".into(),
-            action: "submitted".into(),
-            state: r.outcome,
-            note: String::new(),
-        },
-    )?;
+    record_text(tx, &e.id, &e.event)?;
     let mut names: Vec<&str> = vec![r.outcome.as_str()];
     names.extend(s.tallies.iter().map(String::as_str));
     tally(tx, at, &names)?;
-    count_sources(
-        tx,
-        c.author_email.as_str(),
-        &ip,
-        r.outcome,
-        1,
-        now + millis(keep.comments),
-    )?;
-    let receipt = serde_json::to_string(r).map_err(corrupt("answer"))?;
+    count_keys(tx, &e.sources, r.outcome, 1, now + millis(keep.comments))?;
     exec(
         tx,
         "INSERT OR REPLACE INTO idempotency (key, fingerprint, receipt, comment_id, expires_ms)
@@ -339,8 +388,8 @@ fn save(tx: &rusqlite::Transaction<'_>, s: &Owned, keep: &Retention) -> Result<(
         params![
             c.idempotency_key.as_str(),
             s.fingerprint,
-            receipt,
-            id,
+            e.receipt,
+            e.id,
             now + millis(keep.idempotency)
         ],
     )
@@ -402,6 +451,11 @@ impl Store for SqliteStore {
             cells: admission.cells.to_vec(),
             claim: admission.claim.cloned(),
             claim_shadow: admission.claim_shadow,
+            encoded: Encoded::of(
+                submission.comment,
+                submission.receipt,
+                submission.created_at_ms,
+            )?,
         };
         let keep = *self.retention();
         self.transaction(move |tx| submit(tx, &mut owned, &keep))
