@@ -499,21 +499,8 @@ async fn a_standard_error_nobody_reads_never_stalls_a_request() {
     let mut server = common::ServerProcess(child);
     // Held open and never read.
     let _unread = server.0.stderr.take();
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut connected = None;
-    for _ in 0..200 {
-        if let Ok(c) = tonic::transport::Channel::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            connected = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let client = pb::comment_service_client::CommentServiceClient::new(
-        connected.expect("the server listens"),
+        common::connect_when_listening(port).await,
     );
     let workers: Vec<_> = (0..10)
         .map(|w| {

@@ -472,6 +472,22 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A channel to a server process starting on `port` of loopback, once it listens (10 s at
+/// most).
+pub async fn connect_when_listening(port: u16) -> Channel {
+    for _ in 0..200 {
+        if let Ok(c) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server does not listen on port {port}");
+}
+
 /// Starts `moderation serve --config <config>` on a free port and waits until it is SERVING;
 /// returns the process and a channel to it.
 pub async fn spawn_server(config: &std::path::Path) -> (ServerProcess, Channel) {
@@ -486,20 +502,7 @@ pub async fn spawn_server(config: &std::path::Path) -> (ServerProcess, Channel) 
         .spawn()
         .expect("the server binary starts");
     let server = ServerProcess(child);
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut channel = None;
-    for _ in 0..200 {
-        if let Ok(c) = Channel::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            channel = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let channel = channel.expect("the server listens");
+    let channel = connect_when_listening(port).await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     for _ in 0..200 {
         if health
