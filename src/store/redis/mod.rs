@@ -23,7 +23,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 mod captcha;
@@ -41,13 +40,8 @@ pub use import::Imported;
 pub use limits::RedisCounters;
 pub(crate) use submissions::read_comment;
 
-use super::{Store, StoreError, StoredComment};
+use super::StoreError;
 use crate::comment::{CommentId, IdempotencyKey};
-use crate::decide::Outcome;
-use crate::review::{
-    Cursor, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, Report, ReportLimits,
-    ReviewError, ReviewStore, Verdict,
-};
 
 /// A Redis URL. It may hold a password, so it never prints in full: `Display` and `Debug`
 /// replace the password with `***`.
@@ -423,63 +417,6 @@ impl RedisStore {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
             Err(e) => Err(classify(e)),
         }
-    }
-}
-
-#[async_trait]
-impl ReviewStore for RedisStore {
-    async fn comment(&self, id: CommentId) -> Result<Option<StoredComment>, StoreError> {
-        Store::comment(self, id).await
-    }
-
-    async fn flagged(
-        &self,
-        query: &Query,
-        now_ms: i64,
-    ) -> Result<(Vec<FlaggedItem>, Option<Cursor>), StoreError> {
-        self.list_flagged(query, now_ms).await
-    }
-
-    async fn claim(
-        &self,
-        moderator: &Moderator,
-        count: usize,
-        ids: &[CommentId],
-        until_ms: i64,
-        now_ms: i64,
-    ) -> Result<Vec<FlaggedItem>, ReviewError> {
-        self.claim_flagged(moderator, count, ids, until_ms, now_ms)
-            .await
-    }
-
-    async fn decide(
-        &self,
-        id: CommentId,
-        version: u64,
-        moderator: &Moderator,
-        verdict: Verdict,
-        note: &str,
-        now_ms: i64,
-    ) -> Result<(Outcome, u64), ReviewError> {
-        self.decide_comment(id, version, moderator, verdict, note, now_ms)
-            .await
-    }
-
-    async fn report(
-        &self,
-        report: &Report,
-        limits: ReportLimits,
-        now_ms: i64,
-    ) -> Result<u64, ReviewError> {
-        self.report_comment(report, limits, now_ms).await
-    }
-
-    async fn history(&self, id: CommentId) -> Result<Vec<HistoryEvent>, StoreError> {
-        self.comment_history(id).await
-    }
-
-    async fn feedback(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError> {
-        self.feedback_since(since_ms).await
     }
 }
 

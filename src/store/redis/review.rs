@@ -4,14 +4,16 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
+
 use super::{RedisStore, classify, entry_text, millis, read_comment};
 use crate::comment::CommentId;
 use crate::decide::{Outcome, Reason};
 use crate::review::{
     Claim, Cursor, Explained, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, Record,
-    Report, ReportLimits, ReviewError, Verdict,
+    Report, ReportLimits, ReviewError, ReviewStore, Verdict,
 };
-use crate::store::StoreError;
+use crate::store::{Store, StoreError, StoredComment};
 
 /// Claims comments for a moderator. KEYS: per candidate, its hash and its history list.
 /// ARGV: moderator, claim end (ms), now (ms), how many to claim, all-or-none ('1' for explicit
@@ -175,9 +177,13 @@ fn event(at_ms: i64, actor: &str, action: &str, state: Outcome, note: &str) -> S
     .unwrap_or_default()
 }
 
-impl RedisStore {
-    /// See [`crate::store::Store::flagged`].
-    pub(super) async fn list_flagged(
+#[async_trait]
+impl ReviewStore for RedisStore {
+    async fn comment(&self, id: CommentId) -> Result<Option<StoredComment>, StoreError> {
+        Store::comment(self, id).await
+    }
+
+    async fn flagged(
         &self,
         query: &Query,
         now_ms: i64,
@@ -267,72 +273,7 @@ impl RedisStore {
         Ok((items, cursor))
     }
 
-    /// Loads the items of `ids` in two round trips (their hashes, then their sources' counts);
-    /// `None` for one that vanished meanwhile.
-    async fn load_items(
-        &self,
-        ids: &[(CommentId, i64)],
-        now_ms: i64,
-    ) -> Result<Vec<Option<FlaggedItem>>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for (id, _) in ids {
-            pipe.hgetall(self.comment_key(*id));
-        }
-        let hashes: Vec<HashMap<String, String>> = pipe
-            .query_async(&mut self.connection())
-            .await
-            .map_err(classify)?;
-        let mut pipe = redis::pipe();
-        for hash in &hashes {
-            let email = hash.get("author_email").map_or("", String::as_str);
-            let ip = hash.get("client_ip").map_or("", String::as_str);
-            pipe.hgetall(self.author_stats_key(email));
-            pipe.hgetall(self.ip_stats_key(ip));
-        }
-        let stats: Vec<HashMap<String, u32>> = pipe
-            .query_async(&mut self.connection())
-            .await
-            .map_err(classify)?;
-        let record = |m: &HashMap<String, u32>| Record {
-            accepted: m.get("accepted").copied().unwrap_or(0),
-            rejected: m.get("rejected").copied().unwrap_or(0),
-        };
-        ids.iter()
-            .zip(&hashes)
-            .enumerate()
-            .map(|(k, ((id, _), hash))| {
-                if hash.is_empty() {
-                    return Ok(None);
-                }
-                let comment = read_comment(*id, hash)?;
-                let field = |name: &str| hash.get(name).map_or("", String::as_str);
-                let claim_until: i64 = field("claim_until").parse().unwrap_or(0);
-                let claim =
-                    (!field("claimed_by").is_empty() && claim_until > now_ms).then(|| Claim {
-                        moderator: field("claimed_by").to_owned(),
-                        until_ms: claim_until,
-                    });
-                Ok(Some(FlaggedItem {
-                    version: field("version").parse().unwrap_or(0),
-                    explanation: serde_json::from_str::<Vec<Explained>>(field("explanation"))
-                        .unwrap_or_default(),
-                    reports: serde_json::from_str(field("reports")).unwrap_or_default(),
-                    report_count: field("report_count").parse().unwrap_or(0),
-                    arrived_ms: ids[k].1,
-                    claim,
-                    author: record(&stats[k * 2]),
-                    ip: record(&stats[k * 2 + 1]),
-                    comment,
-                }))
-            })
-            .collect()
-    }
-
-    /// See [`crate::store::Store::claim`].
-    pub(super) async fn claim_flagged(
+    async fn claim(
         &self,
         moderator: &Moderator,
         count: usize,
@@ -430,8 +371,7 @@ impl RedisStore {
             .collect())
     }
 
-    /// See [`crate::store::Store::decide`].
-    pub(super) async fn decide_comment(
+    async fn decide(
         &self,
         id: CommentId,
         version: u64,
@@ -519,8 +459,7 @@ impl RedisStore {
         }
     }
 
-    /// See [`crate::store::Store::report`].
-    pub(super) async fn report_comment(
+    async fn report(
         &self,
         report: &Report,
         limits: ReportLimits,
@@ -589,11 +528,7 @@ impl RedisStore {
         }
     }
 
-    /// See [`crate::store::Store::history`].
-    pub(super) async fn comment_history(
-        &self,
-        id: CommentId,
-    ) -> Result<Vec<HistoryEvent>, StoreError> {
+    async fn history(&self, id: CommentId) -> Result<Vec<HistoryEvent>, StoreError> {
         let raw: Vec<String> = redis::cmd("LRANGE")
             .arg(self.history_key(id))
             .arg(0)
@@ -609,8 +544,7 @@ impl RedisStore {
             .collect()
     }
 
-    /// See [`crate::store::Store::feedback`].
-    pub(super) async fn feedback_since(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError> {
+    async fn feedback(&self, since_ms: i64) -> Result<Vec<Feedback>, StoreError> {
         let mut out = Vec::new();
         let mut from = format!("{}-0", since_ms.max(0));
         loop {
@@ -633,6 +567,72 @@ impl RedisStore {
             }
         }
         Ok(out)
+    }
+}
+
+impl RedisStore {
+    /// Loads the items of `ids` in two round trips (their hashes, then their sources' counts);
+    /// `None` for one that vanished meanwhile.
+    async fn load_items(
+        &self,
+        ids: &[(CommentId, i64)],
+        now_ms: i64,
+    ) -> Result<Vec<Option<FlaggedItem>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (id, _) in ids {
+            pipe.hgetall(self.comment_key(*id));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        let mut pipe = redis::pipe();
+        for hash in &hashes {
+            let email = hash.get("author_email").map_or("", String::as_str);
+            let ip = hash.get("client_ip").map_or("", String::as_str);
+            pipe.hgetall(self.author_stats_key(email));
+            pipe.hgetall(self.ip_stats_key(ip));
+        }
+        let stats: Vec<HashMap<String, u32>> = pipe
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        let record = |m: &HashMap<String, u32>| Record {
+            accepted: m.get("accepted").copied().unwrap_or(0),
+            rejected: m.get("rejected").copied().unwrap_or(0),
+        };
+        ids.iter()
+            .zip(&hashes)
+            .enumerate()
+            .map(|(k, ((id, _), hash))| {
+                if hash.is_empty() {
+                    return Ok(None);
+                }
+                let comment = read_comment(*id, hash)?;
+                let field = |name: &str| hash.get(name).map_or("", String::as_str);
+                let claim_until: i64 = field("claim_until").parse().unwrap_or(0);
+                let claim =
+                    (!field("claimed_by").is_empty() && claim_until > now_ms).then(|| Claim {
+                        moderator: field("claimed_by").to_owned(),
+                        until_ms: claim_until,
+                    });
+                Ok(Some(FlaggedItem {
+                    version: field("version").parse().unwrap_or(0),
+                    explanation: serde_json::from_str::<Vec<Explained>>(field("explanation"))
+                        .unwrap_or_default(),
+                    reports: serde_json::from_str(field("reports")).unwrap_or_default(),
+                    report_count: field("report_count").parse().unwrap_or(0),
+                    arrived_ms: ids[k].1,
+                    claim,
+                    author: record(&stats[k * 2]),
+                    ip: record(&stats[k * 2 + 1]),
+                    comment,
+                }))
+            })
+            .collect()
     }
 }
 
