@@ -584,6 +584,15 @@ async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, protected: 
     }
 }
 
+/// SERVING or NOT_SERVING.
+fn serving_status(up: bool) -> ServingStatus {
+    if up {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
+}
+
 async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status("", status).await;
     for name in SERVICE_NAMES {
@@ -624,12 +633,7 @@ async fn watch_redis(
                     "Redis fails requests (unreachable, refusing writes, or silent): NOT_SERVING until it recovers"
                 );
             }
-            let status = if up {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            set_health(&health, status).await;
+            set_health(&health, serving_status(up)).await;
         }
         // The queue gauges, every other probe.
         if serving
@@ -668,12 +672,7 @@ async fn watch_embedded(
             } else {
                 tracing::warn!(path = %store.path().display(), "the embedded store fails: NOT_SERVING until it recovers");
             }
-            let status = if up {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            set_health(&health, status).await;
+            set_health(&health, serving_status(up)).await;
         }
         // The queue gauges, every other probe (each second), as on Redis: counting goes
         // through the writer, beside the submissions.
@@ -710,11 +709,7 @@ async fn watch_rate_limiter(limiter: Arc<TwoTier>, health: HealthReporter) {
     loop {
         let degraded = limiter.degraded();
         if reported != Some(degraded) {
-            let status = if degraded {
-                ServingStatus::NotServing
-            } else {
-                ServingStatus::Serving
-            };
+            let status = serving_status(!degraded);
             health.set_service_status(RATE_LIMIT_HEALTH, status).await;
             reported = Some(degraded);
         }

@@ -185,17 +185,7 @@ async fn a_held_comment_is_listed_claimed_approved_and_published(backend: Backen
             .items
             .is_empty()
     );
-    let got = app
-        .client
-        .clone()
-        .get_comment(pb::GetCommentRequest {
-            comment_id: id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .comment
-        .unwrap();
+    let got = common::stored(&app, &id).await;
     assert_eq!(got.state(), pb::CommentState::Accepted);
 
     let history = moderation

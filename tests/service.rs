@@ -111,17 +111,7 @@ async fn obvious_spam_is_rejected_into_the_audit_stream_with_its_reasons(backend
     assert_eq!(entries[0]["id"], answer.comment_id);
     assert!(entries[0]["reasons"].contains("SPAM_CERTAIN"));
     assert!(entries[0]["spam"].parse::<f32>().unwrap() > 0.9);
-    let stored = app
-        .client
-        .clone()
-        .get_comment(pb::GetCommentRequest {
-            comment_id: answer.comment_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .comment
-        .unwrap();
+    let stored = common::stored(&app, &answer.comment_id).await;
     assert_eq!(stored.state(), pb::CommentState::Rejected);
 }
 
@@ -345,17 +335,7 @@ async fn get_comment_reads_the_stored_record_without_the_email_address(backend: 
         .await
         .unwrap()
         .into_inner();
-    let comment = app
-        .client
-        .clone()
-        .get_comment(pb::GetCommentRequest {
-            comment_id: submitted.comment_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .comment
-        .unwrap();
+    let comment = common::stored(&app, &submitted.comment_id).await;
     assert_eq!(comment.id, submitted.comment_id);
     assert_eq!(comment.state(), pb::CommentState::Accepted);
     assert_eq!(comment.body, request.body);

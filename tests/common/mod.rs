@@ -261,6 +261,20 @@ fn embedded_stream(path: &std::path::Path, name: &str) -> Vec<HashMap<String, St
     .collect()
 }
 
+/// The stored comment `id`, read with `GetComment` through the app's client (it must exist).
+pub async fn stored(app: &TestApp, id: &str) -> pb::Comment {
+    app.client
+        .clone()
+        .get_comment(pb::GetCommentRequest {
+            comment_id: id.to_owned(),
+        })
+        .await
+        .expect("GetComment answers")
+        .into_inner()
+        .comment
+        .expect("the comment is there")
+}
+
 /// A valid submission; `key` is its idempotency key.
 pub fn submission(key: &str) -> pb::SubmitCommentRequest {
     pb::SubmitCommentRequest {
