@@ -106,6 +106,7 @@ impl Server {
             .env("MODERATION_STORE__PATH", path)
             .env("MODERATION_REDIS__PREFIX", prefix)
             .env("MODERATION_METRICS__LISTEN", "127.0.0.1:0")
+            .env("MODERATION_HTTP__LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()

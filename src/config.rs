@@ -52,6 +52,8 @@ pub struct Config {
     pub auth: AuthSettings,
     /// `[lists]`: block and allow lists (ops may change them at runtime).
     pub lists: ListSettings,
+    /// `[http]`: the moderators' and operators' console in the browser.
+    pub http: crate::console::HttpSettings,
 }
 
 /// Which backend keeps everything.

@@ -99,6 +99,10 @@ pub struct Pipeline {
     pub store: Arc<dyn Store>,
     /// What is counted and timed.
     pub metrics: Arc<Metrics>,
+    /// The inputs of the latest decisions (operators' what-if).
+    pub recent: Arc<crate::traffic::Recent>,
+    /// Where a held comment is announced to moderators' live views.
+    pub events: crate::review::Events,
 }
 
 /// Runs `stage`, failing with [`SubmitError::Unavailable`] if it has not finished by
@@ -186,6 +190,7 @@ struct Decided {
     receipt: Receipt,
     explained: Vec<Explained>,
     scored: Option<Scored>,
+    sample: crate::traffic::Sample,
 }
 
 impl Pipeline {
@@ -430,10 +435,16 @@ impl Pipeline {
                 .as_ref()
                 .map_or(String::new(), |s| s.version.to_string()),
         };
+        let sample = crate::traffic::Sample {
+            scores: scored.as_ref().map(|s| s.scores),
+            seen,
+            blocked: block.map(|b| b.0),
+        };
         Decided {
             receipt,
             explained: explanation.map(explained).unwrap_or_default(),
             scored,
+            sample,
         }
     }
 
@@ -475,6 +486,12 @@ impl Pipeline {
                     scores.map(|s| s.spam),
                     scores.map(|s| s.toxic),
                 );
+                self.recent.record(decided.sample);
+                if decided.receipt.outcome == Outcome::PendingReview {
+                    self.events.send(crate::review::QueueEvent::Held {
+                        id: decided.receipt.comment_id.to_string(),
+                    });
+                }
                 return Ok(Submitted {
                     receipt: decided.receipt,
                     replayed: false,

@@ -663,11 +663,72 @@ pub struct ReportLimits {
     pub window: Duration,
 }
 
-/// The review queue: every operation bounded by a deadline, times taken from the clock.
+/// The review queue: every operation bounded by a deadline, times taken from the clock, each
+/// change announced to [`Queue::events`].
 pub struct Queue {
     store: Arc<dyn ReviewStore>,
     settings: ReviewSettings,
     metrics: Arc<crate::metrics::Metrics>,
+    events: Events,
+}
+
+/// Something that changed in the queue, for moderators' live views.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum QueueEvent {
+    /// A comment joined the queue.
+    Held {
+        /// The comment.
+        id: String,
+    },
+    /// A moderator claimed it.
+    Claimed {
+        /// The comment.
+        id: String,
+        /// Who.
+        by: String,
+        /// Until when (Unix ms).
+        until_ms: i64,
+        /// Its version now.
+        version: u64,
+    },
+    /// A moderator decided it: it left the queue.
+    Decided {
+        /// The comment.
+        id: String,
+        /// Who.
+        by: String,
+        /// Where it went.
+        state: Outcome,
+    },
+    /// A reader's report brought it back.
+    Reported {
+        /// The comment.
+        id: String,
+    },
+}
+
+/// Where queue changes are announced: every live view subscribes. On this instance only
+/// (views on other instances learn of a change when they reload or act on it).
+#[derive(Clone, Debug)]
+pub struct Events(tokio::sync::broadcast::Sender<QueueEvent>);
+
+impl Default for Events {
+    fn default() -> Self {
+        Events(tokio::sync::broadcast::channel(1024).0)
+    }
+}
+
+impl Events {
+    /// Announces `event` (nobody listening is fine).
+    pub fn send(&self, event: QueueEvent) {
+        let _ = self.0.send(event);
+    }
+
+    /// A subscription to the events from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<QueueEvent> {
+        self.0.subscribe()
+    }
 }
 
 /// Runs a storage call, failing as unavailable when it outlasts `deadline`.
@@ -701,7 +762,22 @@ impl Queue {
             store,
             settings,
             metrics,
+            events: Events::default(),
         }
+    }
+
+    /// Where this queue's changes are announced.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Reads a stored comment.
+    pub async fn comment(
+        &self,
+        id: CommentId,
+        deadline: Instant,
+    ) -> Result<Option<StoredComment>, ReviewError> {
+        within(deadline, self.store.comment(id)).await
     }
 
     /// The settings in force.
@@ -728,11 +804,20 @@ impl Queue {
             Claiming::Oldest(n) => (*n, &[][..]),
             Claiming::These(ids) => (ids.len(), &ids[..]),
         };
-        within(
+        let claimed = within(
             deadline,
             self.store.claim(&request.moderator, count, ids, until, now),
         )
-        .await
+        .await?;
+        for item in &claimed {
+            self.events.send(QueueEvent::Claimed {
+                id: item.comment.id.to_string(),
+                by: request.moderator.as_str().to_owned(),
+                until_ms: until,
+                version: item.version,
+            });
+        }
+        Ok(claimed)
     }
 
     /// Approves or rejects a waiting comment; returns its new state and version.
@@ -751,6 +836,11 @@ impl Queue {
             Verdict::Approve => "approved",
             Verdict::Reject(_) => "rejected",
         });
+        self.events.send(QueueEvent::Decided {
+            id: d.id.to_string(),
+            by: d.moderator.as_str().to_owned(),
+            state: decided.0,
+        });
         Ok(decided)
     }
 
@@ -761,7 +851,11 @@ impl Queue {
             per_reader: self.settings.reports_per_reader,
             window: self.settings.report_window,
         };
-        within(deadline, self.store.report(report, limits, now_ms())).await
+        let version = within(deadline, self.store.report(report, limits, now_ms())).await?;
+        self.events.send(QueueEvent::Reported {
+            id: report.id.to_string(),
+        });
+        Ok(version)
     }
 
     /// What happened to a comment; [`ReviewError::NotFound`] when nothing is recorded.

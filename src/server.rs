@@ -75,6 +75,8 @@ pub struct App {
     gate: Arc<Gate>,
     tls: Option<ServerTlsConfig>,
     metrics_listener: Option<TcpListener>,
+    console: Arc<crate::console::Console>,
+    console_listener: Option<TcpListener>,
 }
 
 /// The backend the service runs on, opened from the configuration.
@@ -290,6 +292,8 @@ impl App {
                 metrics: metrics.clone(),
             },
         ));
+        let queue = Arc::new(Queue::new(storage.review(), config.review, metrics.clone()));
+        let recent = Arc::new(crate::traffic::Recent::default());
         let pipeline = Arc::new(Pipeline {
             limits: config.comments,
             bots: config.bots,
@@ -299,8 +303,9 @@ impl App {
             classifier,
             store: storage.submissions(),
             metrics: metrics.clone(),
+            recent: recent.clone(),
+            events: queue.events().clone(),
         });
-        let queue = Arc::new(Queue::new(storage.review(), config.review, metrics.clone()));
         let admin = Arc::new(Admin::new(
             live.clone(),
             storage.settings(),
@@ -314,6 +319,24 @@ impl App {
             metrics: metrics.clone(),
         });
         let tls = tls(&config)?;
+        let console = Arc::new(crate::console::Console {
+            queue: queue.clone(),
+            admin: admin.clone(),
+            recent,
+            bots: config.bots,
+            gate: match &gate.keys {
+                Some(keys) => crate::console::session::Gatekeeper::Keys(keys.clone()),
+                None => crate::console::session::Gatekeeper::Names {
+                    protected: config.auth.protected_mode(),
+                },
+            },
+            sessions: crate::console::session::Sessions::new(
+                config.http.session_lifetime,
+                config.http.session_idle,
+            ),
+            settings: config.http.clone(),
+            request_timeout: config.server.request_timeout,
+        });
         Ok(App {
             config,
             pipeline,
@@ -327,12 +350,20 @@ impl App {
             gate,
             tls,
             metrics_listener: None,
+            console,
+            console_listener: None,
         })
     }
 
     /// Serves metrics on `listener` instead of binding `metrics.listen` (tests bind port 0).
     pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
         self.metrics_listener = Some(listener);
+        self
+    }
+
+    /// Serves the console on `listener` instead of binding `http.listen` (tests bind port 0).
+    pub fn with_console_listener(mut self, listener: TcpListener) -> Self {
+        self.console_listener = Some(listener);
         self
     }
 
@@ -450,6 +481,23 @@ impl App {
             at
         });
 
+        let console_address = match self.console_listener.take() {
+            Some(l) => Some(l),
+            None if self.config.http.enabled => Some(
+                TcpListener::bind(self.config.http.listen)
+                    .await
+                    .with_context(|| {
+                        format!("listening on {} (http.listen)", self.config.http.listen)
+                    })?,
+            ),
+            None => None,
+        }
+        .map(|l| {
+            let at = l.local_addr().ok();
+            tasks.push(tokio::spawn(crate::console::serve(l, self.console.clone())));
+            at
+        });
+
         let auth = &self.config.auth;
         if auth.enabled {
             tracing::info!(keys = auth.keys.len(), "API keys required");
@@ -499,6 +547,7 @@ impl App {
             %address,
             tls = self.tls.is_some(),
             metrics = ?metrics_address.flatten().map(|a: SocketAddr| a.to_string()),
+            console = ?console_address.flatten().map(|a: SocketAddr| format!("http://{a}/")),
             model = %self.live.snapshot().effective.tunables.model,
             store = %self.storage.describe(),
             "serving"

@@ -50,6 +50,7 @@ fn the_defaults_listen_on_loopback_in_protected_mode() {
     let c = Config::default();
     assert!(c.server.listen.ip().is_loopback(), "{}", c.server.listen);
     assert!(c.metrics.listen.ip().is_loopback(), "{}", c.metrics.listen);
+    assert!(c.http.listen.ip().is_loopback(), "{}", c.http.listen);
     assert!(c.auth.protected_mode());
     let mut on = Config::default();
     on.auth.enabled = true;

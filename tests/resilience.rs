@@ -492,6 +492,7 @@ async fn a_standard_error_nobody_reads_never_stalls_a_request() {
         .env("MODERATION_STORE__BACKEND", "embedded")
         .env("MODERATION_STORE__PATH", dir.path().join("moderation.db"))
         .env("MODERATION_METRICS__LISTEN", "127.0.0.1:0")
+        .env("MODERATION_HTTP__LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

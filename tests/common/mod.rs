@@ -45,6 +45,7 @@ pub fn test_config() -> Config {
     config.redis.url = moderation::store::redis::RedisUrl::new(redis_url());
     config.redis.prefix = format!("{{t-{}}}:", uuid::Uuid::now_v7().simple());
     config.metrics.listen = "127.0.0.1:0".parse().unwrap();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
     config
 }
 
@@ -98,6 +99,8 @@ pub struct TestApp {
     pub address: SocketAddr,
     /// Where its metrics are served.
     pub metrics_address: SocketAddr,
+    /// Where its console is served.
+    pub console_address: SocketAddr,
     /// Its configuration.
     pub config: Config,
     /// A client connected to it.
@@ -122,7 +125,13 @@ impl TestApp {
             .await
             .unwrap();
         let metrics_address = metrics.local_addr().unwrap();
-        let app = app.with_metrics_listener(metrics);
+        let console = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .unwrap();
+        let console_address = console.local_addr().unwrap();
+        let app = app
+            .with_metrics_listener(metrics)
+            .with_console_listener(console);
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app.run(listener, async {
             let _ = rx.await;
@@ -140,6 +149,7 @@ impl TestApp {
         TestApp {
             address,
             metrics_address,
+            console_address,
             config,
             client,
             captchas,
@@ -510,6 +520,7 @@ pub async fn spawn_server(config: &std::path::Path) -> (ServerProcess, Channel) 
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["serve", "--config", config.to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("MODERATION_HTTP__LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -614,3 +625,4 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
 }
+pub mod browser;
