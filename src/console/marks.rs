@@ -270,20 +270,25 @@ fn phones(text: &str, out: &mut Vec<Mark>) {
 }
 
 /// Every span worth marking in `text`, sorted, without overlaps (the first found of two
-/// overlapping spans wins: blocked phrases, then the explanation's, then the entities).
+/// overlapping spans wins: hidden characters, blocked phrases, the explanation's, then the
+/// other entities).
 pub fn marks(text: &str, explanation: &[Explained], blocked: &[String]) -> Vec<Mark> {
     let words = words(text);
     let mut entities = Vec::new();
     chunk_entities(text, &mut entities);
     phones(text, &mut entities);
-    for (i, c) in text.char_indices().filter(|&(_, c)| is_invisible(c)) {
-        entities.push(Mark {
+    // Hidden characters first: they hide inside words and handles, and are the point.
+    let mut found: Vec<Mark> = text
+        .char_indices()
+        .filter(|&(_, c)| is_invisible(c))
+        .map(|(i, c)| Mark {
             range: i..i + c.len_utf8(),
             kind: MarkKind::Hidden,
             why: format!("U+{:04X}", c as u32),
-        });
-    }
-    let mut found = Vec::new();
+        })
+        .collect();
+    let hidden: Vec<Mark> = found.clone();
+    entities.extend(hidden);
     for phrase in blocked {
         for range in phrase_at(&words, phrase, true) {
             found.push(Mark {
