@@ -12,10 +12,9 @@
 //! there (README shows them).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
