@@ -161,11 +161,19 @@ async fn render(
             div.charts {
                 figure {
                     figcaption { (lang.t("spam_scores")) }
-                    (view::histogram_svg(&spam, &[(t.thresholds.accept_below, "t-now"), (t.thresholds.reject_at, "t-now"), (next.accept_below, "t-new"), (next.reject_at, "t-new")], lang.t("spam_scores")))
+                    (view::histogram_svg(&spam, &[
+                        (t.thresholds.accept_below, "t-now", "accept_below"),
+                        (t.thresholds.reject_at, "t-now", "reject_at"),
+                        (next.accept_below, "t-new", "accept_below"),
+                        (next.reject_at, "t-new", "reject_at"),
+                    ], lang.t("spam_scores")))
                 }
                 figure {
                     figcaption { (lang.t("toxic_scores")) }
-                    (view::histogram_svg(&toxic, &[(t.thresholds.review_toxic_at, "t-now"), (next.review_toxic_at, "t-new")], lang.t("toxic_scores")))
+                    (view::histogram_svg(&toxic, &[
+                        (t.thresholds.review_toxic_at, "t-now", "review_toxic_at"),
+                        (next.review_toxic_at, "t-new", "review_toxic_at"),
+                    ], lang.t("toxic_scores")))
                 }
             }
             form #thresholds method="post" action="/ops/settings" {

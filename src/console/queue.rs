@@ -150,10 +150,28 @@ pub fn marked_body(text: &str, found: &[marks::Mark]) -> Markup {
     }
 }
 
+/// The explanation's features of the heads that weighed in the decision (spam for a spam
+/// reason, toxic for a toxic one; both when neither is among the reasons): a toxic word
+/// marked on a comment held as spam only would send the moderator looking for abuse.
+fn weighed(item: &FlaggedItem) -> Vec<crate::review::Explained> {
+    let has = |prefix: &str| {
+        item.comment
+            .reasons
+            .iter()
+            .any(|r| r.code.starts_with(prefix))
+    };
+    let (spam, toxic) = (has("SPAM_"), has("TOXIC_"));
+    item.explanation
+        .iter()
+        .filter(|e| (!spam && !toxic) || (spam && e.head == "spam") || (toxic && e.head == "toxic"))
+        .cloned()
+        .collect()
+}
+
 /// One card of the queue.
 pub fn card(lang: Lang, item: &FlaggedItem, blocked: &[String], me: &str) -> Markup {
     let c = &item.comment;
-    let found = marks::marks(&c.body, &item.explanation, blocked);
+    let found = marks::marks(&c.body, &weighed(item), blocked);
     let claimed_by = item.claim.as_ref().map(|k| k.moderator.as_str());
     let mine = claimed_by == Some(me);
     html! {

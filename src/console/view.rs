@@ -238,9 +238,10 @@ pub fn page(
     }
 }
 
-/// A histogram as an SVG bar chart over [0, 1], with vertical lines at `lines`
-/// (value, CSS class). Sizes are in the viewBox; the stylesheet scales it.
-pub fn histogram_svg(counts: &[usize], lines: &[(f32, &str)], label: &str) -> Markup {
+/// A histogram as an SVG bar chart over [0, 1], with vertical lines at `lines` (value, CSS
+/// class, the threshold it shows: the script moves a `t-new` line as that input changes).
+/// Sizes are in the viewBox; the stylesheet scales it.
+pub fn histogram_svg(counts: &[usize], lines: &[(f32, &str, &str)], label: &str) -> Markup {
     const W: f32 = 400.0;
     const H: f32 = 120.0;
     let max = counts.iter().copied().max().unwrap_or(0).max(1) as f32;
@@ -255,9 +256,9 @@ pub fn histogram_svg(counts: &[usize], lines: &[(f32, &str)], label: &str) -> Ma
                     title { (format!("{:.2}–{:.2}: {c}", i as f32 / counts.len() as f32, (i + 1) as f32 / counts.len() as f32)) }
                 }
             }
-            @for &(at, class) in lines {
+            @for &(at, class, threshold) in lines {
                 @let x = format!("{:.1}", at.clamp(0.0, 1.0) * W);
-                line class=(class) x1=(x) x2=(x) y1="0" y2=(H) {}
+                line class=(class) data-threshold=(threshold) x1=(x) x2=(x) y1="0" y2=(H) {}
             }
             text x="0" y=(H + 12.0) { "0" }
             text x=(W - 8.0) y=(H + 12.0) { "1" }
@@ -315,7 +316,7 @@ mod tests {
 
     #[test]
     fn charts_scale_to_the_largest_bar_and_escape_labels() {
-        let svg = histogram_svg(&[1, 2, 0, 4], &[(0.5, "t")], "<x>").into_string();
+        let svg = histogram_svg(&[1, 2, 0, 4], &[(0.5, "t", "reject_at")], "<x>").into_string();
         assert_eq!(svg.matches("<rect").count(), 4);
         assert!(svg.contains("height=\"120.0\""), "{svg}");
         assert!(svg.contains("x1=\"200.0\""), "{svg}");

@@ -288,7 +288,15 @@
       range.addEventListener("input", () => { number.value = range.value; number.dispatchEvent(new Event("input")); });
       number.addEventListener("input", () => { range.value = number.value; });
     });
+    // The dashed lines show the thresholds being tried.
+    const moveLines = (input) => {
+      const x = (Math.min(1, Math.max(0, Number(input.value) || 0)) * 400).toFixed(1);
+      document.querySelectorAll("line.t-new[data-threshold=" + input.name + "]").forEach((l) => {
+        l.setAttribute("x1", x); l.setAttribute("x2", x);
+      });
+    };
     inputs.forEach((i) => i.addEventListener("input", () => {
+      moveLines(i);
       clearTimeout(timer);
       timer = setTimeout(whatif, 120);
     }));
