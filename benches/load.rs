@@ -90,7 +90,6 @@ fn main() {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("MODERATION_STORE__BACKEND", backend)
-            .env("MODERATION_HTTP__LISTEN", "127.0.0.1:0")
             .env("MODERATION_STORE__PATH", dir.join("moderation.db"))
             .env("MODERATION_REDIS__PREFIX", &prefix)
             .env("RUST_LOG", "warn");

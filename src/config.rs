@@ -54,6 +54,10 @@ pub struct Config {
     pub lists: ListSettings,
     /// `[http]`: the moderators' and operators' console in the browser.
     pub http: crate::console::HttpSettings,
+    /// `[[webhooks]]`: where to POST what happens to comments.
+    pub webhooks: Vec<crate::webhooks::WebhookSettings>,
+    /// `[coral]`: Coral's external moderation phase.
+    pub coral: crate::integrations::coral::CoralSettings,
 }
 
 /// Which backend keeps everything.
@@ -331,6 +335,12 @@ impl Config {
             .chain(self.captcha.problems())
             .chain(self.auth.problems())
             .chain(self.lists.problems())
+            .chain(
+                self.webhooks
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, w)| w.problems(&format!("webhooks[{k}]"))),
+            )
             .next()
         {
             bail!("{name} {problem}");

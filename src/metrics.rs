@@ -100,6 +100,7 @@ pub struct Metrics {
     shadow: Family<Labels, Counter>,
     model_agreement: Family<Labels, Counter>,
     moderator_decisions: Family<Labels, Counter>,
+    webhooks: Family<Labels, Counter>,
     queue_depth: Family<Labels, Gauge>,
     feed_oldest_pending_seconds: Gauge,
     feed_trimmed_unread: Gauge,
@@ -129,6 +130,7 @@ impl Metrics {
         let shadow = Family::<Labels, Counter>::default();
         let model_agreement = Family::<Labels, Counter>::default();
         let moderator_decisions = Family::<Labels, Counter>::default();
+        let webhooks = Family::<Labels, Counter>::default();
         let queue_depth = Family::<Labels, Gauge>::default();
         let feed_oldest_pending_seconds = Gauge::default();
         let feed_trimmed_unread = Gauge::default();
@@ -179,6 +181,11 @@ impl Metrics {
             "moderator_decisions",
             "moderators' decisions by verdict",
             moderator_decisions.clone(),
+        );
+        registry.register(
+            "webhook_deliveries",
+            "webhook deliveries by webhook and result (delivered, retried, dead_lettered; dropped: the dispatcher's channel was full)",
+            webhooks.clone(),
         );
         registry.register(
             "queue_depth",
@@ -232,6 +239,7 @@ impl Metrics {
             shadow,
             model_agreement,
             moderator_decisions,
+            webhooks,
             queue_depth,
             feed_oldest_pending_seconds,
             feed_trimmed_unread,
@@ -328,6 +336,16 @@ impl Metrics {
     pub fn moderator_decision(&self, verdict: &str) {
         self.moderator_decisions
             .get_or_create(&vec![("verdict", verdict.to_owned())])
+            .inc();
+    }
+
+    /// Counts a webhook delivery's `result`.
+    pub fn webhook(&self, webhook: &str, result: &'static str) {
+        self.webhooks
+            .get_or_create(&vec![
+                ("webhook", webhook.to_owned()),
+                ("result", result.to_owned()),
+            ])
             .inc();
     }
 

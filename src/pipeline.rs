@@ -103,6 +103,8 @@ pub struct Pipeline {
     pub recent: Arc<crate::traffic::Recent>,
     /// Where a held comment is announced to moderators' live views.
     pub events: crate::review::Events,
+    /// Where webhooks are told what became of each comment.
+    pub notifier: crate::webhooks::Notifier,
 }
 
 /// Runs `stage`, failing with [`SubmitError::Unavailable`] if it has not finished by
@@ -492,6 +494,7 @@ impl Pipeline {
                         id: decided.receipt.comment_id.to_string(),
                     });
                 }
+                self.notify(comment, &decided.receipt, now_ms);
                 return Ok(Submitted {
                     receipt: decided.receipt,
                     replayed: false,
@@ -502,6 +505,33 @@ impl Pipeline {
         Err(SubmitError::Unexpected(anyhow::anyhow!(
             "the store refused a submission without saying why"
         )))
+    }
+
+    /// Tells the webhooks that want it what became of a stored comment (never its reader's
+    /// e-mail or IP address).
+    fn notify(&self, comment: &NewComment, receipt: &Receipt, now_ms: i64) {
+        use crate::webhooks::{EventType, Notice};
+        let kind = match receipt.outcome {
+            Outcome::Accepted => EventType::Published,
+            Outcome::PendingReview => EventType::Held,
+            Outcome::Rejected => EventType::Rejected,
+        };
+        if !self.notifier.wants(kind) {
+            return;
+        }
+        let data = serde_json::json!({
+            "comment_id": receipt.comment_id.to_string(),
+            "article_id": comment.article_id.as_str(),
+            "parent_id": comment.parent_id.map(|p| p.to_string()),
+            "author_name": comment.author_name.as_str(),
+            "body": comment.body.as_str(),
+            "state": receipt.outcome.as_str(),
+            "spam": receipt.spam,
+            "toxic": receipt.toxic,
+            "reasons": receipt.reasons,
+            "created_at_ms": now_ms,
+        });
+        self.notifier.notify(Notice { kind, data });
     }
 
     /// Counts what the storage step found for the cells and the claim; a refusal is the

@@ -670,6 +670,7 @@ pub struct Queue {
     settings: ReviewSettings,
     metrics: Arc<crate::metrics::Metrics>,
     events: Events,
+    notifier: crate::webhooks::Notifier,
 }
 
 /// Something that changed in the queue, for moderators' live views.
@@ -763,7 +764,14 @@ impl Queue {
             settings,
             metrics,
             events: Events::default(),
+            notifier: crate::webhooks::Notifier::default(),
         }
+    }
+
+    /// The same queue, telling webhooks of decisions and take-downs through `notifier`.
+    pub fn with_notifier(mut self, notifier: crate::webhooks::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// Where this queue's changes are announced.
@@ -841,7 +849,38 @@ impl Queue {
             by: d.moderator.as_str().to_owned(),
             state: decided.0,
         });
+        self.notify_decided(d, decided.0, deadline).await;
         Ok(decided)
+    }
+
+    /// Tells the webhooks that want it of a decision, and of a take-down: a rejected comment
+    /// that had been published (its history says so) leaves the portal.
+    async fn notify_decided(&self, d: &Decision, state: Outcome, deadline: Instant) {
+        use crate::webhooks::{EventType, Notice};
+        if self.notifier.wants(EventType::Decided) {
+            let data = serde_json::json!({
+                "comment_id": d.id.to_string(),
+                "state": state.as_str(),
+                "moderator": d.moderator.as_str(),
+                "note": d.note,
+            });
+            self.notifier.notify(Notice {
+                kind: EventType::Decided,
+                data,
+            });
+        }
+        if state != Outcome::Rejected || !self.notifier.wants(EventType::Removed) {
+            return;
+        }
+        let was_published = within(deadline, self.store.history(d.id))
+            .await
+            .is_ok_and(|h| h.iter().any(|e| e.state == Outcome::Accepted));
+        if was_published && let Ok(Some(c)) = within(deadline, self.store.comment(d.id)).await {
+            self.notifier.notify(Notice {
+                kind: EventType::Removed,
+                data: serde_json::json!({ "comment_id": d.id.to_string(), "article_id": c.article_id }),
+            });
+        }
     }
 
     /// Brings a published comment back for review; returns its new version.

@@ -77,6 +77,10 @@ pub struct App {
     metrics_listener: Option<TcpListener>,
     console: Arc<crate::console::Console>,
     console_listener: Option<TcpListener>,
+    webhooks: Option<(
+        Arc<crate::webhooks::Webhooks>,
+        tokio::sync::mpsc::Receiver<crate::webhooks::Notice>,
+    )>,
 }
 
 /// The backend the service runs on, opened from the configuration.
@@ -292,7 +296,12 @@ impl App {
                 metrics: metrics.clone(),
             },
         ));
-        let queue = Arc::new(Queue::new(storage.review(), config.review, metrics.clone()));
+        let (webhooks, notifier, notices) =
+            crate::webhooks::Webhooks::new(config.webhooks.clone(), metrics.clone(), 65_536);
+        let queue = Arc::new(
+            Queue::new(storage.review(), config.review, metrics.clone())
+                .with_notifier(notifier.clone()),
+        );
         let recent = Arc::new(crate::traffic::Recent::default());
         let pipeline = Arc::new(Pipeline {
             limits: config.comments,
@@ -305,6 +314,7 @@ impl App {
             metrics: metrics.clone(),
             recent: recent.clone(),
             events: queue.events().clone(),
+            notifier,
         });
         let admin = Arc::new(Admin::new(
             live.clone(),
@@ -323,6 +333,9 @@ impl App {
             queue: queue.clone(),
             admin: admin.clone(),
             recent,
+            webhooks: webhooks.clone(),
+            pipeline: pipeline.clone(),
+            coral: config.coral.clone(),
             bots: config.bots,
             gate: match &gate.keys {
                 Some(keys) => crate::console::session::Gatekeeper::Keys(keys.clone()),
@@ -352,6 +365,7 @@ impl App {
             metrics_listener: None,
             console,
             console_listener: None,
+            webhooks: Some((webhooks, notices)),
         })
     }
 
@@ -481,6 +495,9 @@ impl App {
             at
         });
 
+        if let Some((webhooks, notices)) = self.webhooks.take() {
+            tasks.push(tokio::spawn(webhooks.run(notices)));
+        }
         let console_address = match self.console_listener.take() {
             Some(l) => Some(l),
             None if self.config.http.enabled => Some(

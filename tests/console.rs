@@ -564,6 +564,7 @@ on_both_backends!(undo_takes_a_decision_back_and_several_are_decided_at_once);
 async fn undo_takes_a_decision_back_and_several_are_decided_at_once(backend: Backend) {
     let mut config = common::holding_config_on(backend);
     config.http.undo_window = Duration::from_millis(1500);
+    config.review.lease = Duration::from_secs(2);
     let keys = with_keys(&mut config);
     let app = TestApp::spawn(config).await;
     app.wait_for_health(SERVING).await;
@@ -587,6 +588,25 @@ async fn undo_takes_a_decision_back_and_several_are_decided_at_once(backend: Bac
         &format!("return !!document.getElementById('c-{}')", ids[2]),
     )
     .await;
+    // c claims the open card; while it stays open the claim is renewed before it lapses.
+    lan.press("c").await;
+    lan.wait_until(
+        "claimed",
+        &format!(
+            "return Number(document.getElementById('c-{}').dataset.until) > 0",
+            ids[0]
+        ),
+    )
+    .await;
+    let until = |compared: &str| {
+        format!(
+            "return Number(document.getElementById('c-{}').dataset.until) {compared}",
+            ids[0]
+        )
+    };
+    let first = lan.eval(&until("")).await.as_f64().unwrap();
+    lan.wait_until("renewed", &until(&format!("> {first}")))
+        .await;
     // a, then u within the window: nothing is sent.
     lan.press("a").await;
     lan.wait_until(
@@ -774,4 +794,103 @@ async fn the_operators_what_if_is_what_the_decision_function_gives(backend: Back
         .await;
     assert_eq!(value, "0.60");
     hoa.close().await;
+}
+
+on_both_backends!(operators_change_the_lists_from_their_page);
+async fn operators_change_the_lists_from_their_page(backend: Backend) {
+    let mut config = common::test_config_on(backend);
+    let keys = with_keys(&mut config);
+    let app = TestApp::spawn(config).await;
+    app.wait_for_health(SERVING).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("{}{path}", base(&app));
+    let signed = http
+        .post(url("/signin"))
+        .header("origin", base(&app))
+        .form(&[("credential", keys.hoa.clone())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = http
+        .get(url("/ops"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let field = |name: &str| {
+        page.split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned()
+    };
+    let (csrf, version) = (field("csrf"), field("version"));
+    let post = |path: &str, form: Vec<(&str, String)>| {
+        http.post(url(path))
+            .header("cookie", &cookie)
+            .header("origin", base(&app))
+            .form(&form)
+            .send()
+    };
+    let saved = post(
+        "/ops/lists",
+        vec![
+            ("csrf", csrf.clone()),
+            ("version", version.clone()),
+            ("blocked_words", "nhà cái\nlô đề".into()),
+            ("note", "chặn cờ bạc".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(saved.status(), 303);
+    assert!(
+        saved.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/ops?msg=saved")
+    );
+    let answer = submit(
+        &mut portal(&app, &keys).await,
+        "lists-1",
+        "Vào nhà cái uy tín nhất",
+    )
+    .await;
+    assert_eq!(answer.outcome(), pb::Outcome::Rejected);
+    assert_eq!(answer.reasons[0].code, "BLOCKED_WORD");
+    // The same form again, at the version it was read: someone changed them since.
+    let stale = post(
+        "/ops/lists",
+        vec![
+            ("csrf", csrf.clone()),
+            ("version", version),
+            ("blocked_words", "x".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(stale.status(), 409);
+    assert!(stale.text().await.unwrap().contains("người khác đổi"));
+    // No earlier model to roll back to: said, not failed.
+    let rollback = post(
+        "/ops/models/rollback",
+        vec![("csrf", csrf), ("version", "0".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rollback.status(), 409);
+    assert!(rollback.text().await.unwrap().contains("no earlier model"));
 }

@@ -79,6 +79,12 @@ pub struct Console {
     pub admin: Arc<Admin>,
     /// The inputs of recent decisions.
     pub recent: Arc<Recent>,
+    /// The submission pipeline (the Akismet and Coral APIs submit through it).
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
+    /// `[coral]`.
+    pub coral: crate::integrations::coral::CoralSettings,
+    /// The webhooks' dispatcher (its dead letters).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// The bot rules decisions use (for the what-if).
     pub bots: BotRules,
     /// How callers sign in.
@@ -217,6 +223,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ops/models/activate", post(ops::activate))
         .route("/ops/models/rollback", post(ops::rollback))
         .route("/ops/lists", post(ops::lists))
+        .merge(crate::integrations::routes())
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
         .layer(middleware::from_fn_with_state(console.clone(), guard))
         .with_state(console)

@@ -196,6 +196,7 @@ async fn render(
         (models_section(lang, session, effective.version, &models, stats.as_ref()))
         (lists_section(lang, session, effective.version, &t.lists))
         (stats_section(lang, stats.as_ref()))
+        (dead_letters_section(lang, &console.webhooks.dead_letters()))
         section.audit {
             h2 { (lang.t("audit")) }
             table {
@@ -326,6 +327,22 @@ fn stats_section(lang: Lang, stats: Option<&crate::settings::store::Stats>) -> M
     }
 }
 
+fn dead_letters_section(lang: Lang, dead: &[crate::webhooks::DeadLetter]) -> Markup {
+    html! {
+        section.webhooks {
+            h2 { (lang.t("dead_letters")) " (" (dead.len()) ")" }
+            @if !dead.is_empty() {
+                table {
+                    thead { tr { th { "webhook" } th { (lang.t("when")) } th { "event" } th { (lang.t("attempts")) } th { (lang.t("error")) } } }
+                    tbody { @for d in dead.iter().take(50) {
+                        tr { td { (d.webhook) } td { (view::time(d.at_ms)) } td { code { (d.kind) } " " (d.event_id) } td { (d.attempts) } td { (d.error) } }
+                    } }
+                }
+            }
+        }
+    }
+}
+
 /// The thresholds form.
 #[derive(Deserialize)]
 pub struct Apply {
@@ -350,7 +367,8 @@ fn refused(lang: Lang, e: &AdminError) -> (StatusCode, String) {
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
-        other => (StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+        AdminError::NoEarlierModel => (StatusCode::CONFLICT, e.to_string()),
+        AdminError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 

@@ -47,6 +47,13 @@ impl Lang {
 
 /// (key, Vietnamese, English).
 pub const TEXTS: &[(&str, &str, &str)] = &[
+    (
+        "dead_letters",
+        "Webhook gửi không thành công",
+        "Webhook deliveries given up",
+    ),
+    ("attempts", "Số lần thử", "Attempts"),
+    ("error", "Lỗi", "Error"),
     ("title", "Kiểm duyệt bình luận", "Comment moderation"),
     ("queue", "Hàng chờ duyệt", "Review queue"),
     ("ops", "Vận hành", "Operations"),
@@ -312,6 +319,28 @@ mod tests {
         assert_eq!(Lang::Vi.t("approve"), "Duyệt (a)");
         assert_eq!(Lang::En.t("approve"), "Approve (a)");
         assert_eq!(Lang::from_cookie(None), Lang::Vi);
+    }
+
+    #[test]
+    fn every_key_the_pages_use_is_in_the_table() {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("queue.rs"),
+            include_str!("ops.rs"),
+            include_str!("view.rs"),
+        ];
+        let mut used = 0;
+        for source in sources {
+            for piece in source.split(".t(\"").skip(1) {
+                let key = piece.split('"').next().unwrap();
+                assert!(
+                    TEXTS.iter().any(|(k, _, _)| *k == key),
+                    "{key:?} has no text"
+                );
+                used += 1;
+            }
+        }
+        assert!(used > 50, "the pages use {used} keys");
     }
 
     #[test]

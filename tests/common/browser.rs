@@ -1,6 +1,7 @@
 //! A real headless Chromium, driven over WebDriver by its chromedriver (Debian's `chromium` and
 //! `chromium-driver`, which scripts/test installs when missing): one browser per [`Browser`].
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -21,8 +22,11 @@ impl Browser {
     /// Starts chromedriver on a free port and opens a headless browser window of 1280×1000.
     pub async fn start() -> Browser {
         let port = super::free_port();
+        // In a process group of its own, with the browsers it starts, so that a test that
+        // fails (and never closes its session) leaves no browser behind: see `Drop`.
         let driver = Command::new(binary("CHROMEDRIVER", "chromedriver"))
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -106,17 +110,20 @@ impl Browser {
             .unwrap();
     }
 
-    /// Ends the session (the browser exits) and stops chromedriver.
-    pub async fn close(mut self) {
+    /// Ends the session (the browser exits); dropping it stops chromedriver.
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
+    /// Kills chromedriver and every browser process it started (its process group).
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.wait();
     }
 }

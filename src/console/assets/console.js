@@ -84,7 +84,7 @@
     setInterval(() => {
       const card = current();
       if (card && card.dataset.claimedBy === me) claim(card);
-    }, Math.max(5000, leaseMs / 2));
+    }, Math.max(1000, leaseMs / 2));
 
     function targets() {
       const selected = cards().filter((c) => c.querySelector(".sel").checked);
