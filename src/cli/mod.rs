@@ -51,6 +51,9 @@ pub enum Command {
     Models(ops::ModelsArgs),
     /// Outcome counts over the last hour and day, and the queues (for operators).
     Stats(ops::StatsArgs),
+    /// Asks a running server's gRPC health service; exits 0 when it is SERVING (container and
+    /// orchestrator health checks).
+    Health(ops::StatsArgs),
     /// Make an API key: prints the key once and the configuration entry with its hash.
     NewApiKey(ops::NewKeyArgs),
     /// The embedded store: `store copy --to redis://...` moves it into Redis (for several
@@ -237,6 +240,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Settings(args) => ops::settings(args),
         Command::Models(args) => ops::models(args),
         Command::Stats(args) => ops::stats(args),
+        Command::Health(args) => ops::health(args),
         Command::NewApiKey(args) => ops::new_api_key(args),
     };
     match result {

@@ -397,6 +397,26 @@ pub fn stats(args: StatsArgs) -> Result<()> {
     })
 }
 
+/// `health`: SERVING or not, from the server's gRPC health service.
+pub fn health(args: StatsArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let channel = args.connection.connect().await?;
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        let answer = client
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .map_err(explain)?
+            .into_inner();
+        let status = answer.status();
+        println!("{}", status.as_str_name());
+        anyhow::ensure!(
+            status == tonic_health::pb::health_check_response::ServingStatus::Serving,
+            "the server is not serving"
+        );
+        Ok(())
+    })
+}
+
 /// Statistics as a table.
 pub fn stats_table(s: &pb::GetStatsResponse) -> String {
     let mut names: Vec<&str> = s
