@@ -287,7 +287,8 @@ impl Config {
         }
         let config: Config = figment
             .extract()
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            // figment names keys under its profile ("default."), which no setting has.
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("key \"default.", "key \"")))
             .context("reading the configuration")?;
         config.check()?;
         Ok(config)

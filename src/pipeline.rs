@@ -526,8 +526,8 @@ impl Pipeline {
             "author_name": comment.author_name.as_str(),
             "body": comment.body.as_str(),
             "state": receipt.outcome.as_str(),
-            "spam": receipt.spam,
-            "toxic": receipt.toxic,
+            "spam": short(receipt.spam),
+            "toxic": short(receipt.toxic),
             "reasons": receipt.reasons,
             "created_at_ms": now_ms,
         });
@@ -582,6 +582,12 @@ fn classifier_ruled(decision: &Decision) -> bool {
             ReasonCode::SpamCertain | ReasonCode::SpamLikely | ReasonCode::ToxicLikely
         )
     })
+}
+
+/// A score as JSON prints it: the shortest decimal that reads back as the same `f32` (0.29,
+/// not the 0.28999999165534973 its widening to `f64` would print).
+fn short(score: f32) -> f64 {
+    score.to_string().parse().unwrap_or(f64::from(score))
 }
 
 /// An explanation flattened for storage: both heads' top features, kept for moderators.

@@ -434,8 +434,9 @@ impl App {
         .await
         {
             Ok(Ok(())) => {}
+            // The storage watch says why storage cannot be used; this only says what it means.
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "runtime settings not read yet; the file's apply until they are")
+                tracing::info!(error = %e, "runtime settings not read yet; the file's apply until they are")
             }
             Err(_) => tracing::warn!(
                 "runtime settings not read yet (the store is slow); the file's apply until they are"
@@ -679,26 +680,38 @@ async fn watch_redis(
 ) {
     let mut serving = false;
     let mut ticks: u32 = 0;
+    // Whether the line saying Redis cannot be used (and why) was written since it last served.
+    let mut said_down = false;
     loop {
         // The connection records the probe's outcome; a probe outliving its own response
         // timeout is recorded as a timeout when dropped.
-        let _ = tokio::time::timeout(probe_timeout, store.check()).await;
+        let probe = tokio::time::timeout(probe_timeout, store.check()).await;
+        let cause = match probe {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer within {probe_timeout:?}")),
+        };
         let up = store.serving()
             && (serving
                 || tokio::time::timeout(probe_timeout, store.ensure_consumer_group())
                     .await
                     .is_ok_and(|r| r.is_ok()));
+        if up && !serving {
+            tracing::info!(redis = %store.settings().url, "Redis answers and takes writes: SERVING");
+            report_persistence(&store).await;
+            said_down = false;
+        } else if !up && !said_down && (serving || cause.is_some()) {
+            // One line, with what Redis (or the network) said: a wrong password, a refused
+            // write, nothing listening, no answer.
+            tracing::warn!(
+                redis = %store.settings().url,
+                cause = cause.as_deref().unwrap_or("requests fail"),
+                "Redis cannot be used: NOT_SERVING until it answers"
+            );
+            said_down = true;
+        }
         if up != serving {
             serving = up;
-            if up {
-                tracing::info!(redis = %store.settings().url, "Redis answers and takes writes: SERVING");
-                report_persistence(&store).await;
-            } else {
-                tracing::warn!(
-                    redis = %store.settings().url,
-                    "Redis fails requests (unreachable, refusing writes, or silent): NOT_SERVING until it recovers"
-                );
-            }
             set_health(&health, serving_status(up)).await;
         }
         // The queue gauges, every other probe.

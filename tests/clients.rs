@@ -32,7 +32,10 @@ fn check(output: std::process::Output, which: &str) {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{which} failed:\n{out}\n{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("submitted: OUTCOME_ACCEPTED "), "{out}");
+    assert!(
+        lines[0].starts_with("submitted: OUTCOME_ACCEPTED "),
+        "{out}"
+    );
     let id = lines[0].rsplit(' ').next().unwrap();
     for expected in [
         "refused: INVALID_ARGUMENT",
@@ -43,11 +46,25 @@ fn check(output: std::process::Output, which: &str) {
         "quota_failure: ip",
         "acknowledged: 1",
     ] {
-        assert!(lines.contains(&expected), "{which}: no {expected:?} in\n{out}");
+        assert!(
+            lines.contains(&expected),
+            "{which}: no {expected:?} in\n{out}"
+        );
     }
-    assert!(lines.iter().any(|l| l.starts_with("bad_request: body ")), "{out}");
-    assert!(lines.iter().any(|l| l.starts_with("retry_info: ") && l.ends_with('s')), "{out}");
-    assert!(lines.contains(&format!("feed: FEED_EVENT_KIND_PUBLISHED {id}").as_str()), "{which}: {out}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("bad_request: body ")),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("retry_info: ") && l.ends_with('s')),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&format!("feed: FEED_EVENT_KIND_PUBLISHED {id}").as_str()),
+        "{which}: {out}"
+    );
 }
 
 fn missing(what: &str) -> ! {
@@ -64,7 +81,10 @@ async fn the_python_example_runs_against_the_server() {
     }
     let app = server().await;
     let output = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/client.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/python/client.py"
+        ))
         .args(["--server", &app.address.to_string()])
         .output()
         .unwrap();
@@ -74,7 +94,10 @@ async fn the_python_example_runs_against_the_server() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_node_example_runs_against_the_server() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/node");
-    if !std::path::Path::new(dir).join("node_modules/@grpc/grpc-js").exists() {
+    if !std::path::Path::new(dir)
+        .join("node_modules/@grpc/grpc-js")
+        .exists()
+    {
         missing("node with examples/node's packages (npm install in examples/node)");
     }
     let app = server().await;

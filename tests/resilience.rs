@@ -526,3 +526,48 @@ async fn a_standard_error_nobody_reads_never_stalls_a_request() {
         worker.await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_that_refuses_the_password_is_said_once_with_its_cause() {
+    use std::process::{Command, Stdio};
+    let port = common::free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_moderation"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--redis-url", "redis://:not-the-password@127.0.0.1:6379"])
+        .env("RUST_LOG", "info")
+        .env("MODERATION_REDIS__PREFIX", "{t-password}:")
+        .env("MODERATION_METRICS__LISTEN", "127.0.0.1:0")
+        .env("MODERATION_HTTP__LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server binary starts");
+    let mut server = common::ServerProcess(child);
+    let mut client = pb::comment_service_client::CommentServiceClient::new(
+        common::connect_when_listening(port).await,
+    );
+    // Requests fail meanwhile (each is counted, none is logged as a warning).
+    for n in 0..5 {
+        let refused = client.submit_comment(submission(&format!("pw-{n}"))).await;
+        assert_eq!(refused.unwrap_err().code(), tonic::Code::Unavailable);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    let mut output = Vec::new();
+    std::io::Read::read_to_end(&mut server.0.stderr.take().unwrap(), &mut output).unwrap();
+    let log = String::from_utf8_lossy(&output);
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one line for the state, none per request:\n{log}"
+    );
+    assert!(warnings[0].contains("Redis cannot be used"), "{log}");
+    assert!(
+        warnings[0].to_lowercase().contains("password"),
+        "the cause: {log}"
+    );
+    assert!(!log.contains('\u{1b}'), "no colours in a pipe: {log}");
+}

@@ -172,9 +172,10 @@ pub struct EvaluateArgs {
 /// `classify` flags.
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
-    /// The model file.
+    /// The model file; the configured one (classifier.model, MODERATION_CLASSIFIER__MODEL)
+    /// when absent.
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Input JSON Lines with a `text` field (and optionally `author`); standard input if absent.
     #[arg(long)]
     pub input: Option<PathBuf>,
@@ -291,9 +292,12 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
         .lossy(true)
         .thread_name("log-writer")
         .finish(std::io::stderr());
+    // Colours only for a terminal: a file or a journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     crate::metrics::count_dropped_log_lines(writer.error_counter());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer);
     // A second initialisation (tests) keeps the first subscriber.
     let _ = match format {
@@ -386,7 +390,11 @@ fn run_evaluate(args: EvaluateArgs) -> Result<()> {
 }
 
 fn run_classify(args: ClassifyArgs) -> Result<()> {
-    let model = Model::load(&args.model)?;
+    let path = match &args.model {
+        Some(path) => path.clone(),
+        None => Config::load(None, &Overrides::default())?.classifier.model,
+    };
+    let model = Model::load(&path)?;
     let input: Box<dyn std::io::BufRead> = match &args.input {
         Some(path) => Box::new(BufReader::new(
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,

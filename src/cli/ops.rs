@@ -108,8 +108,8 @@ pub struct NewKeyArgs {
     /// Whose key (recorded as the actor in histories and the audit log).
     #[arg(long)]
     pub name: String,
-    /// Its roles.
-    #[arg(long = "role", required = true, value_parser = parse_role)]
+    /// A role of the key: portal, moderator or ops (repeat the flag for several).
+    #[arg(long = "role", required = true, value_parser = parse_role, value_name = "portal|moderator|ops")]
     pub roles: Vec<Role>,
 }
 

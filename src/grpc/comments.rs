@@ -299,8 +299,9 @@ impl pb::comment_service_server::CommentService for CommentApi {
                 let r = &submitted.receipt;
                 span.record("comment_id", field::display(r.comment_id));
                 span.record("outcome", r.outcome.as_str());
-                span.record("spam", r.spam);
-                span.record("toxic", r.toxic);
+                // Displayed as the f32 they are (0.29), not widened to f64 (0.28999999165534973).
+                span.record("spam", field::display(r.spam));
+                span.record("toxic", field::display(r.toxic));
                 span.record("replayed", submitted.replayed);
                 span.in_scope(|| tracing::info!(elapsed_ms, "comment decided"));
                 Ok(Response::new(submitted.into()))
@@ -311,8 +312,10 @@ impl pb::comment_service_server::CommentService for CommentApi {
                     SubmitError::Unexpected(cause) => {
                         tracing::error!(elapsed_ms, code = ?status.code(), error = format!("{cause:#}"), "submission failed")
                     }
+                    // The storage watch says once that storage is down (and why); a line per
+                    // request would flood the log while it is. The metrics count every one.
                     SubmitError::Unavailable(why) => {
-                        tracing::warn!(elapsed_ms, code = ?status.code(), why, "submission failed")
+                        tracing::debug!(elapsed_ms, code = ?status.code(), why, "submission failed")
                     }
                     _ => tracing::info!(elapsed_ms, code = ?status.code(), error = %error, "submission refused"),
                 });
