@@ -450,7 +450,13 @@ async fn a_reported_comment_comes_back_and_its_rejection_takes_it_down(backend: 
             .unwrap()
             .into_inner();
         assert_eq!(answer.state(), pb::CommentState::PendingReview);
+        // Back in the queue, and still on the portal until a moderator says otherwise.
+        assert!(common::stored(&app, id).await.published, "{id}");
     }
+    assert!(
+        !common::stored(&app, &pending).await.published,
+        "held, never published"
+    );
     // A second reader's report joins the first; the version does not move.
     let again = moderation
         .report_comment(pb::ReportCommentRequest {
@@ -509,6 +515,14 @@ async fn a_reported_comment_comes_back_and_its_rejection_takes_it_down(backend: 
         .await
         .unwrap();
     assert_eq!(stream(&app, "accepted").len(), 2);
+    assert!(
+        !common::stored(&app, &removed).await.published,
+        "taken down"
+    );
+    assert!(
+        common::stored(&app, &kept).await.published,
+        "upheld: still published"
+    );
     let taken_down = stream(&app, "removed");
     assert_eq!(taken_down.len(), 1);
     assert_eq!(taken_down[0]["id"], removed);

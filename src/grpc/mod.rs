@@ -163,6 +163,7 @@ fn comment_message(c: StoredComment, show_email: bool) -> pb::Comment {
         model_version: c.model_version,
         created_at: Some(timestamp(c.created_at_ms)),
         updated_at: Some(timestamp(c.updated_at_ms)),
+        published: c.published,
     }
 }
 

@@ -167,6 +167,9 @@ pub struct StoredComment {
     pub created_at_ms: i64,
     /// When its state last changed, Unix milliseconds.
     pub updated_at_ms: i64,
+    /// Whether the portal shows it now: accepted, or back in the queue after a reader's report
+    /// (it stays published until a moderator rejects it).
+    pub published: bool,
 }
 
 /// What can go wrong in storage, classified at the boundary so the gRPC layer can answer the

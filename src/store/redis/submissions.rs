@@ -484,5 +484,6 @@ pub(crate) fn read_comment(
         model_version: text("model_version")?,
         created_at_ms: number("created_at")? as i64,
         updated_at_ms: number("updated_at")? as i64,
+        published: state == Outcome::Accepted || f.get("reported").is_some_and(|r| r == "1"),
     })
 }

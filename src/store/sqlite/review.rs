@@ -44,13 +44,13 @@ fn load(tx: &Tx<'_>, id: &str) -> Result<Option<(StoredComment, QueueFields)>, S
             Ok((
                 comment,
                 QueueFields {
-                    version: r.get::<_, i64>(15)? as u64,
-                    claimed_by: r.get(16)?,
-                    claim_until: r.get(17)?,
-                    reports: serde_json::from_str(&json(18)?).unwrap_or_default(),
-                    report_count: r.get::<_, i64>(19)? as u32,
-                    reported: r.get::<_, i64>(20)? == 1,
-                    explanation: serde_json::from_str(&json(21)?).unwrap_or_default(),
+                    version: r.get::<_, i64>(16)? as u64,
+                    claimed_by: r.get(17)?,
+                    claim_until: r.get(18)?,
+                    reports: serde_json::from_str(&json(19)?).unwrap_or_default(),
+                    report_count: r.get::<_, i64>(20)? as u32,
+                    reported: r.get::<_, i64>(21)? == 1,
+                    explanation: serde_json::from_str(&json(22)?).unwrap_or_default(),
                 },
             ))
         },

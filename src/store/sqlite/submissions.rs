@@ -176,7 +176,7 @@ fn record_text(tx: &rusqlite::Transaction<'_>, id: &str, event: &str) -> Result<
 /// The columns [`read_comment`] reads, in its order.
 pub(super) const COMMENT_COLUMNS: &str = "id, article_id, article_title, parent_id, author_name, \
      author_email, client_ip, body, state, spam, toxic, reasons, model_version, created_at, \
-     updated_at";
+     updated_at, reported";
 
 /// A comment row (selected with [`COMMENT_COLUMNS`]) as the domain reads it.
 pub(super) fn read_comment(row: &Row<'_>) -> rusqlite::Result<StoredComment> {
@@ -203,6 +203,7 @@ pub(super) fn read_comment(row: &Row<'_>) -> rusqlite::Result<StoredComment> {
         model_version: text(12)?,
         created_at_ms: row.get(13)?,
         updated_at_ms: row.get(14)?,
+        published: row.get::<_, i64>(15)? == 1 || text(8)? == "accepted",
     })
 }
 
