@@ -206,6 +206,9 @@ impl Pipeline {
         // time the form was open and the comment's creation time all use it.
         let now_ms = jiff::Timestamp::now().as_millisecond();
         let comment = self.validate(raw, now_ms)?;
+        if let Some(parent) = comment.parent_id {
+            self.check_parent(&comment, parent, deadline).await?;
+        }
         let live = self.live.snapshot();
         let listing = self
             .metrics
@@ -243,6 +246,28 @@ impl Pipeline {
                 NewComment::parse_at(raw, &self.limits, now_ms)
             })
             .map_err(SubmitError::Invalid)
+    }
+
+    /// A reply must answer a stored comment under the same article. This costs replies (and
+    /// only them) one more storage read; a reply to nothing would otherwise be published
+    /// under no comment the portal can show.
+    async fn check_parent(
+        &self,
+        comment: &NewComment,
+        parent: CommentId,
+        deadline: Instant,
+    ) -> Result<(), SubmitError> {
+        let stored = within(deadline, "storage", self.store.comment(parent)).await?;
+        let refused = |description: &str| {
+            SubmitError::Invalid(vec![Violation::new("parent_id", description.to_owned())])
+        };
+        match stored {
+            None => Err(refused("is not a stored comment")),
+            Some(p) if p.article_id != comment.article_id.as_str() => {
+                Err(refused("is a comment under another article"))
+            }
+            Some(_) => Ok(()),
+        }
     }
 
     /// The rate limiter and the CAPTCHA, as far as they go before storage. The newsroom's

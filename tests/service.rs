@@ -326,8 +326,15 @@ async fn the_same_key_with_a_different_comment_is_already_exists(backend: Backen
 on_both_backends!(get_comment_reads_the_stored_record_without_the_email_address);
 async fn get_comment_reads_the_stored_record_without_the_email_address(backend: Backend) {
     let app = TestApp::spawn(test_config_on(backend)).await;
+    let parent = app
+        .client
+        .clone()
+        .submit_comment(submission("get-parent"))
+        .await
+        .unwrap()
+        .into_inner();
     let mut request = submission("get-1");
-    request.parent_id = Some(uuid::Uuid::now_v7().to_string());
+    request.parent_id = Some(parent.comment_id.clone());
     let submitted = app
         .client
         .clone()
@@ -564,5 +571,29 @@ async fn shutdown_turns_health_off_and_finishes_the_call_in_flight() {
             .check(tonic_health::pb::HealthCheckRequest::default())
             .await
             .is_err()
+    );
+}
+
+on_both_backends!(a_reply_must_answer_a_stored_comment_under_the_same_article);
+async fn a_reply_must_answer_a_stored_comment_under_the_same_article(backend: Backend) {
+    let app = TestApp::spawn(test_config_on(backend)).await;
+    let mut client = app.client.clone();
+    let mut elsewhere = submission("reply-elsewhere");
+    elsewhere.article_id = "the-thao-2026-11-30".into();
+    let other_article = client.submit_comment(elsewhere).await.unwrap().into_inner();
+    for (k, parent) in [uuid::Uuid::now_v7().to_string(), other_article.comment_id]
+        .into_iter()
+        .enumerate()
+    {
+        let mut reply = submission(&format!("reply-bad-{k}"));
+        reply.parent_id = Some(parent);
+        let refused = client.submit_comment(reply).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert_eq!(common::violated_fields(&refused), ["parent_id"]);
+    }
+    assert_eq!(
+        stream(&app, "accepted").len(),
+        1,
+        "only the first comment is stored"
     );
 }

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
-use crate::comment::{CommentId, RawSubmission};
+use crate::comment::RawSubmission;
 use crate::console::Console;
 use crate::decide::Outcome;
 use crate::pipeline::SubmitError;
@@ -49,8 +49,6 @@ struct ModerationRequest {
 #[derive(Debug, Deserialize)]
 struct CoralComment {
     body: String,
-    #[serde(rename = "parentID", default)]
-    parent_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,12 +159,8 @@ impl ModerationRequest {
         ));
         RawSubmission {
             article_id: self.story.id.chars().take(128).collect(),
-            parent_id: self
-                .comment
-                .parent_id
-                .as_deref()
-                .filter(|p| CommentId::parse("parent_id", p).is_ok())
-                .map(str::to_owned),
+            // Coral's parentID names a comment in Coral, not one stored here.
+            parent_id: None,
             author_name: self.author.id.chars().take(100).collect(),
             author_email: format!("coral-{}@coral.invalid", crate::hex::hex(&user[..8])),
             body,
