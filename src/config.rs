@@ -58,6 +58,9 @@ pub struct Config {
     pub webhooks: Vec<crate::webhooks::WebhookSettings>,
     /// `[coral]`: Coral's external moderation phase.
     pub coral: crate::integrations::coral::CoralSettings,
+    /// `[articles]`: pre-moderated and closed articles, pre-moderated hours (ops may change
+    /// them at runtime).
+    pub articles: crate::articles::ArticleSettings,
 }
 
 /// Which backend keeps everything.
@@ -336,6 +339,7 @@ impl Config {
             .chain(self.captcha.problems())
             .chain(self.auth.problems())
             .chain(self.lists.problems())
+            .chain(self.articles.problems())
             .chain(
                 self.webhooks
                     .iter()

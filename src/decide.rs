@@ -168,11 +168,14 @@ pub enum ReasonCode {
     BlockedIp,
     /// An e-mail address of a blocked (or disposable-mail) domain.
     BlockedEmail,
+    /// Its article is pre-moderated, or it came in the pre-moderated hours: it waits for an
+    /// editor whatever its scores (certain spam is still rejected).
+    Premoderated,
 }
 
 impl ReasonCode {
     /// Every rule, most severe first.
-    pub const ALL: [ReasonCode; 9] = [
+    pub const ALL: [ReasonCode; 10] = [
         ReasonCode::SpamCertain,
         ReasonCode::SpamLikely,
         ReasonCode::ToxicLikely,
@@ -182,6 +185,7 @@ impl ReasonCode {
         ReasonCode::BlockedLink,
         ReasonCode::BlockedIp,
         ReasonCode::BlockedEmail,
+        ReasonCode::Premoderated,
     ];
 
     /// The stable code sent to the portal.
@@ -196,6 +200,7 @@ impl ReasonCode {
             ReasonCode::BlockedLink => "BLOCKED_LINK",
             ReasonCode::BlockedIp => "BLOCKED_IP",
             ReasonCode::BlockedEmail => "BLOCKED_EMAIL",
+            ReasonCode::Premoderated => "PREMODERATED",
         }
     }
 }
@@ -219,6 +224,38 @@ pub struct Decision {
     /// With the classifier in shadow: what it would have decided (`outcome` is then decided
     /// without it).
     pub shadow: Option<Outcome>,
+}
+
+/// What the newsroom's controls and the bot checks saw in a submission, beside its scores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The bot signals.
+    pub bots: BotSignals,
+    /// Pre-moderation applies (its article, or the hour).
+    pub premoderated: bool,
+}
+
+/// [`decide_live`] with pre-moderation: a comment that would be accepted waits for an editor
+/// instead (reason `PREMODERATED`); rejections stand, so certain spam never reaches the queue.
+pub fn decide_with(
+    scores: Option<Scores>,
+    t: &Thresholds,
+    bots: &BotRules,
+    seen: Seen,
+    blocked: Option<ReasonCode>,
+    classifier_shadow: bool,
+) -> Decision {
+    let mut d = decide_live(scores, t, bots, seen.bots, blocked, classifier_shadow);
+    if seen.premoderated {
+        if d.outcome == Outcome::Accepted {
+            d.outcome = Outcome::PendingReview;
+            d.rules.push(ReasonCode::Premoderated);
+        }
+        if d.shadow == Some(Outcome::Accepted) {
+            d.shadow = Some(Outcome::PendingReview);
+        }
+    }
+    d
 }
 
 /// Decides: spam below `accept_below` is accepted, at or above `reject_at` rejected, between
@@ -531,6 +568,79 @@ mod tests {
         assert_eq!(
             (d.outcome, d.shadow),
             (Outcome::Accepted, Some(Outcome::PendingReview))
+        );
+    }
+
+    #[test]
+    fn premoderation_holds_what_would_be_published_and_nothing_else() {
+        let t = Thresholds {
+            accept_below: 0.3,
+            reject_at: 0.9,
+            review_toxic_at: 0.5,
+        };
+        let bots = BotRules::default();
+        let seen = Seen {
+            bots: BotSignals::default(),
+            premoderated: true,
+        };
+        let with = |spam: f32| {
+            decide_with(
+                Some(Scores { spam, toxic: 0.0 }),
+                &t,
+                &bots,
+                seen,
+                None,
+                false,
+            )
+        };
+        let fine = with(0.1);
+        assert_eq!(fine.outcome, Outcome::PendingReview);
+        assert_eq!(fine.rules, [ReasonCode::Premoderated]);
+        assert_eq!(
+            with(0.5).rules,
+            [ReasonCode::SpamLikely],
+            "held anyway: no second reason"
+        );
+        assert_eq!(
+            with(0.95).outcome,
+            Outcome::Rejected,
+            "certain spam is still rejected"
+        );
+        let blocked = decide_with(None, &t, &bots, seen, Some(ReasonCode::BlockedWord), false);
+        assert_eq!(blocked.outcome, Outcome::Rejected);
+        let shadowed = decide_with(
+            Some(Scores {
+                spam: 0.1,
+                toxic: 0.0,
+            }),
+            &t,
+            &bots,
+            seen,
+            None,
+            true,
+        );
+        assert_eq!(
+            (shadowed.outcome, shadowed.shadow),
+            (Outcome::PendingReview, Some(Outcome::PendingReview))
+        );
+        let off = Seen {
+            premoderated: false,
+            ..seen
+        };
+        assert_eq!(
+            decide_with(
+                Some(Scores {
+                    spam: 0.1,
+                    toxic: 0.0
+                }),
+                &t,
+                &bots,
+                off,
+                None,
+                false
+            )
+            .outcome,
+            Outcome::Accepted
         );
     }
 

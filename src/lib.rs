@@ -10,6 +10,7 @@
 //! [`grpc`] is the only module that speaks the wire protocol ([`proto`]); [`server`] wires
 //! everything and runs it; [`config`] is the typed configuration; [`cli`] the command line.
 
+pub mod articles;
 pub mod auth;
 pub mod captcha;
 pub mod classifier;

@@ -53,6 +53,9 @@ pub enum SubmitError {
     /// The CAPTCHA answer was refused.
     #[error(transparent)]
     Captcha(#[from] CaptchaError),
+    /// The article is closed to comments.
+    #[error("comments on this article are closed")]
+    ArticleClosed,
     /// Storage did not answer in time or at all.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
@@ -206,10 +209,15 @@ impl Pipeline {
         // time the form was open and the comment's creation time all use it.
         let now_ms = jiff::Timestamp::now().as_millisecond();
         let comment = self.validate(raw, now_ms)?;
+        let live = self.live.snapshot();
+        if live.articles.closed(comment.article_id.as_str()) {
+            return self
+                .unless_stored(&comment, SubmitError::ArticleClosed, deadline)
+                .await;
+        }
         if let Some(parent) = comment.parent_id {
             self.check_parent(&comment, parent, deadline).await?;
         }
-        let live = self.live.snapshot();
         let listing = self
             .metrics
             .time(Stage::Lists, || live.lists.check(&comment));
@@ -329,7 +337,10 @@ impl Pipeline {
         refused: SubmitError,
         deadline: Instant,
     ) -> Result<Submitted, SubmitError> {
-        if !matches!(refused, SubmitError::RateLimited(_)) {
+        if !matches!(
+            refused,
+            SubmitError::RateLimited(_) | SubmitError::ArticleClosed
+        ) {
             return Err(refused);
         }
         match self.replay(comment, deadline).await {
@@ -405,12 +416,19 @@ impl Pipeline {
                 .map(std::time::Duration::from_millis),
         };
         let block = listing.blocked.as_ref();
+        let premoderation = live
+            .articles
+            .premoderation(comment.article_id.as_str(), now_ms);
+        let seen_all = decide::Seen {
+            bots: seen,
+            premoderated: premoderation.is_some(),
+        };
         let decide = |scores, thresholds| {
-            decide::decide_live(
+            decide::decide_with(
                 scores,
                 thresholds,
                 &self.bots,
-                seen,
+                seen_all,
                 block.map(|b| b.0),
                 settings.decision_shadow,
             )
@@ -453,9 +471,15 @@ impl Pipeline {
             reasons: decision
                 .rules
                 .iter()
-                .map(|&rule| {
-                    let block = block.map(|b| b.1.as_str());
-                    reason(rule, explanation.as_ref(), seen, &self.bots, block)
+                .map(|&rule| match rule {
+                    ReasonCode::Premoderated => Reason {
+                        code: rule.as_str().to_owned(),
+                        message: premoderated_because(premoderation, &settings.articles),
+                    },
+                    _ => {
+                        let block = block.map(|b| b.1.as_str());
+                        reason(rule, explanation.as_ref(), seen, &self.bots, block)
+                    }
                 })
                 .collect(),
             model_version: scored
@@ -464,7 +488,7 @@ impl Pipeline {
         };
         let sample = crate::traffic::Sample {
             scores: scored.as_ref().map(|s| s.scores),
-            seen,
+            seen: seen_all,
             blocked: block.map(|b| b.0),
         };
         Decided {
@@ -600,6 +624,30 @@ fn replayed(receipt: Receipt) -> Submitted {
 
 /// Whether a classifier rule weighed in the decision: explaining is ten times the cost of
 /// scoring, so only then are reasons explained.
+/// What a pre-moderated comment's reason says.
+fn premoderated_because(
+    why: Option<crate::articles::Premoderation>,
+    settings: &crate::articles::ArticleSettings,
+) -> String {
+    match why {
+        Some(crate::articles::Premoderation::Article) => "the article is pre-moderated".into(),
+        _ => {
+            let mut when = Vec::new();
+            if !settings.premoderation_hours.is_empty() {
+                when.push(settings.premoderation_hours.clone());
+            }
+            if !settings.premoderation_days.is_empty() {
+                when.push(settings.premoderation_days.join(", "));
+            }
+            format!(
+                "sent in pre-moderated hours ({} {})",
+                when.join("; "),
+                settings.timezone
+            )
+        }
+    }
+}
+
 fn classifier_ruled(decision: &Decision) -> bool {
     decision.rules.iter().any(|r| {
         matches!(
@@ -665,7 +713,7 @@ fn reason(
             | ReasonCode::BlockedEmail,
             _,
         ) => block.unwrap_or_default().to_owned(),
-        (_, None) => String::new(),
+        (ReasonCode::Premoderated, _) | (_, None) => String::new(),
     };
     Reason {
         code: rule.as_str().to_owned(),

@@ -245,6 +245,7 @@ fn base(config: &Config, model: &Model, models: &Models) -> Base {
             captcha_articles: config.captcha.articles.clone(),
             captcha_shadow: config.captcha.shadow,
             lists: config.lists.normalized(),
+            articles: config.articles.clone(),
             model: model.info().name.clone(),
             model_shadow: None,
         },

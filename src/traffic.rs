@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use crate::classifier::Scores;
-use crate::decide::{self, BotRules, BotSignals, Outcome, ReasonCode, Thresholds};
+use crate::decide::{self, BotRules, Outcome, ReasonCode, Seen, Thresholds};
 
 /// How many decisions are kept when the configuration does not say.
 pub const DEFAULT_KEPT: usize = 10_000;
@@ -17,8 +17,8 @@ pub const DEFAULT_KEPT: usize = 10_000;
 pub struct Sample {
     /// The scores (`None`: blocked by a list, not scored).
     pub scores: Option<Scores>,
-    /// The bot signals.
-    pub seen: BotSignals,
+    /// The bot signals, and whether pre-moderation applied.
+    pub seen: Seen,
     /// The list that blocked it.
     pub blocked: Option<ReasonCode>,
 }
@@ -96,7 +96,7 @@ pub fn split(
 ) -> Split {
     let mut split = Split::default();
     for s in samples {
-        let d = decide::decide_live(
+        let d = decide::decide_with(
             s.scores,
             thresholds,
             bots,
@@ -127,7 +127,7 @@ mod tests {
     fn scored(spam: f32, toxic: f32) -> Sample {
         Sample {
             scores: Some(Scores { spam, toxic }),
-            seen: BotSignals::default(),
+            seen: Seen::default(),
             blocked: None,
         }
     }
@@ -155,7 +155,7 @@ mod tests {
             scored(0.1, 0.9),
             Sample {
                 scores: None,
-                seen: BotSignals::default(),
+                seen: Seen::default(),
                 blocked: Some(ReasonCode::BlockedWord),
             },
         ];

@@ -1173,3 +1173,115 @@ async fn with_redis_down_settings_answer_unavailable_and_recover() {
         pb::SettingSource::Model
     );
 }
+
+on_both_backends!(articles_are_closed_and_premoderated_at_runtime_and_by_the_hour);
+async fn articles_are_closed_and_premoderated_at_runtime_and_by_the_hour(backend: Backend) {
+    let app = TestApp::spawn(common::test_config_on(backend)).await;
+    app.wait_for_health(1).await;
+    let mut admin = AdminServiceClient::new(app.channel().await);
+    let mut client = app.client.clone();
+    let article = common::submission("x").article_id;
+    let first = client
+        .submit_comment(common::submission("art-0"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.outcome(), pb::Outcome::Accepted);
+
+    // Pre-moderated: what would be published waits, with its reason; certain spam is still
+    // rejected (a blocked phrase here).
+    update(
+        &mut admin,
+        &[
+            ("articles.premoderated", &article),
+            ("lists.blocked_words", "lô đề"),
+        ],
+    )
+    .await
+    .unwrap();
+    let held = client
+        .submit_comment(common::submission("art-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(held.outcome(), pb::Outcome::PendingReview);
+    assert_eq!(held.reasons[0].code, "PREMODERATED");
+    assert_eq!(held.reasons[0].message, "the article is pre-moderated");
+    let mut spam = common::submission("art-2");
+    spam.body = "Soi cầu lô đề chuẩn nhất".into();
+    assert_eq!(
+        client
+            .submit_comment(spam)
+            .await
+            .unwrap()
+            .into_inner()
+            .outcome(),
+        pb::Outcome::Rejected
+    );
+
+    // Closed: refused with its own reason, stored nothing; a retry of a stored submission
+    // still gets its first answer.
+    update(
+        &mut admin,
+        &[("articles.premoderated", ""), ("articles.closed", &article)],
+    )
+    .await
+    .unwrap();
+    let refused = client
+        .submit_comment(common::submission("art-3"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(
+        refused.get_details_error_info().unwrap().reason,
+        "ARTICLE_CLOSED"
+    );
+    let retry = client
+        .submit_comment(common::submission("art-0"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(retry.replayed && retry.comment_id == first.comment_id);
+
+    // The night desk: hours that cover now, in the newsroom's zone, hold everything.
+    let zone = jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").unwrap();
+    let now = jiff::Timestamp::now().to_zoned_datetime(zone);
+    let minute = i32::from(now.hour()) * 60 + i32::from(now.minute());
+    let at = |m: i32| {
+        format!(
+            "{:02}:{:02}",
+            m.rem_euclid(1440) / 60,
+            m.rem_euclid(1440) % 60
+        )
+    };
+    let hours = format!("{}-{}", at(minute - 60), at(minute + 60));
+    update(
+        &mut admin,
+        &[
+            ("articles.closed", ""),
+            ("articles.premoderation_hours", &hours),
+        ],
+    )
+    .await
+    .unwrap();
+    let night = client
+        .submit_comment(common::submission("art-4"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(night.outcome(), pb::Outcome::PendingReview, "{hours}");
+    assert!(
+        night.reasons[0].message.contains("Asia/Ho_Chi_Minh"),
+        "{:?}",
+        night.reasons
+    );
+    // A bad value is refused, naming it.
+    let bad = update(&mut admin, &[("articles.premoderation_hours", "22h-6h")])
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(
+        common::violated_fields(&bad),
+        ["articles.premoderation_hours"]
+    );
+}

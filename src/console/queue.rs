@@ -107,6 +107,7 @@ fn reason_title(lang: Lang, code: &str) -> &'static str {
         "BLOCKED_LINK" => ("Có liên kết bị chặn", "Links to a blocked domain"),
         "BLOCKED_IP" => ("Gửi từ địa chỉ bị chặn", "Sent from a blocked address"),
         "BLOCKED_EMAIL" => ("E-mail bị chặn", "Blocked e-mail domain"),
+        "PREMODERATED" => ("Kiểm duyệt trước khi đăng", "Pre-moderated"),
         REPORTED => ("Độc giả báo cáo", "Reported by readers"),
         _ => ("Lý do khác", "Other reason"),
     };

@@ -155,6 +155,12 @@ pub fn submit_status(error: &SubmitError) -> Status {
             e.to_string(),
             ErrorDetails::with_error_info(e.reason(), ERROR_DOMAIN, []),
         ),
+        // The portal shows that comments are closed; retrying cannot help.
+        SubmitError::ArticleClosed => Status::with_error_details(
+            Code::FailedPrecondition,
+            error.to_string(),
+            ErrorDetails::with_error_info("ARTICLE_CLOSED", ERROR_DOMAIN, []),
+        ),
         // A bug or broken data: nothing the caller can fix; the cause is in the logs.
         SubmitError::Unexpected(_) => Status::internal("internal error"),
     }

@@ -252,6 +252,11 @@ fn refused(e: &SubmitError) -> Response {
                 "the CAPTCHA is required here ({c}); Akismet clients send none: set captcha.mode = \"off\" or exempt their articles"
             ),
         ),
+        SubmitError::ArticleClosed => debug_help(
+            StatusCode::CONFLICT,
+            "closed",
+            "comments on this article are closed (articles.closed)",
+        ),
         SubmitError::Unavailable(why) => {
             debug_help(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why.clone())
         }

@@ -248,6 +248,7 @@ pub async fn moderate(
                 .collect();
             coral_answer(submitted.receipt.outcome, &codes)
         }
+        Err(SubmitError::ArticleClosed) => coral_answer(Outcome::Rejected, &[]),
         // A flood is held for Coral's moderators rather than published.
         Err(SubmitError::RateLimited(_)) => coral_answer(Outcome::PendingReview, &[]),
         Err(SubmitError::Invalid(violations)) => {

@@ -41,6 +41,8 @@ pub struct Snapshot {
     pub effective: Effective,
     /// The block and allow lists, ready to match.
     pub lists: Lists,
+    /// The article controls, compiled.
+    pub articles: crate::articles::ArticleRules,
     /// The thresholds a candidate model in shadow is judged by: ops' where they set them, the
     /// candidate's own recommendations where the active model's apply.
     pub candidate_thresholds: Option<Thresholds>,
@@ -69,6 +71,15 @@ pub struct Live {
     applying: tokio::sync::Mutex<Option<Stored>>,
 }
 
+/// The article controls of `settings` (checked when they were set; the defaults if they
+/// somehow do not compile, said in the log).
+fn articles(settings: &crate::articles::ArticleSettings) -> crate::articles::ArticleRules {
+    crate::articles::ArticleRules::new(settings).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "article settings do not compile; none apply");
+        crate::articles::ArticleRules::default()
+    })
+}
+
 impl Live {
     /// Settings from `base` alone, applied to `targets`.
     pub fn new(base: Base, targets: Targets) -> Self {
@@ -79,6 +90,7 @@ impl Live {
         Live {
             snapshot: ArcSwap::from_pointee(Snapshot {
                 lists: Lists::new(&effective.tunables.lists),
+                articles: articles(&effective.tunables.articles),
                 effective,
                 candidate_thresholds: None,
             }),
@@ -219,6 +231,7 @@ impl Live {
         }
         self.snapshot.store(Arc::new(Snapshot {
             lists: Lists::new(&effective.tunables.lists),
+            articles: articles(&effective.tunables.articles),
             effective,
             candidate_thresholds,
         }));

@@ -50,6 +50,8 @@ pub struct Tunables {
     pub model: String,
     /// A candidate model scored beside the active one, whose decisions are only compared.
     pub model_shadow: Option<String>,
+    /// Pre-moderated and closed articles, pre-moderated hours.
+    pub articles: crate::articles::ArticleSettings,
 }
 
 /// Where a value came from.
@@ -463,6 +465,55 @@ pub static KEYS: &[Key] = &[
             Ok(())
         },
     },
+    Key {
+        name: "articles.premoderated",
+        help: "articles whose every comment waits for an editor (ids, comma-separated)",
+        get: |t| t.articles.premoderated.join(", "),
+        set: |t, v| {
+            t.articles.premoderated = list_items(v).map(str::to_owned).collect();
+            Ok(())
+        },
+    },
+    Key {
+        name: "articles.closed",
+        help: "articles closed to comments: submissions are refused with ARTICLE_CLOSED (ids, comma-separated)",
+        get: |t| t.articles.closed.join(", "),
+        set: |t, v| {
+            t.articles.closed = list_items(v).map(str::to_owned).collect();
+            Ok(())
+        },
+    },
+    Key {
+        name: "articles.premoderation_hours",
+        help: "hours when every comment waits for an editor, HH:MM-HH:MM in articles.timezone (22:00-06:00); empty for none",
+        get: |t| t.articles.premoderation_hours.clone(),
+        set: |t, v| {
+            crate::articles::hours(v)?;
+            t.articles.premoderation_hours = v.trim().to_owned();
+            Ok(())
+        },
+    },
+    Key {
+        name: "articles.premoderation_days",
+        help: "whole days when every comment waits for an editor: mon … sun, comma-separated",
+        get: |t| t.articles.premoderation_days.join(", "),
+        set: |t, v| {
+            let names: Vec<String> = list_items(v).map(str::to_owned).collect();
+            crate::articles::days(&names)?;
+            t.articles.premoderation_days = names;
+            Ok(())
+        },
+    },
+    Key {
+        name: "articles.timezone",
+        help: "the newsroom's time zone for articles.premoderation_hours and _days (Asia/Ho_Chi_Minh)",
+        get: |t| t.articles.timezone.clone(),
+        set: |t, v| {
+            crate::articles::timezone(v)?;
+            t.articles.timezone = v.trim().to_owned();
+            Ok(())
+        },
+    },
     list_key!(
         "lists.blocked_words",
         blocked_words,
@@ -767,6 +818,7 @@ mod tests {
             lists: lists::ListSettings::default(),
             model: "vi-en-20261127".into(),
             model_shadow: None,
+            articles: crate::articles::ArticleSettings::default(),
         };
         let sources = [("decision.accept_below", Source::Model)]
             .into_iter()
