@@ -100,6 +100,8 @@ pub struct Metrics {
     shadow: Family<Labels, Counter>,
     model_agreement: Family<Labels, Counter>,
     moderator_decisions: Family<Labels, Counter>,
+    time_to_decision: Histogram,
+    moderator_agreement: Family<Labels, Counter>,
     webhooks: Family<Labels, Counter>,
     queue_depth: Family<Labels, Gauge>,
     feed_oldest_pending_seconds: Gauge,
@@ -131,6 +133,9 @@ impl Metrics {
         let model_agreement = Family::<Labels, Counter>::default();
         let moderator_decisions = Family::<Labels, Counter>::default();
         let webhooks = Family::<Labels, Counter>::default();
+        // 10 s to about 2 days.
+        let time_to_decision = Histogram::new(exponential_buckets(10.0, 2.0, 15));
+        let moderator_agreement = Family::<Labels, Counter>::default();
         let queue_depth = Family::<Labels, Gauge>::default();
         let feed_oldest_pending_seconds = Gauge::default();
         let feed_trimmed_unread = Gauge::default();
@@ -181,6 +186,16 @@ impl Metrics {
             "moderator_decisions",
             "moderators' decisions by verdict",
             moderator_decisions.clone(),
+        );
+        registry.register(
+            "time_to_decision_seconds",
+            "how long held comments waited, from submission to a moderator's decision",
+            time_to_decision.clone(),
+        );
+        registry.register(
+            "moderator_model_agreement",
+            "moderators' decisions by whether the model leaned the same way (spam and toxic both below 0.5 for an approval, either at or above for a rejection)",
+            moderator_agreement.clone(),
         );
         registry.register(
             "webhook_deliveries",
@@ -239,6 +254,8 @@ impl Metrics {
             shadow,
             model_agreement,
             moderator_decisions,
+            time_to_decision,
+            moderator_agreement,
             webhooks,
             queue_depth,
             feed_oldest_pending_seconds,
@@ -333,9 +350,23 @@ impl Metrics {
     }
 
     /// Counts a moderator's decision.
-    pub fn moderator_decision(&self, verdict: &str) {
+    pub fn moderator_decision(&self, moderator: &str, verdict: &str) {
         self.moderator_decisions
-            .get_or_create(&vec![("verdict", verdict.to_owned())])
+            .get_or_create(&vec![
+                ("moderator", moderator.to_owned()),
+                ("verdict", verdict.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// Records how long a decided comment waited, and whether the model leaned the same way.
+    pub fn decision_context(&self, moderator: &str, waited: Duration, agreed: bool) {
+        self.time_to_decision.observe(waited.as_secs_f64());
+        self.moderator_agreement
+            .get_or_create(&vec![
+                ("moderator", moderator.to_owned()),
+                ("agreed", agreed.to_string()),
+            ])
             .inc();
     }
 

@@ -834,28 +834,45 @@ impl Queue {
         d: &Decision,
         deadline: Instant,
     ) -> Result<(Outcome, u64), ReviewError> {
+        // Read first, for the moderators' statistics and the webhooks: one more read per
+        // decision, which moderators make at human speed.
+        let before = within(deadline, self.store.comment(d.id))
+            .await
+            .ok()
+            .flatten();
         let decided = within(
             deadline,
             self.store
                 .decide(d.id, d.version, &d.moderator, d.verdict, &d.note, now_ms()),
         )
         .await?;
-        self.metrics.moderator_decision(match d.verdict {
-            Verdict::Approve => "approved",
-            Verdict::Reject(_) => "rejected",
-        });
+        let moderator = d.moderator.as_str();
+        self.metrics.moderator_decision(
+            moderator,
+            match d.verdict {
+                Verdict::Approve => "approved",
+                Verdict::Reject(_) => "rejected",
+            },
+        );
+        if let Some(c) = &before {
+            let waited =
+                Duration::from_millis(u64::try_from(now_ms() - c.created_at_ms).unwrap_or(0));
+            let leaned_reject = c.spam >= 0.5 || c.toxic >= 0.5;
+            let agreed = leaned_reject == matches!(d.verdict, Verdict::Reject(_));
+            self.metrics.decision_context(moderator, waited, agreed);
+        }
         self.events.send(QueueEvent::Decided {
             id: d.id.to_string(),
             by: d.moderator.as_str().to_owned(),
             state: decided.0,
         });
-        self.notify_decided(d, decided.0, deadline).await;
+        self.notify_decided(d, decided.0, before.as_ref());
         Ok(decided)
     }
 
     /// Tells the webhooks that want it of a decision, and of a take-down: a rejected comment
-    /// that had been published (its history says so) leaves the portal.
-    async fn notify_decided(&self, d: &Decision, state: Outcome, deadline: Instant) {
+    /// that was published (`before` the decision) leaves the portal.
+    fn notify_decided(&self, d: &Decision, state: Outcome, before: Option<&StoredComment>) {
         use crate::webhooks::{EventType, Notice};
         if self.notifier.wants(EventType::Decided) {
             let data = serde_json::json!({
@@ -872,10 +889,7 @@ impl Queue {
         if state != Outcome::Rejected || !self.notifier.wants(EventType::Removed) {
             return;
         }
-        let was_published = within(deadline, self.store.history(d.id))
-            .await
-            .is_ok_and(|h| h.iter().any(|e| e.state == Outcome::Accepted));
-        if was_published && let Ok(Some(c)) = within(deadline, self.store.comment(d.id)).await {
+        if let Some(c) = before.filter(|c| c.published) {
             self.notifier.notify(Notice {
                 kind: EventType::Removed,
                 data: serde_json::json!({ "comment_id": d.id.to_string(), "article_id": c.article_id }),

@@ -1285,3 +1285,68 @@ async fn articles_are_closed_and_premoderated_at_runtime_and_by_the_hour(backend
         ["articles.premoderation_hours"]
     );
 }
+
+on_both_backends!(moderators_decisions_are_counted_per_moderator_with_their_wait_and_agreement);
+async fn moderators_decisions_are_counted_per_moderator_with_their_wait_and_agreement(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(common::holding_config_on(backend)).await;
+    app.wait_for_health(1).await;
+    let mut moderation =
+        pb::moderation_service_client::ModerationServiceClient::new(app.channel().await);
+    for (k, who, decision) in [
+        (0, "lan", pb::ModeratorDecision::Approve),
+        (1, "lan", pb::ModeratorDecision::Approve),
+        (2, "minh", pb::ModeratorDecision::Reject),
+    ] {
+        let id = common::hold(&app, common::submission(&format!("mod-{k}"))).await;
+        moderation
+            .decide_comment(pb::DecideCommentRequest {
+                comment_id: id,
+                version: 1,
+                decision: decision as i32,
+                moderator: who.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let mut admin = AdminServiceClient::new(app.channel().await);
+    let stats = admin
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let count = |name: &str| {
+        stats
+            .last_day
+            .iter()
+            .find(|c| c.name == name)
+            .map_or(0, |c| c.count)
+    };
+    assert_eq!(count("moderator:lan:approved"), 2);
+    assert_eq!(count("moderator:minh:rejected"), 1);
+    assert_eq!(count("moderator_approved"), 2);
+    let metrics = scrape(app.metrics_address).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "moderation_moderator_decisions_total",
+            &[("moderator", "lan"), ("verdict", "approved")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&metrics, "moderation_time_to_decision_seconds_count", &[]),
+        Some(3.0)
+    );
+    // The ordinary comment scores low: approving it agrees with the model, rejecting it not.
+    assert_eq!(
+        sample(
+            &metrics,
+            "moderation_moderator_model_agreement_total",
+            &[("moderator", "minh"), ("agreed", "false")]
+        ),
+        Some(1.0)
+    );
+}

@@ -91,8 +91,10 @@ else
 end
 redis.call('ZREM', KEYS[2], id)
 for k = 12, #KEYS do redis.call('ZREM', KEYS[k], id) end
+local verdict = ARGV[3] == 'approve' and 'approved' or 'rejected'
 for k = 10, 11 do
-  redis.call('HINCRBY', KEYS[k], 'moderator_' .. (ARGV[3] == 'approve' and 'approved' or 'rejected'), 1)
+  redis.call('HINCRBY', KEYS[k], 'moderator_' .. verdict, 1)
+  redis.call('HINCRBY', KEYS[k], 'moderator:' .. ARGV[2] .. ':' .. verdict, 1)
   redis.call('PEXPIRE', KEYS[k], 93600000)
 end
 local version = tonumber(f[2]) + 1

@@ -322,7 +322,8 @@ fn decide(
     } else {
         "rejected"
     };
-    tally(tx, d.now, &[&format!("moderator_{verdict}")])?;
+    let by = format!("moderator:{}:{verdict}", d.moderator);
+    tally(tx, d.now, &[&format!("moderator_{verdict}"), &by])?;
     let version = q.version + 1;
     exec(
         tx,
