@@ -130,18 +130,6 @@ async fn time_page(http: &reqwest::Client, url: &str, cookie: &str, count: usize
     ms
 }
 
-async fn sign_in(http: &reqwest::Client, base: &str, name: &str) -> String {
-    let answer = http
-        .post(format!("{base}/signin"))
-        .header("origin", base)
-        .form(&[("credential", name)])
-        .send()
-        .await
-        .unwrap();
-    let set = answer.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_owned()
-}
-
 async fn run(backend: Backend, n: usize, screenshots: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let config = config_on(backend, dir.path());
@@ -160,11 +148,8 @@ async fn run(backend: Backend, n: usize, screenshots: Option<&str>) {
                 let _ = stopped.await;
             }),
     );
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let cookie = sign_in(&http, &base, "lan").await;
+    let http = common::console_http();
+    let cookie = common::console_cookie(&http, &base, "lan").await;
     let first = format!("{base}/queue");
     time_page(&http, &first, &cookie, 10).await;
     println!(

@@ -337,13 +337,7 @@ async fn a_stale_decision_is_refused_with_a_clear_message_and_nothing_is_lost() 
         "return document.getElementById('reject-dialog').open",
     )
     .await;
-    lan.client
-        .find(Locator::Css("#reject-dialog button[value=confirm]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    lan.click("#reject-dialog button[value=confirm]").await;
     gone(&lan, &id, "the rejected card leaves").await;
     assert_eq!(
         state_of(&first, &keys, &id).await,
@@ -443,10 +437,7 @@ async fn sign_in_needs_a_console_key_and_sessions_end(backend: Backend) {
     let mut config = common::test_config_on(backend);
     let keys = with_keys(&mut config);
     let app = TestApp::spawn(config).await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = common::console_http();
     let url = |path: &str| format!("{}{path}", base(&app));
     let sign_in = |key: String, https: bool| {
         let mut request = http
@@ -638,20 +629,8 @@ async fn undo_takes_a_decision_back_and_several_are_decided_at_once(backend: Bac
         "return document.getElementById('reject-dialog').open",
     )
     .await;
-    lan.client
-        .find(Locator::Id("reject-note"))
-        .await
-        .unwrap()
-        .send_keys("quảng cáo")
-        .await
-        .unwrap();
-    lan.client
-        .find(Locator::Css("#reject-dialog button[value=confirm]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    lan.type_in("#reject-note", "quảng cáo").await;
+    lan.click("#reject-dialog button[value=confirm]").await;
     for id in &ids[..2] {
         gone(&lan, id, "the rejected cards are sent and leave").await;
         assert_eq!(state_of(&app, &keys, id).await, pb::CommentState::Rejected);
@@ -749,20 +728,9 @@ async fn the_operators_what_if_is_what_the_decision_function_gives(backend: Back
     );
 
     // Applied: one settings update, with its note, by hoa.
-    hoa.client
-        .find(Locator::Css("#thresholds input[name=note]"))
-        .await
-        .unwrap()
-        .send_keys("thử ngưỡng chặt hơn")
-        .await
-        .unwrap();
-    hoa.client
-        .find(Locator::Id("apply"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    hoa.type_in("#thresholds input[name=note]", "thử ngưỡng chặt hơn")
+        .await;
+    hoa.click("#apply").await;
     hoa.wait_until("saved", "return location.search.includes('msg=saved')")
         .await;
     let mut admin =
@@ -802,25 +770,9 @@ async fn operators_change_the_lists_from_their_page(backend: Backend) {
     let keys = with_keys(&mut config);
     let app = TestApp::spawn(config).await;
     app.wait_for_health(SERVING).await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = common::console_http();
     let url = |path: &str| format!("{}{path}", base(&app));
-    let signed = http
-        .post(url("/signin"))
-        .header("origin", base(&app))
-        .form(&[("credential", keys.hoa.clone())])
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = common::console_cookie(&http, &base(&app), &keys.hoa).await;
     let page = http
         .get(url("/ops"))
         .header("cookie", &cookie)

@@ -236,24 +236,9 @@ async fn failures_are_retried_then_dead_lettered_and_shown_to_operators(backend:
     assert_eq!(refused_got.lock().unwrap().len(), 1, "a 400 is not retried");
 
     // Operators see the dead letter on their page, and the metrics count both.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = common::console_http();
     let base = format!("http://{}", app.console_address);
-    let signed = http
-        .post(format!("{base}/signin"))
-        .form(&[("credential", "hoa")])
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = common::console_cookie(&http, &base, "hoa").await;
     let page = http
         .get(format!("{base}/ops"))
         .header("cookie", cookie)

@@ -99,6 +99,18 @@ impl Browser {
         self.client.execute(script, vec![]).await.unwrap()
     }
 
+    /// Clicks the element `css` selects.
+    pub async fn click(&self, css: &str) {
+        let element = self.client.find(Locator::Css(css)).await.unwrap();
+        element.click().await.unwrap();
+    }
+
+    /// Types `text` into the element `css` selects.
+    pub async fn type_in(&self, css: &str, text: &str) {
+        let element = self.client.find(Locator::Css(css)).await.unwrap();
+        element.send_keys(text).await.unwrap();
+    }
+
     /// Types `keys` into the focused element, as a moderator's keyboard would.
     pub async fn press(&self, keys: &str) {
         self.client

@@ -626,3 +626,25 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 pub mod browser;
+
+/// An HTTP client for the console that does not follow redirects (tests read them).
+pub fn console_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in to the console at `base` with `credential` (a key, or a name with keys off);
+/// returns the session cookie (`mod_session=…`).
+pub async fn console_cookie(http: &reqwest::Client, base: &str, credential: &str) -> String {
+    let signed = http
+        .post(format!("{base}/signin"))
+        .header("origin", base)
+        .form(&[("credential", credential)])
+        .send()
+        .await
+        .unwrap();
+    let set = signed.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
