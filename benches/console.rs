@@ -112,15 +112,7 @@ async fn time_page(http: &reqwest::Client, url: &str, cookie: &str, count: usize
     let mut ms = Vec::with_capacity(count);
     for _ in 0..count {
         let started = Instant::now();
-        let page = http
-            .get(url)
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = common::console_page(http, url, cookie).await;
         ms.push(started.elapsed().as_secs_f64() * 1000.0);
         assert!(
             page.matches("<article class=\"card").count() >= 1,
@@ -159,15 +151,7 @@ async fn run(backend: Backend, n: usize, screenshots: Option<&str>) {
     // A page deep in the queue: follow the next-page links 20 times.
     let mut deep = first.clone();
     for _ in 0..20 {
-        let page = http
-            .get(&deep)
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = common::console_page(&http, &deep, &cookie).await;
         let href = page.split("class=\"next\" href=\"").nth(1).unwrap();
         deep = format!(
             "{base}{}",

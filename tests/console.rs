@@ -773,15 +773,7 @@ async fn operators_change_the_lists_from_their_page(backend: Backend) {
     let http = common::console_http();
     let url = |path: &str| format!("{}{path}", base(&app));
     let cookie = common::console_cookie(&http, &base(&app), &keys.hoa).await;
-    let page = http
-        .get(url("/ops"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = common::console_page(&http, &url("/ops"), &cookie).await;
     let field = |name: &str| {
         page.split(&format!("name=\"{name}\" value=\""))
             .nth(1)

@@ -47,6 +47,14 @@ async fn update(
         .map(|r| r.into_inner())
 }
 
+/// The count of `name` among `counts` (0 when absent).
+fn count_of(counts: &[pb::Count], name: &str) -> u64 {
+    counts
+        .iter()
+        .find(|c| c.name == name)
+        .map_or(0, |c| c.count)
+}
+
 fn value<'a>(settings: &'a pb::Settings, key: &str) -> &'a pb::Setting {
     settings
         .settings
@@ -332,13 +340,7 @@ async fn shadow_modes_let_comments_through_and_count_what_they_would_do(backend:
         .await
         .unwrap()
         .into_inner();
-    let count = |name: &str| {
-        stats
-            .last_hour
-            .iter()
-            .find(|c| c.name == name)
-            .map_or(0, |c| c.count)
-    };
+    let count = |name: &str| count_of(&stats.last_hour, name);
     assert_eq!(count("accepted"), 3);
     assert_eq!(count("shadow_decision_rejected"), 3);
     assert_eq!(count("shadow_captcha_refused"), 3);
@@ -1317,13 +1319,7 @@ async fn moderators_decisions_are_counted_per_moderator_with_their_wait_and_agre
         .await
         .unwrap()
         .into_inner();
-    let count = |name: &str| {
-        stats
-            .last_day
-            .iter()
-            .find(|c| c.name == name)
-            .map_or(0, |c| c.count)
-    };
+    let count = |name: &str| count_of(&stats.last_day, name);
     assert_eq!(count("moderator:lan:approved"), 2);
     assert_eq!(count("moderator:minh:rejected"), 1);
     assert_eq!(count("moderator_approved"), 2);

@@ -239,15 +239,7 @@ async fn failures_are_retried_then_dead_lettered_and_shown_to_operators(backend:
     let http = common::console_http();
     let base = format!("http://{}", app.console_address);
     let cookie = common::console_cookie(&http, &base, "hoa").await;
-    let page = http
-        .get(format!("{base}/ops"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = common::console_page(&http, &format!("{base}/ops"), &cookie).await;
     assert!(
         page.contains("Webhook gửi không thành công (1)"),
         "the dead letter is listed: {page}"

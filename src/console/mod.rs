@@ -408,22 +408,21 @@ async fn switch_lang(Path(code): Path<String>, headers: HeaderMap) -> Response {
 const SCRIPT: &str = include_str!("assets/console.js");
 const STYLESHEET: &str = include_str!("assets/console.css");
 
-async fn script() -> impl IntoResponse {
+/// An embedded file, cached for five minutes.
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
         [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "max-age=300"),
         ],
-        SCRIPT,
+        body,
     )
 }
 
+async fn script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
 async fn stylesheet() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "max-age=300"),
-        ],
-        STYLESHEET,
-    )
+    asset("text/css; charset=utf-8", STYLESHEET)
 }

@@ -635,6 +635,12 @@ pub fn console_http() -> reqwest::Client {
         .unwrap()
 }
 
+/// The console page at `url`, read with the session `cookie`.
+pub async fn console_page(http: &reqwest::Client, url: &str, cookie: &str) -> String {
+    let answer = http.get(url).header("cookie", cookie).send().await.unwrap();
+    answer.text().await.unwrap()
+}
+
 /// Signs in to the console at `base` with `credential` (a key, or a name with keys off);
 /// returns the session cookie (`mod_session=…`).
 pub async fn console_cookie(http: &reqwest::Client, base: &str, credential: &str) -> String {
