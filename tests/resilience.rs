@@ -571,3 +571,71 @@ async fn a_redis_that_refuses_the_password_is_said_once_with_its_cause() {
     );
     assert!(!log.contains('\u{1b}'), "no colours in a pipe: {log}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_replica_required_an_accepted_comment_is_on_the_replica() {
+    let primary = PrivateRedis::start();
+    let mut replica = PrivateRedis::start_with(
+        "redis-server",
+        &["--replicaof", "127.0.0.1", &primary.port.to_string()],
+    );
+    // The replica has caught up once it reports the link up.
+    let link_up = |replica: &PrivateRedis| {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut replica.connection())
+            .unwrap_or_default();
+        info.contains("master_link_status:up")
+    };
+    for _ in 0..100 {
+        if link_up(&replica) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(link_up(&replica), "the replica syncs");
+    let mut config = test_config();
+    config.redis.url = RedisUrl::new(primary.url());
+    config.redis.min_replicas_acked = 1;
+    let app = TestApp::spawn(config.clone()).await;
+    app.wait_for_health(SERVING).await;
+    let answer = app
+        .client
+        .clone()
+        .submit_comment(submission("replicated-1"))
+        .await
+        .expect("confirmed by the replica")
+        .into_inner();
+    assert_eq!(answer.outcome(), pb::Outcome::Accepted);
+    let on_replica: bool = redis::cmd("EXISTS")
+        .arg(format!("{}comment:{}", config.redis.prefix, answer.comment_id))
+        .query(&mut replica.connection())
+        .unwrap();
+    assert!(on_replica, "the accepted comment is on the replica when answered");
+
+    // Without the replica nothing is answered ACCEPTED; the retry, once it is back, is.
+    replica.stop();
+    let refused = app
+        .client
+        .clone()
+        .submit_comment(submission("replicated-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("retry"), "{refused:?}");
+    replica.restart();
+    for _ in 0..100 {
+        if link_up(&replica) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let retry = app
+        .client
+        .clone()
+        .submit_comment(submission("replicated-2"))
+        .await
+        .expect("the retry is confirmed")
+        .into_inner();
+    assert!(retry.replayed, "the first attempt was stored; its answer is given now");
+}

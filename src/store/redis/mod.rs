@@ -120,6 +120,18 @@ pub struct RedisSettings {
     pub connect_timeout: Duration,
     /// What an ACCEPTED answer waits for: see [`Durability`].
     pub durability: Durability,
+    /// Replicas that must have the write before an answer is given (`WAIT`; with
+    /// `durability = "fsync"`, replicas that fsynced it, `WAITAOF`). 0: none. With 1 and a
+    /// Sentinel or managed failover, a comment answered ACCEPTED is on a replica that can take
+    /// over; if none confirms within the request's deadline the answer is UNAVAILABLE (the
+    /// comment may be stored: a retry with the same key gets it once confirmed).
+    pub min_replicas_acked: u32,
+}
+
+fn not_replicated(acked: u64, wanted: u32) -> StoreError {
+    StoreError::Unavailable(format!(
+        "{acked} of the {wanted} replicas redis.min_replicas_acked asks for confirmed the write in time"
+    ))
 }
 
 /// What a stored submission's answer waits for.
@@ -150,6 +162,7 @@ impl Default for RedisSettings {
             feedback_retention: Duration::from_secs(365 * 24 * 3600),
             connect_timeout: Duration::from_millis(500),
             durability: Durability::AsConfigured,
+            min_replicas_acked: 0,
         }
     }
 }
@@ -339,12 +352,13 @@ impl RedisStore {
     /// are fsynced to its append-only file (`WAITAOF 1 0`); at once otherwise. The caller's
     /// deadline bounds the wait.
     async fn confirm_durable(&self) -> Result<(), StoreError> {
+        let replicas = self.settings.min_replicas_acked;
         if self.settings.durability != Durability::Fsync {
-            return Ok(());
+            return self.confirm_replicated(replicas).await;
         }
-        let (local, _replicas): (u64, u64) = redis::cmd("WAITAOF")
+        let (local, acked): (u64, u64) = redis::cmd("WAITAOF")
             .arg(1)
-            .arg(0)
+            .arg(replicas)
             .arg(self.wait_ms)
             .query_async(&mut self.connection())
             .await
@@ -357,6 +371,26 @@ impl RedisStore {
             return Err(StoreError::Unavailable(
                 "Redis did not confirm the fsync".to_owned(),
             ));
+        }
+        if acked < u64::from(replicas) {
+            return Err(not_replicated(acked, replicas));
+        }
+        Ok(())
+    }
+
+    /// Waits (`WAIT`) until `replicas` replicas have the write, within the request's time.
+    async fn confirm_replicated(&self, replicas: u32) -> Result<(), StoreError> {
+        if replicas == 0 {
+            return Ok(());
+        }
+        let acked: u64 = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(self.wait_ms)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        if acked < u64::from(replicas) {
+            return Err(not_replicated(acked, replicas));
         }
         Ok(())
     }
