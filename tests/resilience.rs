@@ -608,10 +608,16 @@ async fn with_a_replica_required_an_accepted_comment_is_on_the_replica() {
         .into_inner();
     assert_eq!(answer.outcome(), pb::Outcome::Accepted);
     let on_replica: bool = redis::cmd("EXISTS")
-        .arg(format!("{}comment:{}", config.redis.prefix, answer.comment_id))
+        .arg(format!(
+            "{}comment:{}",
+            config.redis.prefix, answer.comment_id
+        ))
         .query(&mut replica.connection())
         .unwrap();
-    assert!(on_replica, "the accepted comment is on the replica when answered");
+    assert!(
+        on_replica,
+        "the accepted comment is on the replica when answered"
+    );
 
     // Without the replica nothing is answered ACCEPTED; the retry, once it is back, is.
     replica.stop();
@@ -637,5 +643,8 @@ async fn with_a_replica_required_an_accepted_comment_is_on_the_replica() {
         .await
         .expect("the retry is confirmed")
         .into_inner();
-    assert!(retry.replayed, "the first attempt was stored; its answer is given now");
+    assert!(
+        retry.replayed,
+        "the first attempt was stored; its answer is given now"
+    );
 }
