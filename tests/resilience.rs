@@ -572,6 +572,21 @@ async fn a_redis_that_refuses_the_password_is_said_once_with_its_cause() {
     assert!(!log.contains('\u{1b}'), "no colours in a pipe: {log}");
 }
 
+/// Whether `replica` reports its link to the primary up (it has caught up) within 5 s.
+async fn replica_linked(replica: &PrivateRedis) -> bool {
+    for _ in 0..100 {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut replica.connection())
+            .unwrap_or_default();
+        if info.contains("master_link_status:up") {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_replica_required_an_accepted_comment_is_on_the_replica() {
     let primary = PrivateRedis::start();
@@ -579,21 +594,7 @@ async fn with_a_replica_required_an_accepted_comment_is_on_the_replica() {
         "redis-server",
         &["--replicaof", "127.0.0.1", &primary.port.to_string()],
     );
-    // The replica has caught up once it reports the link up.
-    let link_up = |replica: &PrivateRedis| {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut replica.connection())
-            .unwrap_or_default();
-        info.contains("master_link_status:up")
-    };
-    for _ in 0..100 {
-        if link_up(&replica) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(link_up(&replica), "the replica syncs");
+    assert!(replica_linked(&replica).await, "the replica syncs");
     let mut config = test_config();
     config.redis.url = RedisUrl::new(primary.url());
     config.redis.min_replicas_acked = 1;
@@ -630,12 +631,7 @@ async fn with_a_replica_required_an_accepted_comment_is_on_the_replica() {
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("retry"), "{refused:?}");
     replica.restart();
-    for _ in 0..100 {
-        if link_up(&replica) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(replica_linked(&replica).await, "the replica syncs again");
     let retry = app
         .client
         .clone()
