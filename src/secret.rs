@@ -28,9 +28,38 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Compares two strings (tokens, signatures) in time that does not depend on where they
+/// differ.
+pub fn same(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// HMAC-SHA256 of `parts` one after the other, with `key`, in hexadecimal: the signatures
+/// other systems check (webhooks, Coral), whose formats are theirs.
+pub fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    crate::hex::hex(&mac.finalize().into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmacs_are_the_standards_and_comparisons_compare() {
+        // RFC 4231, test case 2, given in two parts.
+        assert_eq!(
+            hmac_sha256_hex(b"Jefe", &[b"what do ya want ", b"for nothing?"]),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert!(same("abc", "abc") && !same("abd", "abc") && !same("ab", "abc"));
+    }
 
     #[test]
     fn a_secret_never_prints() {

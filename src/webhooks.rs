@@ -15,7 +15,6 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -310,15 +309,10 @@ pub fn backoff(n: u32) -> Duration {
 
 /// The `X-Moderation-Signature` value of `body` sent at `timestamp` (Unix seconds).
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
-        .expect("HMAC takes a key of any length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body.as_bytes());
-    format!(
-        "t={timestamp},v1={}",
-        crate::hex::hex(&mac.finalize().into_bytes())
-    )
+    let t = timestamp.to_string();
+    let mac =
+        crate::secret::hmac_sha256_hex(secret.as_bytes(), &[t.as_bytes(), b".", body.as_bytes()]);
+    format!("t={t},v1={mac}")
 }
 
 /// Checks a signature as a receiver does: the HMAC matches and the timestamp is within
@@ -341,8 +335,7 @@ pub fn verify(secret: &str, header: &str, body: &str, now: i64, window: Duration
     }
     let expected = signature(secret, t, body);
     let expected = expected.rsplit("v1=").next().unwrap_or_default();
-    use subtle::ConstantTimeEq;
-    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+    crate::secret::same(&given, expected)
 }
 
 #[cfg(test)]

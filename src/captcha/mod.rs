@@ -533,11 +533,7 @@ pub(crate) fn keyed_hash(secret: &Secret, parts: &[&[u8]]) -> String {
 
 pub(crate) use crate::hex::hex;
 
-/// Compares two strings in time that does not depend on where they differ.
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
+pub(crate) use crate::secret::same;
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {

@@ -163,7 +163,7 @@ impl Console {
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        if !session::tokens_match(given, &session.csrf) {
+        if !crate::secret::same(given, &session.csrf) {
             return Err(csrf_refusal());
         }
         Ok(session)
@@ -171,7 +171,7 @@ impl Console {
 
     /// Whether a form's `csrf` field is the session's.
     pub fn form_csrf(session: &Session, given: &str) -> Result<(), Refusal> {
-        if session::tokens_match(given, &session.csrf) {
+        if crate::secret::same(given, &session.csrf) {
             Ok(())
         } else {
             Err(csrf_refusal())

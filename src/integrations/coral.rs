@@ -17,7 +17,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
 use crate::comment::RawSubmission;
@@ -65,14 +64,11 @@ struct CoralStory {
 
 /// Whether one of the `sha256=` signatures in `header` is the body's HMAC with `secret`.
 fn signed(secret: &str, header: &str, body: &[u8]) -> bool {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
-        .expect("HMAC takes a key of any length");
-    mac.update(body);
-    let expected = crate::hex::hex(&mac.finalize().into_bytes());
+    let expected = crate::secret::hmac_sha256_hex(secret.as_bytes(), &[body]);
     header
         .split(',')
         .filter_map(|part| part.trim().strip_prefix("sha256="))
-        .any(|given| crate::console::session::tokens_match(given, &expected))
+        .any(|given| crate::secret::same(given, &expected))
 }
 
 fn hash(s: &str) -> [u8; 32] {
@@ -279,6 +275,7 @@ mod tests {
 
     #[test]
     fn signatures_are_checked_like_coral_signs() {
+        use hmac::{KeyInit, Mac};
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
         mac.update(b"{}");
         let good = format!("sha256={}", crate::hex::hex(&mac.finalize().into_bytes()));
