@@ -506,12 +506,7 @@ async fn sign_in_needs_a_console_key_and_sessions_end(backend: Backend) {
 
     // Signing out needs the token, and ends the session.
     let page = get("/queue", &session).await.unwrap().text().await.unwrap();
-    let csrf = page
-        .split("data-csrf=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_of(&page);
     let out = |token: String| {
         http.post(url("/signout"))
             .header("cookie", &session)
@@ -837,4 +832,69 @@ async fn operators_change_the_lists_from_their_page(backend: Backend) {
     .unwrap();
     assert_eq!(rollback.status(), 409);
     assert!(rollback.text().await.unwrap().contains("no earlier model"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_redis_down_the_console_and_akismet_say_so_within_the_deadline() {
+    let mut redis = common::PrivateRedis::start();
+    let mut config = common::holding_config_on(Backend::Redis);
+    config.redis.url = moderation::store::redis::RedisUrl::new(redis.url());
+    let app = TestApp::spawn(config).await;
+    app.wait_for_health(SERVING).await;
+    let held = common::hold(&app, common::submission("down-1")).await;
+    let http = common::console_http();
+    let cookie = common::console_cookie(&http, &base(&app), "lan").await;
+    redis.stop();
+
+    let page = common::console_page(&http, &format!("{}/queue", base(&app)), &cookie).await;
+    assert!(
+        page.contains("role=\"alert\""),
+        "the queue says storage failed: {page}"
+    );
+    assert!(page.contains("storage"), "{page}");
+    let decided: serde_json::Value = http
+        .post(format!("{}/api/decide", base(&app)))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", csrf_of(&page))
+        .json(&serde_json::json!({ "items": [{ "id": held, "version": 1 }], "verdict": "approve" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(decided["results"][0]["ok"], false, "{decided}");
+    assert_eq!(decided["results"][0]["error"], "UNAVAILABLE", "{decided}");
+    assert!(
+        decided["results"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("chưa được ghi"),
+        "{decided}"
+    );
+    // Each call above and below is answered, not left hanging: the client gives up after
+    // 10 s (common::console_http), far past the service's 1 s deadline.
+    let check = http
+        .post(format!("{}/1.1/comment-check", base(&app)))
+        .form(&[
+            ("blog", "https://tin.example.vn"),
+            ("user_ip", "203.0.113.9"),
+            ("comment_author", "An"),
+            ("comment_author_email", "an@example.com"),
+            ("comment_content", "Bình luận khi kho dữ liệu hỏng"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status(), 503);
+    assert_eq!(check.text().await.unwrap(), "unavailable");
+}
+
+/// The CSRF token a console page carries.
+fn csrf_of(page: &str) -> String {
+    page.split("data-csrf=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned()
 }

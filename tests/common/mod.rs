@@ -627,10 +627,12 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 }
 pub mod browser;
 
-/// An HTTP client for the console that does not follow redirects (tests read them).
+/// An HTTP client for the console that does not follow redirects (tests read them) and
+/// gives up on an answer after 10 s (a request left hanging fails its test).
 pub fn console_http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
 }
