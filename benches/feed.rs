@@ -49,6 +49,10 @@ async fn fill(store: Arc<dyn Store>, events: usize) -> Duration {
                 store
                     .save(Submission {
                         comment: &c,
+                        reader: &moderation::readers::ReaderKey::new(
+                            &moderation::secret::Secret::new("test"),
+                        )
+                        .id(c.author_email.as_str()),
                         receipt: &r,
                         fingerprint: &c.fingerprint(),
                         created_at_ms: 1_764_252_147_958,

@@ -83,6 +83,10 @@ async fn seed(store: Arc<RedisStore>, n: usize) {
             store
                 .save(Submission {
                     comment: &comment,
+                    reader: &moderation::readers::ReaderKey::new(&moderation::secret::Secret::new(
+                        "test",
+                    ))
+                    .id(comment.author_email.as_str()),
                     receipt: &receipt,
                     fingerprint: &comment.fingerprint(),
                     created_at_ms: started_ms + k as i64,

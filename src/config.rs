@@ -61,6 +61,9 @@ pub struct Config {
     /// `[articles]`: pre-moderated and closed articles, pre-moderated hours (ops may change
     /// them at runtime).
     pub articles: crate::articles::ArticleSettings,
+    /// `[readers]`: how readers are known; first comments and automatic pre-moderation (ops
+    /// may change those at runtime).
+    pub readers: crate::readers::ReaderSettings,
 }
 
 /// Which backend keeps everything.

@@ -171,11 +171,19 @@ pub enum ReasonCode {
     /// Its article is pre-moderated, or it came in the pre-moderated hours: it waits for an
     /// editor whatever its scores (certain spam is still rejected).
     Premoderated,
+    /// Its reader is pre-moderated (by a moderator, or automatically after rejections).
+    ReaderPremoderated,
+    /// Its reader's first comment, held as ops asked (`readers.hold_first_comment`).
+    FirstComment,
+    /// The same text (or nearly) came from other readers within the window: a campaign.
+    DuplicateCampaign,
+    /// The reader posted the same text (or nearly) before within the window.
+    DuplicateRepeat,
 }
 
 impl ReasonCode {
     /// Every rule, most severe first.
-    pub const ALL: [ReasonCode; 10] = [
+    pub const ALL: [ReasonCode; 14] = [
         ReasonCode::SpamCertain,
         ReasonCode::SpamLikely,
         ReasonCode::ToxicLikely,
@@ -186,6 +194,10 @@ impl ReasonCode {
         ReasonCode::BlockedIp,
         ReasonCode::BlockedEmail,
         ReasonCode::Premoderated,
+        ReasonCode::ReaderPremoderated,
+        ReasonCode::FirstComment,
+        ReasonCode::DuplicateCampaign,
+        ReasonCode::DuplicateRepeat,
     ];
 
     /// The stable code sent to the portal.
@@ -201,6 +213,10 @@ impl ReasonCode {
             ReasonCode::BlockedIp => "BLOCKED_IP",
             ReasonCode::BlockedEmail => "BLOCKED_EMAIL",
             ReasonCode::Premoderated => "PREMODERATED",
+            ReasonCode::ReaderPremoderated => "READER_PREMODERATED",
+            ReasonCode::FirstComment => "FIRST_COMMENT",
+            ReasonCode::DuplicateCampaign => "DUPLICATE_CAMPAIGN",
+            ReasonCode::DuplicateRepeat => "DUPLICATE_REPEAT",
         }
     }
 }
@@ -233,6 +249,24 @@ pub struct Seen {
     pub bots: BotSignals,
     /// Pre-moderation applies (its article, or the hour).
     pub premoderated: bool,
+    /// What the reader's standing does.
+    pub reader: crate::readers::Effect,
+    /// It is the reader's first comment, and ops hold first comments.
+    pub first_comment: bool,
+    /// Whether the text is a near copy of recent ones.
+    pub duplicate: Duplicate,
+}
+
+/// Whether a comment's text is a near copy of recent comments (see [`crate::campaigns`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Duplicate {
+    /// No.
+    #[default]
+    None,
+    /// Of enough other readers' to be a campaign.
+    Campaign,
+    /// Of the same reader's.
+    Repeat,
 }
 
 /// [`decide_live`] with pre-moderation: a comment that would be accepted waits for an editor
@@ -246,6 +280,9 @@ pub fn decide_with(
     classifier_shadow: bool,
 ) -> Decision {
     let mut d = decide_live(scores, t, bots, seen.bots, blocked, classifier_shadow);
+    if seen.reader == crate::readers::Effect::Trusted {
+        trust(&mut d);
+    }
     if seen.premoderated {
         if d.outcome == Outcome::Accepted {
             d.outcome = Outcome::PendingReview;
@@ -255,7 +292,45 @@ pub fn decide_with(
             d.shadow = Some(Outcome::PendingReview);
         }
     }
+    // What moderators should know of a comment that is not rejected, even one already held.
+    let holds = [
+        (
+            seen.reader == crate::readers::Effect::Premoderated,
+            ReasonCode::ReaderPremoderated,
+        ),
+        (seen.first_comment, ReasonCode::FirstComment),
+        (
+            seen.duplicate == Duplicate::Campaign,
+            ReasonCode::DuplicateCampaign,
+        ),
+        (
+            seen.duplicate == Duplicate::Repeat,
+            ReasonCode::DuplicateRepeat,
+        ),
+    ];
+    for (fired, rule) in holds {
+        if fired && d.outcome != Outcome::Rejected {
+            d.outcome = Outcome::PendingReview;
+            d.rules.push(rule);
+        }
+        if fired && d.shadow == Some(Outcome::Accepted) {
+            d.shadow = Some(Outcome::PendingReview);
+        }
+    }
     d
+}
+
+/// A trusted reader's comment skips review the classifier alone asked for (its "likely"
+/// rules); certain spam is still rejected, and every other rule stands.
+fn trust(d: &mut Decision) {
+    let likely = |r: &ReasonCode| matches!(r, ReasonCode::SpamLikely | ReasonCode::ToxicLikely);
+    if d.outcome == Outcome::PendingReview && d.rules.iter().all(likely) {
+        d.outcome = Outcome::Accepted;
+        d.rules.clear();
+    }
+    if d.shadow == Some(Outcome::PendingReview) && d.rules.iter().all(likely) {
+        d.shadow = Some(Outcome::Accepted);
+    }
 }
 
 /// Decides: spam below `accept_below` is accepted, at or above `reject_at` rejected, between
@@ -580,8 +655,8 @@ mod tests {
         };
         let bots = BotRules::default();
         let seen = Seen {
-            bots: BotSignals::default(),
             premoderated: true,
+            ..Seen::default()
         };
         let with = |spam: f32| {
             decide_with(
@@ -642,6 +717,105 @@ mod tests {
             .outcome,
             Outcome::Accepted
         );
+    }
+
+    #[test]
+    fn readers_standings_first_comments_and_copies() {
+        use crate::readers::Effect;
+        let t = Thresholds {
+            accept_below: 0.3,
+            reject_at: 0.9,
+            review_toxic_at: 0.5,
+        };
+        let bots = BotRules::default();
+        let with = |seen: Seen, spam: f32, toxic: f32| {
+            decide_with(Some(Scores { spam, toxic }), &t, &bots, seen, None, false)
+        };
+        let trusted = Seen {
+            reader: Effect::Trusted,
+            ..Seen::default()
+        };
+        let skipped = with(trusted, 0.5, 0.6);
+        assert_eq!(
+            (skipped.outcome, skipped.rules.len()),
+            (Outcome::Accepted, 0)
+        );
+        assert_eq!(
+            with(trusted, 0.95, 0.0).outcome,
+            Outcome::Rejected,
+            "certain spam"
+        );
+        let honeypot = Seen {
+            bots: BotSignals {
+                honeypot_filled: true,
+                fill_time: None,
+            },
+            ..trusted
+        };
+        let bots_review = BotRules {
+            honeypot: BotAction::Review,
+            ..BotRules::default()
+        };
+        let caught = decide_with(
+            Some(Scores {
+                spam: 0.5,
+                toxic: 0.0,
+            }),
+            &t,
+            &bots_review,
+            honeypot,
+            None,
+            false,
+        );
+        assert_eq!(
+            caught.outcome,
+            Outcome::PendingReview,
+            "a bot rule still holds it"
+        );
+        for (seen, code) in [
+            (
+                Seen {
+                    reader: Effect::Premoderated,
+                    ..Seen::default()
+                },
+                ReasonCode::ReaderPremoderated,
+            ),
+            (
+                Seen {
+                    first_comment: true,
+                    ..Seen::default()
+                },
+                ReasonCode::FirstComment,
+            ),
+            (
+                Seen {
+                    duplicate: Duplicate::Campaign,
+                    ..Seen::default()
+                },
+                ReasonCode::DuplicateCampaign,
+            ),
+            (
+                Seen {
+                    duplicate: Duplicate::Repeat,
+                    ..Seen::default()
+                },
+                ReasonCode::DuplicateRepeat,
+            ),
+        ] {
+            let fine = with(seen, 0.1, 0.0);
+            assert_eq!(
+                (fine.outcome, fine.rules.clone()),
+                (Outcome::PendingReview, vec![code])
+            );
+            let likely = with(seen, 0.5, 0.0);
+            assert_eq!(
+                likely.rules,
+                [ReasonCode::SpamLikely, code],
+                "moderators see both"
+            );
+            assert_eq!(with(seen, 0.95, 0.0).outcome, Outcome::Rejected);
+        }
+        assert_eq!(with(Seen::default(), 0.1, 0.0).outcome, Outcome::Accepted);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod models;
 pub mod pipeline;
 pub mod proto;
 pub mod rate_limit;
+pub mod readers;
 pub mod review;
 pub mod secret;
 pub mod server;

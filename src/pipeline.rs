@@ -56,6 +56,9 @@ pub enum SubmitError {
     /// The article is closed to comments.
     #[error("comments on this article are closed")]
     ArticleClosed,
+    /// The reader is banned or suspended.
+    #[error("the reader is {}", .0.standing.as_str())]
+    Reader(crate::readers::Refusal),
     /// Storage did not answer in time or at all.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
@@ -100,6 +103,10 @@ pub struct Pipeline {
     pub classifier: Arc<dyn Classifier>,
     /// Storage stage.
     pub store: Arc<dyn Store>,
+    /// How readers are known.
+    pub keyring: Arc<crate::readers::Keyring>,
+    /// Readers' comments (to find a reader's first one).
+    pub readers: Arc<dyn crate::readers::ReaderStore>,
     /// What is counted and timed.
     pub metrics: Arc<Metrics>,
     /// The inputs of the latest decisions (operators' what-if).
@@ -190,8 +197,18 @@ enum Admitting {
     Pending(Pending),
 }
 
+/// Who sent a submission, when, and what their standing does to it.
+#[derive(Clone, Copy, Debug)]
+struct Standing {
+    at_ms: i64,
+    reader: crate::readers::ReaderId,
+    effect: crate::readers::Effect,
+    first_comment: bool,
+}
+
 /// A scored and decided submission, ready to store.
 struct Decided {
+    reader: crate::readers::ReaderId,
     receipt: Receipt,
     explained: Vec<Explained>,
     scored: Option<Scored>,
@@ -215,6 +232,17 @@ impl Pipeline {
                 .unless_stored(&comment, SubmitError::ArticleClosed, deadline)
                 .await;
         }
+        let Some(key) = self.keyring.get() else {
+            return Err(SubmitError::Unavailable(
+                "the readers' key is not read from storage yet".into(),
+            ));
+        };
+        let reader = key.id(comment.author_email.as_str());
+        let readers = &live.effective.tunables.readers;
+        if let Some(refused) = readers.directory.refusal(&reader, now_ms) {
+            let refused = SubmitError::Reader(refused);
+            return self.unless_stored(&comment, refused, deadline).await;
+        }
         if let Some(parent) = comment.parent_id {
             self.check_parent(&comment, parent, deadline).await?;
         }
@@ -234,9 +262,34 @@ impl Pipeline {
         let worth_scoring =
             listing.blocked.is_none() && !matches!(pending.claim, Some(Claim::Refused(_)));
         let scored = worth_scoring.then(|| self.score(&comment));
-        let decided = self.decide(&comment, &listing, &live, &mut shadow, scored, now_ms);
+        let standing = Standing {
+            at_ms: now_ms,
+            reader,
+            effect: readers.directory.effect(&reader, now_ms),
+            first_comment: self.first_comment(&reader, readers, deadline).await?,
+        };
+        let decided = self.decide(&comment, &listing, &live, &mut shadow, scored, standing);
         self.store(&comment, &pending, decided, &shadow, now_ms, deadline)
             .await
+    }
+
+    /// Whether this is the reader's first comment, when ops hold first comments (the one
+    /// storage read that costs, and only then; a trusted reader's is not held).
+    async fn first_comment(
+        &self,
+        reader: &crate::readers::ReaderId,
+        readers: &crate::readers::ReaderTunables,
+        deadline: Instant,
+    ) -> Result<bool, SubmitError> {
+        let trusted = readers
+            .directory
+            .effect(reader, jiff::Timestamp::now().as_millisecond())
+            == crate::readers::Effect::Trusted;
+        if !readers.hold_first_comment || trusted {
+            return Ok(false);
+        }
+        let latest = within(deadline, "storage", self.readers.reader_comments(reader, 1)).await?;
+        Ok(latest.is_empty())
     }
 
     /// Reads a stored comment.
@@ -339,7 +392,7 @@ impl Pipeline {
     ) -> Result<Submitted, SubmitError> {
         if !matches!(
             refused,
-            SubmitError::RateLimited(_) | SubmitError::ArticleClosed
+            SubmitError::RateLimited(_) | SubmitError::ArticleClosed | SubmitError::Reader(_)
         ) {
             return Err(refused);
         }
@@ -403,8 +456,9 @@ impl Pipeline {
         live: &Snapshot,
         shadow: &mut Shadow,
         scored: Option<Scored>,
-        now_ms: i64,
+        standing: Standing,
     ) -> Decided {
+        let now_ms = standing.at_ms;
         let m = &self.metrics;
         let settings = &live.effective.tunables;
         let seen = BotSignals {
@@ -422,6 +476,9 @@ impl Pipeline {
         let seen_all = decide::Seen {
             bots: seen,
             premoderated: premoderation.is_some(),
+            reader: standing.effect,
+            first_comment: standing.first_comment,
+            duplicate: decide::Duplicate::None,
         };
         let decide = |scores, thresholds| {
             decide::decide_with(
@@ -476,6 +533,15 @@ impl Pipeline {
                         code: rule.as_str().to_owned(),
                         message: premoderated_because(premoderation, &settings.articles),
                     },
+                    ReasonCode::ReaderPremoderated => Reason {
+                        code: rule.as_str().to_owned(),
+                        message: settings
+                            .readers
+                            .directory
+                            .get(&standing.reader)
+                            .map(|s| format!("the reader is pre-moderated: {s}"))
+                            .unwrap_or_default(),
+                    },
                     _ => {
                         let block = block.map(|b| b.1.as_str());
                         reason(rule, explanation.as_ref(), seen, &self.bots, block)
@@ -492,6 +558,7 @@ impl Pipeline {
             blocked: block.map(|b| b.0),
         };
         Decided {
+            reader: standing.reader,
             receipt,
             explained: explanation.map(explained).unwrap_or_default(),
             scored,
@@ -514,6 +581,7 @@ impl Pipeline {
         let fingerprint = comment.fingerprint();
         let submission = Submission {
             comment,
+            reader: &decided.reader,
             receipt: &decided.receipt,
             fingerprint: &fingerprint,
             created_at_ms: now_ms,
@@ -713,7 +781,14 @@ fn reason(
             | ReasonCode::BlockedEmail,
             _,
         ) => block.unwrap_or_default().to_owned(),
-        (ReasonCode::Premoderated, _) | (_, None) => String::new(),
+        (ReasonCode::FirstComment, _) => "the reader's first comment".to_owned(),
+        (ReasonCode::DuplicateCampaign, _) => {
+            "the same text came from other readers within the campaign window".to_owned()
+        }
+        (ReasonCode::DuplicateRepeat, _) => {
+            "the reader sent the same text before within the campaign window".to_owned()
+        }
+        (ReasonCode::Premoderated | ReasonCode::ReaderPremoderated, _) | (_, None) => String::new(),
     };
     Reason {
         code: rule.as_str().to_owned(),

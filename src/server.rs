@@ -133,6 +133,14 @@ impl Storage {
         }
     }
 
+    /// Its readers' port.
+    pub fn readers(&self) -> Arc<dyn crate::readers::ReaderStore> {
+        match self {
+            Storage::Redis(r) => r.clone(),
+            Storage::Embedded(s) => Arc::new(s.clone()),
+        }
+    }
+
     /// Its runtime settings port.
     pub fn settings(&self) -> Arc<dyn SettingsStore> {
         match self {
@@ -246,6 +254,11 @@ fn base(config: &Config, model: &Model, models: &Models) -> Base {
             captcha_shadow: config.captcha.shadow,
             lists: config.lists.normalized(),
             articles: config.articles.clone(),
+            readers: crate::readers::ReaderTunables {
+                hold_first_comment: config.readers.hold_first_comment,
+                auto_premoderate: config.readers.auto_premoderate,
+                directory: crate::readers::Directory::default(),
+            },
             model: model.info().name.clone(),
             model_shadow: None,
         },
@@ -304,6 +317,9 @@ impl App {
                 .with_notifier(notifier.clone()),
         );
         let recent = Arc::new(crate::traffic::Recent::default());
+        let keyring = Arc::new(crate::readers::Keyring::new(
+            config.readers.hash_key.as_ref(),
+        ));
         let pipeline = Arc::new(Pipeline {
             limits: config.comments,
             bots: config.bots,
@@ -312,6 +328,8 @@ impl App {
             captcha: captchas.clone(),
             classifier,
             store: storage.submissions(),
+            keyring: keyring.clone(),
+            readers: storage.readers(),
             metrics: metrics.clone(),
             recent: recent.clone(),
             events: queue.events().clone(),
@@ -428,6 +446,10 @@ impl App {
         // The runtime settings stored, before the first request if the store answers in time;
         // the file's otherwise, until the watch reads them.
         let settings_store = self.storage.settings();
+        let readers = self.storage.readers();
+        let keyring = self.pipeline.keyring.clone();
+        // The readers' key too: a submission waits for it.
+        let _ = tokio::time::timeout(Duration::from_secs(1), keyring.load(readers.as_ref())).await;
         match tokio::time::timeout(
             Duration::from_secs(1),
             self.live.refresh(settings_store.as_ref()),
@@ -459,7 +481,15 @@ impl App {
                 probe_timeout,
             )),
         };
-        let mut tasks = vec![watch_store];
+        let mut tasks = vec![
+            watch_store,
+            tokio::spawn(
+                self.pipeline
+                    .keyring
+                    .clone()
+                    .keep_loading(self.storage.readers(), Duration::from_millis(500)),
+            ),
+        ];
         if let Storage::Embedded(store) = &self.storage {
             tasks.push(tokio::spawn(
                 store.clone().keep_trimmed(Duration::from_secs(60)),

@@ -14,9 +14,11 @@ use moderation::decide::{Outcome, Reason};
 use moderation::feed::{EventKind, FeedStore, Name};
 use moderation::rate_limit::Bucket;
 use moderation::rate_limit::cluster::{Cell, Charged, CounterStore};
+use moderation::readers::{ReaderKey, ReaderStore};
 use moderation::review::{
     Moderator, Query, Report, ReportLimits, ReviewError, ReviewStore, Verdict,
 };
+use moderation::secret::Secret;
 use moderation::settings::{Audit, AuditChange, SettingsStore};
 use moderation::store::redis::{Connection, RedisChallenges, RedisCounters, RedisStore};
 use moderation::store::sqlite::SqliteStore;
@@ -32,6 +34,7 @@ struct Backend {
     settings: Arc<dyn SettingsStore>,
     counters: Arc<dyn CounterStore>,
     challenges: Arc<dyn ChallengeStore>,
+    readers: Arc<dyn ReaderStore>,
     _cleanup: Cleanup,
 }
 
@@ -67,6 +70,7 @@ impl Backend {
             feed: store.clone(),
             submissions: store.clone(),
             review: store.clone(),
+            readers: store.clone(),
             settings: store,
             counters: Arc::new(RedisCounters::new(connection.clone(), &prefix)),
             challenges: Arc::new(RedisChallenges::new(connection, &prefix)),
@@ -82,6 +86,7 @@ impl Backend {
             submissions: Arc::new(store.clone()),
             review: Arc::new(store.clone()),
             settings: Arc::new(store.clone()),
+            readers: Arc::new(store.clone()),
             counters: Arc::new(store.clone()),
             challenges: Arc::new(store),
             _cleanup: Cleanup::Sqlite(dir),
@@ -213,6 +218,10 @@ async fn submit(b: &Backend, key: &str, admission: Admission<'_>) -> (Admitted, 
             admission,
             Submission {
                 comment: &c,
+                reader: &moderation::readers::ReaderKey::new(&moderation::secret::Secret::new(
+                    "test",
+                ))
+                .id(c.author_email.as_str()),
                 receipt: &r,
                 fingerprint: &c.fingerprint(),
                 created_at_ms: 1_764_252_147_958,
@@ -471,6 +480,8 @@ async fn save_at(
     b.submissions
         .save(Submission {
             comment: c,
+            reader: &moderation::readers::ReaderKey::new(&moderation::secret::Secret::new("test"))
+                .id(c.author_email.as_str()),
             receipt: r,
             fingerprint: &c.fingerprint(),
             created_at_ms: at_ms,
@@ -1070,5 +1081,65 @@ async fn with_no_wrong_answers_allowed_every_answer_is_throttled_without_a_wait(
     assert_eq!(
         claim(&b, "z-1", &Claim::Image(none_allowed)).await,
         (Claimed::Throttled(Duration::ZERO), false)
+    );
+}
+
+on_every_backend!(a_readers_comments_are_listed_newest_first_under_their_id);
+async fn a_readers_comments_are_listed_newest_first_under_their_id(b: Backend) {
+    let key = ReaderKey::new(&Secret::new("test"));
+    let by = |k: usize, email: &str| {
+        let mut c = comment(&format!("reader-{k}"), &format!("Ý kiến thứ {k} của tôi"));
+        c.author_email = moderation::comment::Email::parse(email).unwrap();
+        c
+    };
+    let mut lan = Vec::new();
+    for k in 0..3 {
+        let (c, r) = (by(k, "lan@example.vn"), receipt(Outcome::Accepted));
+        save_at(&b, &c, &r, T0 + k as i64).await.unwrap();
+        lan.push(r.comment_id);
+    }
+    let (c, r) = (by(9, "minh@example.vn"), receipt(Outcome::PendingReview));
+    save_at(&b, &c, &r, T0 + 9).await.unwrap();
+    let listed = b
+        .readers
+        .reader_comments(&key.id("lan@example.vn"), 10)
+        .await
+        .unwrap();
+    let ids: Vec<CommentId> = listed.iter().map(|c| c.id).collect();
+    assert_eq!(ids, [lan[2], lan[1], lan[0]], "newest first");
+    assert!(
+        listed
+            .iter()
+            .all(|c| c.reader == key.id("lan@example.vn").to_string())
+    );
+    let two = b
+        .readers
+        .reader_comments(&key.id("lan@example.vn"), 2)
+        .await
+        .unwrap();
+    assert_eq!(two.len(), 2);
+    let minh = b
+        .readers
+        .reader_comments(&key.id("minh@example.vn"), 10)
+        .await
+        .unwrap();
+    assert_eq!((minh.len(), minh[0].state), (1, Outcome::PendingReview));
+    let nobody = b
+        .readers
+        .reader_comments(&key.id("an@example.vn"), 10)
+        .await
+        .unwrap();
+    assert!(nobody.is_empty());
+}
+
+on_every_backend!(the_readers_key_is_the_first_one_stored);
+async fn the_readers_key_is_the_first_one_stored(b: Backend) {
+    let first = b.readers.reader_key(&Secret::new("first")).await.unwrap();
+    assert_eq!(first.expose(), "first");
+    let again = b.readers.reader_key(&Secret::new("second")).await.unwrap();
+    assert_eq!(
+        again.expose(),
+        "first",
+        "every instance agrees on the first key"
     );
 }

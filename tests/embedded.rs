@@ -322,6 +322,15 @@ async fn store_copy_moves_everything_into_an_empty_redis_prefix() {
         changes: Vec::new(),
     };
     sqlite.update_settings(0, &next, &audit).await.unwrap();
+    use moderation::readers::ReaderStore;
+    let readers_key = sqlite
+        .reader_key(&moderation::secret::Secret::new("the embedded store's"))
+        .await
+        .unwrap();
+    let reader = moderation::readers::ReaderKey::new(&moderation::secret::Secret::new("test"))
+        .id(common::raw_submission().author_email.as_str());
+    let readers_before = sqlite.reader_comments(&reader, 10).await.unwrap();
+    assert_eq!(readers_before.len(), 2);
     let before: Vec<_> = {
         let mut v = Vec::new();
         for id in &ids {
@@ -392,6 +401,16 @@ async fn store_copy_moves_everything_into_an_empty_redis_prefix() {
         "the queue, claims, reports and counts"
     );
     assert_eq!(redis.feedback(0).await.unwrap().len(), 1);
+    assert_eq!(
+        redis.reader_comments(&reader, 10).await.unwrap(),
+        readers_before,
+        "the reader's comments, newest first"
+    );
+    let copied_key = redis
+        .reader_key(&moderation::secret::Secret::new("a new one"))
+        .await
+        .unwrap();
+    assert_eq!(copied_key, readers_key, "readers keep their ids");
     assert_eq!(redis.load_settings().await.unwrap().version, 1);
     assert_eq!(
         redis.settings_audit(10).await.unwrap()[0].note,

@@ -1029,6 +1029,10 @@ async fn comments_arriving_in_the_same_millisecond_page_without_loss() {
         store
             .save(Submission {
                 comment: &comment,
+                reader: &moderation::readers::ReaderKey::new(&moderation::secret::Secret::new(
+                    "test",
+                ))
+                .id(comment.author_email.as_str()),
                 receipt: &receipt,
                 fingerprint: &comment.fingerprint(),
                 created_at_ms: at,

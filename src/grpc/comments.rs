@@ -155,6 +155,8 @@ pub fn submit_status(error: &SubmitError) -> Status {
             e.to_string(),
             ErrorDetails::with_error_info(e.reason(), ERROR_DOMAIN, []),
         ),
+        // The portal tells the reader they may not comment, and until when.
+        SubmitError::Reader(refusal) => reader_refused(refusal),
         // The portal shows that comments are closed; retrying cannot help.
         SubmitError::ArticleClosed => Status::with_error_details(
             Code::FailedPrecondition,
@@ -164,6 +166,36 @@ pub fn submit_status(error: &SubmitError) -> Status {
         // A bug or broken data: nothing the caller can fix; the cause is in the logs.
         SubmitError::Unexpected(_) => Status::internal("internal error"),
     }
+}
+
+/// A banned or suspended reader's refusal: `PERMISSION_DENIED` with `READER_BANNED` or
+/// `READER_SUSPENDED`, and the end and reason in its metadata (`until` as RFC 3339).
+fn reader_refused(refusal: &crate::readers::Refusal) -> Status {
+    use crate::readers::Standing;
+    let code = match refusal.standing {
+        Standing::Suspended => "READER_SUSPENDED",
+        _ => "READER_BANNED",
+    };
+    let until = refusal
+        .until_ms
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|t| t.to_string());
+    let mut metadata = std::collections::HashMap::new();
+    if let Some(until) = &until {
+        metadata.insert("until".to_owned(), until.clone());
+    }
+    if !refusal.reason.is_empty() {
+        metadata.insert("reason".to_owned(), refusal.reason.clone());
+    }
+    let message = match &until {
+        Some(until) => format!("the reader is {} until {until}", refusal.standing.as_str()),
+        None => format!("the reader is {}", refusal.standing.as_str()),
+    };
+    Status::with_error_details(
+        Code::PermissionDenied,
+        message,
+        ErrorDetails::with_error_info(code, ERROR_DOMAIN, metadata),
+    )
 }
 
 impl From<pb::CaptchaKind> for Option<Mode> {

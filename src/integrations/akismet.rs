@@ -252,6 +252,15 @@ fn refused(e: &SubmitError) -> Response {
                 "the CAPTCHA is required here ({c}); Akismet clients send none: set captcha.mode = \"off\" or exempt their articles"
             ),
         ),
+        // A banned or suspended reader's comment is not published: spam, as Akismet says it.
+        SubmitError::Reader(r) => answer(
+            StatusCode::OK,
+            "true",
+            vec![(
+                "x-akismet-pro-tip",
+                format!("discard (the reader is {})", r.standing.as_str()),
+            )],
+        ),
         SubmitError::ArticleClosed => debug_help(
             StatusCode::CONFLICT,
             "closed",

@@ -245,6 +245,7 @@ pub async fn moderate(
             coral_answer(submitted.receipt.outcome, &codes)
         }
         Err(SubmitError::ArticleClosed) => coral_answer(Outcome::Rejected, &[]),
+        Err(SubmitError::Reader(_)) => coral_answer(Outcome::Rejected, &["READER_BANNED"]),
         // A flood is held for Coral's moderators rather than published.
         Err(SubmitError::RateLimited(_)) => coral_answer(Outcome::PendingReview, &[]),
         Err(SubmitError::Invalid(violations)) => {

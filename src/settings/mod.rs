@@ -52,6 +52,8 @@ pub struct Tunables {
     pub model_shadow: Option<String>,
     /// Pre-moderated and closed articles, pre-moderated hours.
     pub articles: crate::articles::ArticleSettings,
+    /// Readers' standings, first comments, automatic pre-moderation.
+    pub readers: crate::readers::ReaderTunables,
 }
 
 /// Where a value came from.
@@ -572,6 +574,24 @@ pub static KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "readers.hold_first_comment",
+        help: "true: a reader's first comment waits for a moderator (FIRST_COMMENT); costs that submission one storage read",
+        get: |t| t.readers.hold_first_comment.to_string(),
+        set: |t, v| {
+            t.readers.hold_first_comment = boolean(v)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "readers.auto_premoderate",
+        help: "when a reader's rejections pre-moderate them: `3 of 10 for 7d` (rejections of their latest decided comments, for how long), or `off`",
+        get: |t| t.readers.auto_premoderate.to_string(),
+        set: |t, v| {
+            t.readers.auto_premoderate = crate::readers::AutoPremoderation::parse(v)?;
+            Ok(())
+        },
+    },
+    Key {
         name: "model.active",
         help: "the model that scores comments (see `models list`)",
         get: |t| t.model.clone(),
@@ -633,7 +653,13 @@ pub fn resolve(
                 }
                 Err(e) => warnings.push(format!("stored {name} = {:?} is skipped: {e}", o.value)),
             },
-            None => warnings.push(format!("stored {name} is not a setting; skipped")),
+            None => match reader_status(name, &o.value) {
+                Some(Ok((id, status))) => tunables.readers.directory.insert(id, status),
+                Some(Err(e)) => {
+                    warnings.push(format!("stored {name} = {:?} is skipped: {e}", o.value))
+                }
+                None => warnings.push(format!("stored {name} is not a setting; skipped")),
+            },
         }
     }
     (
@@ -669,6 +695,12 @@ pub fn apply(
     let mut working = resolve(base, base_sources, stored).0.tunables;
     for change in ordered {
         let name = change.key();
+        if name.starts_with(crate::readers::KEY_PREFIX) {
+            if let Err(e) = apply_reader(&mut next, change, by, at_ms) {
+                violations.push(Violation::new("changes", format!("{name}: {e}")));
+            }
+            continue;
+        }
         let Some(k) = key(name) else {
             violations.push(Violation::new(
                 "changes",
@@ -707,6 +739,42 @@ pub fn apply(
     } else {
         Err(violations)
     }
+}
+
+/// A reader's standing from a stored `reader.<id>` key: `None` when `name` is not one.
+fn reader_status(
+    name: &str,
+    value: &str,
+) -> Option<Result<(crate::readers::ReaderId, crate::readers::Status), String>> {
+    let id = name.strip_prefix(crate::readers::KEY_PREFIX)?;
+    Some(
+        crate::readers::ReaderId::parse("reader", id)
+            .map_err(|v| v.description)
+            .and_then(|id| Ok((id, crate::readers::Status::parse(value)?))),
+    )
+}
+
+/// Sets or resets one reader's standing in `next`.
+fn apply_reader(next: &mut Stored, change: &Change, by: &str, at_ms: i64) -> Result<(), String> {
+    match change {
+        Change::Set { key, value } => {
+            let (id, status) = reader_status(key, value).expect("a reader's key")?;
+            next.overrides.insert(
+                crate::readers::status_key(&id),
+                Override {
+                    value: status.to_string(),
+                    set_by: by.to_owned(),
+                    set_at_ms: at_ms,
+                },
+            );
+        }
+        Change::Reset { key } => {
+            let id = key.strip_prefix(crate::readers::KEY_PREFIX).unwrap_or(key);
+            let id = crate::readers::ReaderId::parse("reader", id).map_err(|v| v.description)?;
+            next.overrides.remove(&crate::readers::status_key(&id));
+        }
+    }
+    Ok(())
 }
 
 /// Puts `recommended` (the active model's recommended thresholds) in place of the thresholds
@@ -819,6 +887,7 @@ mod tests {
             model: "vi-en-20261127".into(),
             model_shadow: None,
             articles: crate::articles::ArticleSettings::default(),
+            readers: crate::readers::ReaderTunables::default(),
         };
         let sources = [("decision.accept_below", Source::Model)]
             .into_iter()
@@ -884,6 +953,65 @@ mod tests {
         assert!((key("rate_limit.ip").unwrap().set)(&mut t, "5 per minute").is_err());
         assert!((key("captcha.mode").unwrap().set)(&mut t, "sudoku").is_err());
         assert!((key("lists.blocked_ips").unwrap().set)(&mut t, "10.0.0.300").is_err());
+    }
+
+    #[test]
+    fn readers_standings_are_settings_of_their_own() {
+        use crate::readers::{ReaderKey, Standing};
+        let (base, sources) = base();
+        let lan = ReaderKey::new(&crate::secret::Secret::new("k")).id("lan@example.vn");
+        let name = crate::readers::status_key(&lan);
+        let stored = apply(
+            &base,
+            &sources,
+            &Stored::default(),
+            &[
+                set(&name, "banned because insults"),
+                set("readers.hold_first_comment", "true"),
+            ],
+            "mod-minh",
+            1_000,
+            &context(),
+        )
+        .unwrap();
+        let (effective, warnings) = resolve(&base, &sources, &stored);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let readers = &effective.tunables.readers;
+        assert!(readers.hold_first_comment);
+        let status = readers.directory.get(&lan).unwrap();
+        assert_eq!(
+            (status.standing, status.reason.as_str()),
+            (Standing::Banned, "insults")
+        );
+        assert_eq!(stored.overrides[&name].set_by, "mod-minh");
+        let bad = apply(
+            &base,
+            &sources,
+            &stored,
+            &[set(&name, "exiled"), set("reader.lan@example.vn", "banned")],
+            "mod-minh",
+            2_000,
+            &context(),
+        )
+        .unwrap_err();
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(bad[0].description.contains("not a standing"), "{bad:?}");
+        assert!(
+            bad[1].description.contains("32 hexadecimal digits"),
+            "{bad:?}"
+        );
+        let lifted = apply(
+            &base,
+            &sources,
+            &stored,
+            &[Change::Reset { key: name.clone() }],
+            "mod-minh",
+            3_000,
+            &context(),
+        )
+        .unwrap();
+        let (effective, _) = resolve(&base, &sources, &lifted);
+        assert!(effective.tunables.readers.directory.is_empty());
     }
 
     #[test]

@@ -23,6 +23,16 @@ pub fn author_hash(email: &str) -> String {
     AuthorHash::of(email).to_string()
 }
 
+/// The key a stored comment's author's counts are kept under: its reader's id, or for a
+/// comment stored before readers were known, [`author_hash`] of its address.
+pub fn counts_key(reader: &str, email: &str) -> String {
+    if reader.is_empty() {
+        author_hash(email)
+    } else {
+        reader.to_owned()
+    }
+}
+
 /// [`author_hash`] as it is written into a key (hexadecimal, with no string of its own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuthorHash([u8; 16]);
@@ -67,6 +77,8 @@ pub struct Receipt {
 pub struct Submission<'a> {
     /// The validated comment.
     pub comment: &'a NewComment,
+    /// Its reader (whose history and index it joins).
+    pub reader: &'a crate::readers::ReaderId,
     /// The answer to give.
     pub receipt: &'a Receipt,
     /// Its fingerprint (see [`NewComment::fingerprint`]).
@@ -151,6 +163,8 @@ pub struct StoredComment {
     pub author_email: String,
     /// The reader's IP address.
     pub client_ip: String,
+    /// The reader's id (empty for comments stored before readers were known).
+    pub reader: String,
     /// The text.
     pub body: String,
     /// Where it is now.

@@ -339,6 +339,8 @@ pub async fn save_directly(
     store
         .save(moderation::store::Submission {
             comment: &comment,
+            reader: &moderation::readers::ReaderKey::new(&moderation::secret::Secret::new("test"))
+                .id(comment.author_email.as_str()),
             receipt: &receipt,
             fingerprint: &comment.fingerprint(),
             created_at_ms: at_ms,

@@ -83,6 +83,16 @@ impl RedisStore {
                 }
             }
             commands.push(hset);
+            let reader = c.get("reader").copied().unwrap_or("");
+            if !reader.is_empty() {
+                commands.push(
+                    redis::cmd("ZADD")
+                        .arg(self.reader_index_key(reader))
+                        .arg(c["created_at"])
+                        .arg(c["id"])
+                        .clone(),
+                );
+            }
             if !c["expires_ms"].is_empty() {
                 expiry.insert(c["id"].to_owned(), c["expires_ms"].to_owned());
                 commands.push(
@@ -209,6 +219,16 @@ impl RedisStore {
                     .clone(),
             );
             imported.audit_records += 1;
+        }
+        for m in maps(&dump.meta) {
+            if m["name"] == "reader_key" {
+                commands.push(
+                    redis::cmd("SET")
+                        .arg(self.key("reader_key"))
+                        .arg(m["value"])
+                        .clone(),
+                );
+            }
         }
         for chunk in commands.chunks(CHUNK) {
             let mut pipe = redis::pipe();

@@ -30,6 +30,7 @@ mod connection;
 mod feed;
 mod import;
 mod limits;
+mod readers;
 mod review;
 mod settings;
 mod submissions;
@@ -319,9 +320,14 @@ impl RedisStore {
         self.named("history:", id)
     }
 
-    /// Counts of an author's comments, under a hash of the e-mail address.
-    fn author_stats_key(&self, email: &str) -> String {
-        self.named("stats:author:", super::AuthorHash::of(email))
+    /// Counts of a reader's comments, under their id.
+    fn author_stats_key(&self, reader: &str) -> String {
+        self.named("stats:author:", reader)
+    }
+
+    /// A reader's latest comments: a sorted set of ids by arrival.
+    fn reader_index_key(&self, reader: &str) -> String {
+        self.named("reader:", format_args!("{reader}:comments"))
     }
 
     fn ip_stats_key(&self, ip: &str) -> String {

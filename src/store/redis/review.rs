@@ -403,7 +403,10 @@ impl ReviewStore for RedisStore {
             .key(self.history_key(id))
             .key(self.key("feedback"))
             .key(self.key("removed"))
-            .key(self.author_stats_key(&comment.author_email))
+            .key(self.author_stats_key(&crate::store::counts_key(
+                &comment.reader,
+                &comment.author_email,
+            )))
             .key(self.ip_stats_key(&comment.client_ip))
             .key(self.tally_key(super::Tally::Minute, now_ms))
             .key(self.tally_key(super::Tally::Hour, now_ms))
@@ -594,8 +597,9 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         for hash in &hashes {
             let email = hash.get("author_email").map_or("", String::as_str);
+            let reader = hash.get("reader").map_or("", String::as_str);
             let ip = hash.get("client_ip").map_or("", String::as_str);
-            pipe.hgetall(self.author_stats_key(email));
+            pipe.hgetall(self.author_stats_key(&crate::store::counts_key(reader, email)));
             pipe.hgetall(self.ip_stats_key(ip));
         }
         let stats: Vec<HashMap<String, u32>> = pipe

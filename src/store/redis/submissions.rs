@@ -20,8 +20,8 @@ use crate::store::{Admission, Admitted, Receipt, Store, StoreError, StoredCommen
 /// store, in one round trip.
 ///
 /// KEYS: idempotency hash, comment hash, accepted stream, flagged set, rejected stream, history
-/// list, author's and address's counts, this minute's and this hour's tallies; then one
-/// counter per rate-limit cell; then the claim's keys (an image: the challenge and its
+/// list, author's and address's counts, this minute's and this hour's tallies, the reader's
+/// index of comments; then one counter per rate-limit cell; then the claim's keys (an image: the challenge and its
 /// network's wrong answers; a proof of work: its claim); then the flagged indexes (by article,
 /// by reason) a held comment joins.
 ///
@@ -55,7 +55,7 @@ local ca = 5 + ncells * 3
 local claim_keys = ({image = 2, pow = 1})[kind] or 0
 local claim_args = ({image = 3, pow = 1})[kind] or 0
 local b = ca + claim_args - 1
-local ck = 11 + ncells
+local ck = 12 + ncells
 local previous = redis.call('HMGET', KEYS[1], 'fingerprint', 'receipt')
 if previous[1] then
   if previous[1] == ARGV[b + 1] then
@@ -65,7 +65,7 @@ if previous[1] then
 end
 -- Redis' clock, read once by the stream helpers, in microseconds.
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local refused, worst, shadow, next_tat = gcra_test(ncells, 10, 4, now)
+local refused, worst, shadow, next_tat = gcra_test(ncells, 11, 4, now)
 local function answer(status, claimed, claim_ms)
   local reply = {status, claimed, tostring(claim_ms), tostring(refused), tostring(worst)}
   for _, i in ipairs(shadow) do reply[#reply + 1] = tostring(i) end
@@ -74,7 +74,7 @@ end
 if refused > 0 then
   return answer('limited', '', 0)
 end
-gcra_charge(ncells, 10, next_tat, now)
+gcra_charge(ncells, 11, next_tat, now)
 local claimed, claim_ms = '', 0
 if kind == 'image' then
   local wrong = tonumber(redis.call('GET', KEYS[ck + 1]) or '0')
@@ -130,6 +130,10 @@ else
 end
 redis.call('HSET', KEYS[2], unpack(ARGV, c + 1, c_last))
 redis.call('RPUSH', KEYS[6], A(10))
+-- The reader's latest comments (the newest 200), kept as long as a decided comment is.
+redis.call('ZADD', KEYS[11], A(6), A(5))
+redis.call('ZREMRANGEBYRANK', KEYS[11], 0, -201)
+redis.call('PEXPIRE', KEYS[11], A(9))
 for k = 9, 10 do
   for n = t + 1, t_last do redis.call('HINCRBY', KEYS[k], ARGV[n], 1) end
   if shadow_tally then redis.call('HINCRBY', KEYS[k], 'shadow_captcha_refused', 1) end
@@ -198,7 +202,8 @@ impl Store for RedisStore {
         let toxic = r.toxic.to_string();
         let explanation =
             serde_json::to_string(s.explanation).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let comment: [(&str, &str); 25] = [
+        let reader = s.reader.to_string();
+        let comment: [(&str, &str); 26] = [
             ("id", &id),
             ("article_id", c.article_id.as_str()),
             ("article_title", title),
@@ -207,6 +212,7 @@ impl Store for RedisStore {
             ("author_email", c.author_email.as_str()),
             ("body", c.body.as_str()),
             ("client_ip", &ip),
+            ("reader", &reader),
             ("user_agent", c.user_agent.as_str()),
             ("idempotency_key", c.idempotency_key.as_str()),
             ("state", r.outcome.as_str()),
@@ -259,10 +265,11 @@ impl Store for RedisStore {
             .key(self.key("flagged"))
             .key(self.key("rejected"))
             .key(self.history_key(r.comment_id))
-            .key(self.author_stats_key(c.author_email.as_str()))
+            .key(self.author_stats_key(&reader))
             .key(self.ip_stats_key(&ip))
             .key(self.tally_key(Tally::Minute, s.created_at_ms))
-            .key(self.tally_key(Tally::Hour, s.created_at_ms));
+            .key(self.tally_key(Tally::Hour, s.created_at_ms))
+            .key(self.reader_index_key(&reader));
         self.admit(&mut invocation, admission, c.idempotency_key.as_str());
         invocation.key(self.article_index_key(c.article_id.as_str()));
         for reason in &r.reasons {
@@ -476,6 +483,7 @@ pub(crate) fn read_comment(
         author_name: text("author_name")?,
         author_email: text("author_email")?,
         client_ip: text("client_ip")?,
+        reader: f.get("reader").cloned().unwrap_or_default(),
         body: text("body")?,
         state,
         spam: number("spam")? as f32,

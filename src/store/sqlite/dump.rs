@@ -32,6 +32,8 @@ pub struct Dump {
     pub settings: Rows,
     /// The settings audit, oldest first.
     pub settings_audit: Rows,
+    /// What the store keeps about itself (`name`, `value`): the readers' key.
+    pub meta: Rows,
 }
 
 fn rows(tx: &Connection, sql: &str) -> Result<Rows, StoreError> {
@@ -74,6 +76,7 @@ impl SqliteStore {
                 reporters: rows(tx, "SELECT comment_id, reporter, expires_ms FROM reporters")?,
                 settings: rows(tx, "SELECT version, doc FROM settings")?,
                 settings_audit: rows(tx, "SELECT version, by_whom, at_ms, note, changes FROM settings_audit ORDER BY seq")?,
+                meta: rows(tx, "SELECT name, value FROM meta")?,
             })
         })
         .await

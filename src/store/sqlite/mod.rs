@@ -11,6 +11,7 @@ mod captcha;
 mod dump;
 mod feed;
 mod limits;
+mod readers;
 mod review;
 mod settings;
 mod submissions;
@@ -173,6 +174,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (name, seq)
     ) STRICT;
     CREATE INDEX feed_pending_by_age ON feed_pending (name, delivered_ms);
+    "#,
+    // 5: readers: each comment's reader, their index, and the key their ids are made with.
+    r#"
+    ALTER TABLE comments ADD COLUMN reader TEXT NOT NULL DEFAULT '';
+    CREATE INDEX comments_by_reader ON comments (reader, created_at) WHERE reader != '';
+    CREATE TABLE meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
     "#,
 ];
 

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
 use super::submissions::{
-    COMMENT_COLUMNS, append, count_sources, millis, queue, read_comment, record, tally,
+    COMMENT_COLUMN_COUNT, COMMENT_COLUMNS, append, count_sources, millis, queue, read_comment,
+    record, tally,
 };
 use super::{SqliteStore, exec, unavailable};
 use crate::comment::CommentId;
@@ -16,7 +17,7 @@ use crate::review::{
     Claim, Cursor, Explained, Feedback, FlaggedItem, HistoryEvent, Moderator, Query, Record,
     Report, ReportLimits, ReviewError, ReviewStore, Verdict,
 };
-use crate::store::{StoreError, StoredComment, author_hash};
+use crate::store::{StoreError, StoredComment, counts_key};
 
 type Tx<'a> = rusqlite::Transaction<'a>;
 
@@ -44,13 +45,15 @@ fn load(tx: &Tx<'_>, id: &str) -> Result<Option<(StoredComment, QueueFields)>, S
             Ok((
                 comment,
                 QueueFields {
-                    version: r.get::<_, i64>(16)? as u64,
-                    claimed_by: r.get(17)?,
-                    claim_until: r.get(18)?,
-                    reports: serde_json::from_str(&json(19)?).unwrap_or_default(),
-                    report_count: r.get::<_, i64>(20)? as u32,
-                    reported: r.get::<_, i64>(21)? == 1,
-                    explanation: serde_json::from_str(&json(22)?).unwrap_or_default(),
+                    version: r.get::<_, i64>(COMMENT_COLUMN_COUNT)? as u64,
+                    claimed_by: r.get(COMMENT_COLUMN_COUNT + 1)?,
+                    claim_until: r.get(COMMENT_COLUMN_COUNT + 2)?,
+                    reports: serde_json::from_str(&json(COMMENT_COLUMN_COUNT + 3)?)
+                        .unwrap_or_default(),
+                    report_count: r.get::<_, i64>(COMMENT_COLUMN_COUNT + 4)? as u32,
+                    reported: r.get::<_, i64>(COMMENT_COLUMN_COUNT + 5)? == 1,
+                    explanation: serde_json::from_str(&json(COMMENT_COLUMN_COUNT + 6)?)
+                        .unwrap_or_default(),
                 },
             ))
         },
@@ -86,7 +89,10 @@ fn item(
     };
     let author = counts(
         tx,
-        &format!("author:{}", author_hash(&comment.author_email)),
+        &format!(
+            "author:{}",
+            counts_key(&comment.reader, &comment.author_email)
+        ),
     )?;
     let ip = counts(tx, &format!("ip:{}", comment.client_ip))?;
     let claim = (!q.claimed_by.is_empty() && q.claim_until > now).then(|| Claim {
@@ -342,7 +348,7 @@ fn decide(
     record(tx, &key, &event(d.now, d.moderator, verdict, state, d.note))?;
     for (outcome, delta) in rules::count_changes(q.reported, state) {
         let expires = d.now + millis(keep.comments);
-        count_sources(tx, &c.author_email, &c.client_ip, outcome, delta, expires)?;
+        count_sources(tx, &c, outcome, delta, expires)?;
     }
     let (spam, toxic) = d.verdict.labels(&c.reasons);
     let label = |l: Option<bool>| l.map_or(String::new(), |b| b.to_string());

@@ -16,8 +16,8 @@ use crate::decide::{Outcome, Reason};
 use crate::rate_limit::cluster::{Cell, Charged};
 use crate::review::HistoryEvent;
 use crate::store::{
-    Admission, Admitted, AuthorHash, Receipt, SHADOW_CAPTCHA_REFUSED, Store, StoreError,
-    StoredComment, Submission,
+    Admission, Admitted, Receipt, SHADOW_CAPTCHA_REFUSED, Store, StoreError, StoredComment,
+    Submission, counts_key,
 };
 
 /// How long the embedded store keeps what it keeps; the same settings and defaults as the Redis
@@ -107,24 +107,28 @@ pub(super) fn tally(
     Ok(())
 }
 
-/// Adds `accepted` or `rejected` (by `delta`) to the counts of an author and of an address.
+/// Adds `accepted` or `rejected` (by `delta`) to the counts of a comment's author and
+/// address.
 pub(super) fn count_sources(
     tx: &rusqlite::Transaction<'_>,
-    email: &str,
-    ip: &str,
+    c: &StoredComment,
     outcome: Outcome,
     delta: i64,
     expires_ms: i64,
 ) -> Result<(), StoreError> {
-    count_keys(tx, &source_keys(email, ip), outcome, delta, expires_ms)
+    let reader = counts_key(&c.reader, &c.author_email);
+    count_keys(
+        tx,
+        &source_keys(&reader, &c.client_ip),
+        outcome,
+        delta,
+        expires_ms,
+    )
 }
 
-/// The keys an author's and an address's counts are kept under.
-fn source_keys(email: &str, ip: &str) -> [String; 2] {
-    [
-        format!("author:{}", AuthorHash::of(email)),
-        format!("ip:{ip}"),
-    ]
+/// The keys an author's (by reader id) and an address's counts are kept under.
+fn source_keys(reader: &str, ip: &str) -> [String; 2] {
+    [format!("author:{reader}"), format!("ip:{ip}")]
 }
 
 /// [`count_sources`] under keys made by [`source_keys`].
@@ -176,7 +180,10 @@ fn record_text(tx: &rusqlite::Transaction<'_>, id: &str, event: &str) -> Result<
 /// The columns [`read_comment`] reads, in its order.
 pub(super) const COMMENT_COLUMNS: &str = "id, article_id, article_title, parent_id, author_name, \
      author_email, client_ip, body, state, spam, toxic, reasons, model_version, created_at, \
-     updated_at, reported";
+     updated_at, reported, reader";
+
+/// How many columns [`COMMENT_COLUMNS`] names (a query selecting more reads them from here on).
+pub(super) const COMMENT_COLUMN_COUNT: usize = 17;
 
 /// A comment row (selected with [`COMMENT_COLUMNS`]) as the domain reads it.
 pub(super) fn read_comment(row: &Row<'_>) -> rusqlite::Result<StoredComment> {
@@ -204,6 +211,7 @@ pub(super) fn read_comment(row: &Row<'_>) -> rusqlite::Result<StoredComment> {
         created_at_ms: row.get(13)?,
         updated_at_ms: row.get(14)?,
         published: row.get::<_, i64>(15)? == 1 || text(8)? == "accepted",
+        reader: text(16)?,
     })
 }
 
@@ -233,11 +241,18 @@ struct Encoded {
     event: String,
     receipt: String,
     sources: [String; 2],
+    reader: String,
 }
 
 impl Encoded {
-    fn of(c: &crate::comment::NewComment, r: &Receipt, at: i64) -> Result<Self, StoreError> {
+    fn of(
+        c: &crate::comment::NewComment,
+        reader: &crate::readers::ReaderId,
+        r: &Receipt,
+        at: i64,
+    ) -> Result<Self, StoreError> {
         let id = r.comment_id.to_string();
+        let reader = reader.to_string();
         let parent = c.parent_id.map(|p| p.to_string());
         let ip = c.client_ip.to_string();
         let reasons = serde_json::to_string(&r.reasons).map_err(corrupt("reasons"))?;
@@ -264,7 +279,8 @@ impl Encoded {
             note: String::new(),
         };
         Ok(Encoded {
-            sources: source_keys(c.author_email.as_str(), &ip),
+            sources: source_keys(&reader, &ip),
+            reader,
             entry: (r.outcome != Outcome::PendingReview).then(|| entry.to_string()),
             event: serde_json::to_string(&event).map_err(corrupt("history event"))?,
             receipt: serde_json::to_string(r).map_err(corrupt("answer"))?,
@@ -346,9 +362,9 @@ fn save(tx: &rusqlite::Transaction<'_>, s: &Owned, keep: &Retention) -> Result<(
         "INSERT INTO comments (id, article_id, article_title, parent_id, author_name, author_email,
            body, client_ip, user_agent, idempotency_key, state, spam, toxic, reasons,
            model_version, created_at, updated_at, version, honeypot_filled, explanation,
-           expires_ms)
+           expires_ms, reader)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, 1,
-           ?17, ?18, ?19)",
+           ?17, ?18, ?19, ?20)",
         params![
             e.id,
             c.article_id.as_str(),
@@ -369,6 +385,7 @@ fn save(tx: &rusqlite::Transaction<'_>, s: &Owned, keep: &Retention) -> Result<(
             c.honeypot_filled,
             s.explanation,
             decided_expiry,
+            e.reader,
         ],
     )
     .map_err(unavailable)?;
@@ -454,6 +471,7 @@ impl Store for SqliteStore {
             claim_shadow: admission.claim_shadow,
             encoded: Encoded::of(
                 submission.comment,
+                submission.reader,
                 submission.receipt,
                 submission.created_at_ms,
             )?,
