@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/moderation/v1/moderation.proto",
         "proto/moderation/v1/admin.proto",
         "proto/moderation/v1/feed.proto",
+        "proto/moderation/v1/readers.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;

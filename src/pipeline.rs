@@ -107,6 +107,8 @@ pub struct Pipeline {
     pub keyring: Arc<crate::readers::Keyring>,
     /// Readers' comments (to find a reader's first one).
     pub readers: Arc<dyn crate::readers::ReaderStore>,
+    /// Where rejections are announced (automatic pre-moderation).
+    pub rejections: crate::readers::desk::Rejections,
     /// What is counted and timed.
     pub metrics: Arc<Metrics>,
     /// The inputs of the latest decisions (operators' what-if).
@@ -606,6 +608,9 @@ impl Pipeline {
                     scores.map(|s| s.toxic),
                 );
                 self.recent.record(decided.sample);
+                if decided.receipt.outcome == Outcome::Rejected {
+                    self.rejections.rejected_id(decided.reader);
+                }
                 if decided.receipt.outcome == Outcome::PendingReview {
                     self.events.send(crate::review::QueueEvent::Held {
                         id: decided.receipt.comment_id.to_string(),

@@ -671,6 +671,7 @@ pub struct Queue {
     metrics: Arc<crate::metrics::Metrics>,
     events: Events,
     notifier: crate::webhooks::Notifier,
+    rejections: Option<crate::readers::desk::Rejections>,
 }
 
 /// Something that changed in the queue, for moderators' live views.
@@ -765,12 +766,19 @@ impl Queue {
             metrics,
             events: Events::default(),
             notifier: crate::webhooks::Notifier::default(),
+            rejections: None,
         }
     }
 
     /// The same queue, telling webhooks of decisions and take-downs through `notifier`.
     pub fn with_notifier(mut self, notifier: crate::webhooks::Notifier) -> Self {
         self.notifier = notifier;
+        self
+    }
+
+    /// Announces each rejection's reader to `rejections` (automatic pre-moderation).
+    pub fn with_rejections(mut self, rejections: crate::readers::desk::Rejections) -> Self {
+        self.rejections = Some(rejections);
         self
     }
 
@@ -867,6 +875,11 @@ impl Queue {
             state: decided.0,
         });
         self.notify_decided(d, decided.0, before.as_ref());
+        if let (Outcome::Rejected, Some(rejections), Some(c)) =
+            (decided.0, &self.rejections, &before)
+        {
+            rejections.rejected(&c.reader);
+        }
         Ok(decided)
     }
 
@@ -895,6 +908,73 @@ impl Queue {
                 data: serde_json::json!({ "comment_id": d.id.to_string(), "article_id": c.article_id }),
             });
         }
+    }
+
+    /// Rejects a waiting comment on a moderator's behalf without their having claimed it: it
+    /// is claimed for them first (so a comment another moderator holds is left to them), then
+    /// rejected at the version claimed.
+    pub async fn reject_waiting(
+        &self,
+        id: CommentId,
+        moderator: &Moderator,
+        note: &str,
+        deadline: Instant,
+    ) -> Result<(Outcome, u64), ReviewError> {
+        let request = ClaimRequest {
+            moderator: moderator.clone(),
+            what: Claiming::These(vec![id]),
+            lease: Duration::from_secs(60),
+        };
+        let claimed = self.claim(&request, deadline).await?;
+        let version = claimed.first().map_or(0, |item| item.version);
+        let decision = Decision {
+            id,
+            version,
+            moderator: moderator.clone(),
+            verdict: Verdict::Reject(None),
+            note: note.to_owned(),
+        };
+        self.decide(&decision, deadline).await
+    }
+
+    /// Takes a published comment down on a moderator's behalf: it comes back to the queue as a
+    /// report of theirs (counted against no reader's quota), then is rejected, which removes it
+    /// from the portal (a `REMOVED` feed event).
+    pub async fn take_down(
+        &self,
+        id: CommentId,
+        moderator: &Moderator,
+        note: &str,
+        deadline: Instant,
+    ) -> Result<(Outcome, u64), ReviewError> {
+        let report = Report {
+            id,
+            reason: note.to_owned(),
+            reporter: format!("moderator:{}", moderator.as_str()),
+        };
+        let limits = ReportLimits {
+            kept: self.settings.reports_kept,
+            per_reader: u32::MAX,
+            window: Duration::from_secs(1),
+        };
+        let reopened = within(deadline, self.store.report(&report, limits, now_ms())).await;
+        let version = match reopened {
+            Ok(version) => version,
+            // Already back after a reader's report: reject it as it is.
+            Err(ReviewError::AlreadyReported(_)) => 0,
+            Err(e) => return Err(e),
+        };
+        if version == 0 {
+            return self.reject_waiting(id, moderator, note, deadline).await;
+        }
+        let decision = Decision {
+            id,
+            version,
+            moderator: moderator.clone(),
+            verdict: Verdict::Reject(None),
+            note: note.to_owned(),
+        };
+        self.decide(&decision, deadline).await
     }
 
     /// Brings a published comment back for review; returns its new version.

@@ -56,6 +56,7 @@ const SERVICE_NAMES: &[&str] = &[
     "moderation.v1.ModerationService",
     "moderation.v1.AdminService",
     "moderation.v1.FeedService",
+    "moderation.v1.ReaderService",
 ];
 
 /// How often Redis is pinged for the health status.
@@ -77,6 +78,8 @@ pub struct App {
     metrics_listener: Option<TcpListener>,
     console: Arc<crate::console::Console>,
     console_listener: Option<TcpListener>,
+    desk: Arc<crate::readers::desk::Desk>,
+    rejected: Option<tokio::sync::mpsc::Receiver<crate::readers::ReaderId>>,
     webhooks: Option<(
         Arc<crate::webhooks::Webhooks>,
         tokio::sync::mpsc::Receiver<crate::webhooks::Notice>,
@@ -312,9 +315,11 @@ impl App {
         ));
         let (webhooks, notifier, notices) =
             crate::webhooks::Webhooks::new(config.webhooks.clone(), metrics.clone(), 65_536);
+        let (rejections, rejected) = crate::readers::desk::Rejections::new(4096);
         let queue = Arc::new(
             Queue::new(storage.review(), config.review, metrics.clone())
-                .with_notifier(notifier.clone()),
+                .with_notifier(notifier.clone())
+                .with_rejections(rejections.clone()),
         );
         let recent = Arc::new(crate::traffic::Recent::default());
         let keyring = Arc::new(crate::readers::Keyring::new(
@@ -330,6 +335,7 @@ impl App {
             store: storage.submissions(),
             keyring: keyring.clone(),
             readers: storage.readers(),
+            rejections,
             metrics: metrics.clone(),
             recent: recent.clone(),
             events: queue.events().clone(),
@@ -339,6 +345,12 @@ impl App {
             live.clone(),
             storage.settings(),
             &config.redis.consumer_group,
+        ));
+        let desk = Arc::new(crate::readers::desk::Desk::new(
+            admin.clone(),
+            live.clone(),
+            queue.clone(),
+            storage.readers(),
         ));
         let gate = Arc::new(Gate {
             protected: config.auth.protected_mode(),
@@ -385,6 +397,8 @@ impl App {
             console,
             console_listener: None,
             webhooks: Some((webhooks, notices)),
+            desk,
+            rejected: Some(rejected),
         })
     }
 
@@ -483,6 +497,10 @@ impl App {
         };
         let mut tasks = vec![
             watch_store,
+            tokio::spawn(self.desk.clone().watch_rejections(
+                self.rejected.take().expect("served once"),
+                self.config.server.request_timeout,
+            )),
             tokio::spawn(
                 self.pipeline
                     .keyring
@@ -588,6 +606,16 @@ impl App {
             .add_service(
                 FeedServiceServer::new(FeedApi::new(self.storage.feed()))
                     .max_decoding_message_size(server.max_message_bytes),
+            )
+            .add_service(
+                crate::proto::v1::reader_service_server::ReaderServiceServer::new(
+                    crate::grpc::ReaderApi::new(
+                        self.desk.clone(),
+                        self.pipeline.keyring.clone(),
+                        server.request_timeout,
+                    ),
+                )
+                .max_decoding_message_size(server.max_message_bytes),
             )
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;

@@ -8,7 +8,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{Instrument, field};
 
-use super::{ERROR_DOMAIN, comment_message, deadline, invalid_argument, may_see_email, timestamp};
+use super::{ERROR_DOMAIN, comment_message, deadline, invalid_argument, sees, timestamp};
 use crate::captcha::{CaptchaError, Captchas, Challenge, Mode};
 use crate::comment::{ArticleId, CaptchaAnswer, CommentId, RawSubmission};
 use crate::pipeline::{Pipeline, SubmitError, Submitted};
@@ -368,7 +368,7 @@ impl pb::comment_service_server::CommentService for CommentApi {
     ) -> Result<Response<pb::GetCommentResponse>, Status> {
         let deadline = self.deadline(&request);
         // Moderators and operators see the reader's e-mail address; the portal does not.
-        let show_email = may_see_email(&request);
+        let show_email = sees(&request);
         let raw_id = request.into_inner().comment_id;
         let id = CommentId::parse("comment_id", &raw_id).map_err(|v| {
             Status::with_error_details(

@@ -44,6 +44,7 @@ pub fn access(path: &str, open_health: bool, open_reflection: bool) -> Access {
         p if p.starts_with("/moderation.v1.CommentService/") => Access::Roles(PORTAL),
         p if p.starts_with("/moderation.v1.FeedService/") => Access::Roles(PORTAL),
         p if p.starts_with("/moderation.v1.ModerationService/") => Access::Roles(MODERATORS),
+        p if p.starts_with("/moderation.v1.ReaderService/") => Access::Roles(MODERATORS),
         p if p.starts_with("/moderation.v1.AdminService/") => Access::Roles(OPS),
         p if p.starts_with("/grpc.health.v1.Health/") => {
             if open_health {

@@ -8,11 +8,13 @@ mod comments;
 pub mod edge;
 mod feed;
 mod moderation;
+mod readers;
 
 pub use admin::{AdminApi, admin_status};
 pub use comments::{CommentApi, submit_status};
 pub use feed::FeedApi;
 pub use moderation::{ModerationApi, review_status};
+pub use readers::ReaderApi;
 
 use std::time::{Duration, Instant};
 
@@ -73,6 +75,23 @@ fn caller<T>(request: &Request<T>) -> Option<&Caller> {
 fn may_see_email<T>(request: &Request<T>) -> bool {
     caller(request)
         .is_some_and(|c| c.has(crate::auth::Role::Moderator) || c.has(crate::auth::Role::Ops))
+}
+
+/// What a caller may see of a comment's reader: their address (a moderator's or operator's
+/// key), and their id (those keys, or any caller with keys off: then only this machine is
+/// served, and the id is no address).
+#[derive(Clone, Copy, Debug)]
+struct Sees {
+    email: bool,
+    reader: bool,
+}
+
+fn sees<T>(request: &Request<T>) -> Sees {
+    let email = may_see_email(request);
+    Sees {
+        email,
+        reader: email || caller(request).is_none(),
+    }
 }
 
 /// Who to record as acting: the key's name, or `anonymous` when authentication is off.
@@ -146,8 +165,9 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
     }
 }
 
-/// A stored comment as sent; the e-mail address only when `show_email`.
-fn comment_message(c: StoredComment, show_email: bool) -> pb::Comment {
+/// A stored comment as sent; the e-mail address and reader's id only to whom `sees` them.
+fn comment_message(c: StoredComment, sees: Sees) -> pb::Comment {
+    let show_email = sees.email;
     pb::Comment {
         id: c.id.to_string(),
         article_id: c.article_id,
@@ -164,6 +184,7 @@ fn comment_message(c: StoredComment, show_email: bool) -> pb::Comment {
         created_at: Some(timestamp(c.created_at_ms)),
         updated_at: Some(timestamp(c.updated_at_ms)),
         published: c.published,
+        reader_id: (sees.reader && !c.reader.is_empty()).then_some(c.reader),
     }
 }
 

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{
-    ERROR_DOMAIN, caller, comment_message, deadline, invalid_argument, may_see_email, timestamp,
-};
+use super::{ERROR_DOMAIN, caller, comment_message, deadline, invalid_argument, sees, timestamp};
 use crate::comment::{CommentId, Violation};
 use crate::proto::v1 as pb;
 use crate::review::{
@@ -150,7 +148,7 @@ fn refuse(operation: &str, error: ReviewError) -> Status {
 
 /// A waiting comment as sent; the reader's e-mail address only when `show_email` (a
 /// moderator's or operator's key).
-fn flagged_item(item: FlaggedItem, show_email: bool) -> pb::FlaggedItem {
+fn flagged_item(item: FlaggedItem, show_email: super::Sees) -> pb::FlaggedItem {
     pb::FlaggedItem {
         comment: Some(comment_message(item.comment, show_email)),
         version: item.version,
@@ -186,7 +184,7 @@ pub const MAX_PAGE_BYTES: usize = 1 << 20;
 
 /// Converts a page, ending it before [`MAX_PAGE_BYTES`]; the token then points after the last
 /// item sent. A page always has its first item (one item is far below the bound).
-fn page_message(page: Page, show_email: bool) -> pb::ListFlaggedResponse {
+fn page_message(page: Page, show_email: super::Sees) -> pb::ListFlaggedResponse {
     use prost::Message;
     let mut items = Vec::with_capacity(page.items.len());
     let mut bytes = 0;
@@ -237,7 +235,7 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
         request: Request<pb::ListFlaggedRequest>,
     ) -> Result<Response<pb::ListFlaggedResponse>, Status> {
         let deadline = self.deadline(&request);
-        let show_email = may_see_email(&request);
+        let show_email = sees(&request);
         let r = request.into_inner();
         let page = async {
             let query = Query::parse(
@@ -262,7 +260,7 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
     ) -> Result<Response<pb::ClaimFlaggedResponse>, Status> {
         let deadline = self.deadline(&request);
         let who = moderator(&request, &request.get_ref().moderator)?;
-        let show_email = may_see_email(&request);
+        let show_email = sees(&request);
         let r = request.into_inner();
         let items = async {
             let claim = ClaimRequest::parse(

@@ -146,6 +146,36 @@ impl Admin {
         Ok(self.live.snapshot().effective.clone())
     }
 
+    /// Sets (or with `None`, lifts) one reader's standing, at whatever version the settings
+    /// are (a concurrent update of other settings is retried, a few times).
+    pub async fn set_reader(
+        &self,
+        id: crate::readers::ReaderId,
+        status: Option<&crate::readers::Status>,
+        by: &str,
+        note: &str,
+    ) -> Result<Effective, AdminError> {
+        let key = crate::readers::status_key(&id);
+        let change = match status {
+            Some(s) => Change::Set {
+                key,
+                value: s.to_string(),
+            },
+            None => Change::Reset { key },
+        };
+        let mut attempts = 0;
+        loop {
+            let version = self.store.load_settings().await?.version;
+            match self
+                .update(version, std::slice::from_ref(&change), by, note)
+                .await
+            {
+                Err(AdminError::Stale { .. }) if attempts < 5 => attempts += 1,
+                done => return done,
+            }
+        }
+    }
+
     /// Every model named in `changes` must load here, or the update is refused.
     async fn check_models(&self, changes: &[Change]) -> Result<(), AdminError> {
         let mut violations = Vec::new();
@@ -279,7 +309,7 @@ fn previous_model(records: &[Audit]) -> Option<String> {
 
 /// The values that differ between two sets of settings, in key order.
 fn diff(before: &Effective, after: &Effective) -> Vec<AuditChange> {
-    before
+    let mut changes: Vec<AuditChange> = before
         .entries()
         .into_iter()
         .zip(after.entries())
@@ -288,6 +318,36 @@ fn diff(before: &Effective, after: &Effective) -> Vec<AuditChange> {
             key: k.name.to_owned(),
             old,
             new,
+        })
+        .collect();
+    changes.extend(readers_diff(
+        &before.tunables.readers.directory,
+        &after.tunables.readers.directory,
+    ));
+    changes
+}
+
+/// The readers whose standing an update changed (empty text: none).
+fn readers_diff(
+    before: &crate::readers::Directory,
+    after: &crate::readers::Directory,
+) -> Vec<AuditChange> {
+    fn text(d: &crate::readers::Directory, id: &crate::readers::ReaderId) -> String {
+        d.get(id).map(|s| s.to_string()).unwrap_or_default()
+    }
+    let ids: std::collections::BTreeSet<_> = before
+        .iter()
+        .chain(after.iter())
+        .map(|(id, _)| *id)
+        .collect();
+    ids.into_iter()
+        .filter_map(|id| {
+            let (old, new) = (text(before, &id), text(after, &id));
+            (old != new).then(|| AuditChange {
+                key: crate::readers::status_key(&id),
+                old,
+                new,
+            })
         })
         .collect()
 }

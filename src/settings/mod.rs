@@ -654,7 +654,10 @@ pub fn resolve(
                 Err(e) => warnings.push(format!("stored {name} = {:?} is skipped: {e}", o.value)),
             },
             None => match reader_status(name, &o.value) {
-                Some(Ok((id, status))) => tunables.readers.directory.insert(id, status),
+                Some(Ok((id, status))) => {
+                    let directory = &mut tunables.readers.directory;
+                    directory.insert(id, status, &o.set_by, o.set_at_ms)
+                }
                 Some(Err(e)) => {
                     warnings.push(format!("stored {name} = {:?} is skipped: {e}", o.value))
                 }

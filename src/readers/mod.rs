@@ -9,6 +9,8 @@
 //! that use them are here, pure: what a standing does to a submission ([`Directory::refusal`],
 //! [`Effect`]), and when a reader's rejections pre-moderate them ([`AutoPremoderation`]).
 
+pub mod desk;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
@@ -262,6 +264,60 @@ impl fmt::Display for Status {
     }
 }
 
+/// The reader a request names: by `reader_id`, or by `email` (hashed with `key`).
+pub fn named(key: &ReaderKey, reader_id: &str, email: &str) -> Result<ReaderId, Violation> {
+    match (reader_id.trim(), email.trim()) {
+        ("", "") => Err(Violation::new(
+            "reader_id",
+            "name the reader: by reader_id or by email",
+        )),
+        (id, "") => ReaderId::parse("reader_id", id),
+        ("", email) => {
+            let email = crate::comment::Email::parse(email).map_err(|v| Violation {
+                field: "email",
+                ..v
+            })?;
+            Ok(key.id(email.as_str()))
+        }
+        _ => Err(Violation::new(
+            "email",
+            "name the reader by reader_id or by email, not both",
+        )),
+    }
+}
+
+/// A standing a moderator asks for: `None` for `standing` lifts it. The end must be in the
+/// future (a suspension needs one); the reason is at most 500 characters.
+pub fn requested(
+    standing: Option<Standing>,
+    until_ms: Option<i64>,
+    reason: &str,
+    now_ms: i64,
+) -> Result<Option<Status>, Vec<Violation>> {
+    let mut violations = Vec::new();
+    let reason = reason.trim();
+    if reason.chars().count() > 500 || reason.contains(['\n', '\r']) {
+        violations.push(Violation::new(
+            "reason",
+            "must be one line of at most 500 characters",
+        ));
+    }
+    if until_ms.is_some_and(|until| until <= now_ms) {
+        violations.push(Violation::new("until", "must be in the future"));
+    }
+    if standing == Some(Standing::Suspended) && until_ms.is_none() {
+        violations.push(Violation::new("until", "a suspension needs its end"));
+    }
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    Ok(standing.map(|standing| Status {
+        standing,
+        until_ms,
+        reason: reason.to_owned(),
+    }))
+}
+
 /// Why a reader's comment is refused, for the portal to show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
@@ -285,19 +341,24 @@ pub enum Effect {
     Premoderated,
 }
 
-/// Every reader's standing, as the settings in force say.
+/// Every reader's standing, as the settings in force say, with who set it and when.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Directory(HashMap<ReaderId, Status>);
+pub struct Directory(HashMap<ReaderId, (Status, String, i64)>);
 
 impl Directory {
-    /// Sets a reader's standing.
-    pub fn insert(&mut self, id: ReaderId, status: Status) {
-        self.0.insert(id, status);
+    /// Sets a reader's standing, as `by` did at `at_ms`.
+    pub fn insert(&mut self, id: ReaderId, status: Status, by: &str, at_ms: i64) {
+        self.0.insert(id, (status, by.to_owned(), at_ms));
     }
 
     /// A reader's standing, if one is set (in force or not).
     pub fn get(&self, id: &ReaderId) -> Option<&Status> {
-        self.0.get(id)
+        self.0.get(id).map(|(s, _, _)| s)
+    }
+
+    /// Who set a reader's standing, and when (Unix ms).
+    pub fn who(&self, id: &ReaderId) -> Option<(&str, i64)> {
+        self.0.get(id).map(|(_, by, at)| (by.as_str(), *at))
     }
 
     /// How many readers have a standing.
@@ -312,12 +373,12 @@ impl Directory {
 
     /// Every reader with a standing.
     pub fn iter(&self) -> impl Iterator<Item = (&ReaderId, &Status)> {
-        self.0.iter()
+        self.0.iter().map(|(id, (s, _, _))| (id, s))
     }
 
     /// The standing in force for `id` at `now_ms`.
     pub fn in_force(&self, id: &ReaderId, now_ms: i64) -> Option<&Status> {
-        self.0.get(id).filter(|s| s.in_force(now_ms))
+        self.get(id).filter(|s| s.in_force(now_ms))
     }
 
     /// Why a comment by `id` is refused at `now_ms`, if it is.
