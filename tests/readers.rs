@@ -147,8 +147,11 @@ async fn a_ban_refuses_the_reader_and_rejects_and_takes_down_all_they_wrote(back
     let mut ban = standing(LAN, pb::ReaderStanding::Banned, "insults, again");
     ban.reject_all = true;
     let swept = client.set_reader_standing(ban).await.unwrap().into_inner();
-    assert_eq!(swept.rejected_ids, [held.comment_id.clone()]);
-    assert_eq!(swept.taken_down_ids, [published.comment_id.clone()]);
+    assert_eq!(swept.rejected_ids, std::slice::from_ref(&held.comment_id));
+    assert_eq!(
+        swept.taken_down_ids,
+        std::slice::from_ref(&published.comment_id)
+    );
     assert!(swept.left.is_empty(), "{:?}", swept.left);
     let down = common::stored(&app, &published.comment_id).await;
     assert_eq!(

@@ -630,12 +630,20 @@ mod tests {
             key.id("an@x.vn"),
         );
         let mut d = Directory::default();
-        d.insert(lan, Status::parse("banned because insults").unwrap());
+        d.insert(
+            lan,
+            Status::parse("banned because insults").unwrap(),
+            "minh",
+            1,
+        );
+        assert_eq!(d.who(&lan), Some(("minh", 1)));
         d.insert(
             minh,
             Status::parse("suspended until 2026-12-08T00:00:00Z").unwrap(),
+            "minh",
+            1,
         );
-        d.insert(hoa, Status::parse("trusted").unwrap());
+        d.insert(hoa, Status::parse("trusted").unwrap(), "minh", 1);
         let before = "2026-12-07T00:00:00Z"
             .parse::<jiff::Timestamp>()
             .unwrap()
