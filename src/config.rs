@@ -64,6 +64,8 @@ pub struct Config {
     /// `[readers]`: how readers are known; first comments and automatic pre-moderation (ops
     /// may change those at runtime).
     pub readers: crate::readers::ReaderSettings,
+    /// `[campaigns]`: near copies of a text from many readers.
+    pub campaigns: crate::campaigns::CampaignConfig,
 }
 
 /// Which backend keeps everything.

@@ -12,6 +12,7 @@
 
 pub mod articles;
 pub mod auth;
+pub mod campaigns;
 pub mod captcha;
 pub mod classifier;
 pub mod classify;

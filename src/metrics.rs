@@ -37,6 +37,8 @@ pub enum Stage {
     Classify,
     /// Explaining the scores.
     Explain,
+    /// Looking the text up among recent ones (campaigns).
+    Campaigns,
     /// The one storage call: the retry check, the rate-limit charge, the CAPTCHA claim,
     /// storing and queueing.
     Store,
@@ -52,6 +54,7 @@ impl Stage {
             Stage::Captcha => "captcha",
             Stage::Classify => "classify",
             Stage::Explain => "explain",
+            Stage::Campaigns => "campaigns",
             Stage::Store => "store",
         }
     }
@@ -71,7 +74,7 @@ fn probability() -> Histogram {
     Histogram::new(linear_buckets(0.05, 0.05, 19))
 }
 
-const STAGES: [Stage; 8] = [
+const STAGES: [Stage; 9] = [
     Stage::Validate,
     Stage::Replay,
     Stage::Lists,
@@ -79,6 +82,7 @@ const STAGES: [Stage; 8] = [
     Stage::Captcha,
     Stage::Classify,
     Stage::Explain,
+    Stage::Campaigns,
     Stage::Store,
 ];
 

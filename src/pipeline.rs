@@ -109,6 +109,10 @@ pub struct Pipeline {
     pub readers: Arc<dyn crate::readers::ReaderStore>,
     /// Where rejections are announced (automatic pre-moderation).
     pub rejections: crate::readers::desk::Rejections,
+    /// Recent texts, for near copies across readers.
+    pub campaigns: Arc<crate::campaigns::Detector>,
+    /// Where earlier copies of a campaign are sent to be flagged.
+    pub flags: crate::campaigns::Flags,
     /// What is counted and timed.
     pub metrics: Arc<Metrics>,
     /// The inputs of the latest decisions (operators' what-if).
@@ -199,18 +203,22 @@ enum Admitting {
     Pending(Pending),
 }
 
-/// Who sent a submission, when, and what their standing does to it.
-#[derive(Clone, Copy, Debug)]
+/// Who sent a submission, when, what their standing does to it, and whether its text is a
+/// near copy of recent ones.
+#[derive(Clone, Debug)]
 struct Standing {
     at_ms: i64,
+    id: CommentId,
     reader: crate::readers::ReaderId,
     effect: crate::readers::Effect,
     first_comment: bool,
+    found: crate::campaigns::Found,
 }
 
 /// A scored and decided submission, ready to store.
 struct Decided {
     reader: crate::readers::ReaderId,
+    found: crate::campaigns::Found,
     receipt: Receipt,
     explained: Vec<Explained>,
     scored: Option<Scored>,
@@ -264,11 +272,23 @@ impl Pipeline {
         let worth_scoring =
             listing.blocked.is_none() && !matches!(pending.claim, Some(Claim::Refused(_)));
         let scored = worth_scoring.then(|| self.score(&comment));
+        let id = CommentId::new();
+        let copies = live.effective.tunables.campaign_copies;
+        let found = match worth_scoring {
+            true => self.metrics.time(Stage::Campaigns, || {
+                let key = comment.idempotency_key.as_str();
+                let text = comment.body.as_str();
+                self.campaigns.check(text, &reader, key, id, copies, now_ms)
+            }),
+            false => crate::campaigns::Found::default(),
+        };
         let standing = Standing {
             at_ms: now_ms,
+            id,
             reader,
             effect: readers.directory.effect(&reader, now_ms),
             first_comment: self.first_comment(&reader, readers, deadline).await?,
+            found,
         };
         let decided = self.decide(&comment, &listing, &live, &mut shadow, scored, standing);
         self.store(&comment, &pending, decided, &shadow, now_ms, deadline)
@@ -480,7 +500,7 @@ impl Pipeline {
             premoderated: premoderation.is_some(),
             reader: standing.effect,
             first_comment: standing.first_comment,
-            duplicate: decide::Duplicate::None,
+            duplicate: standing.found.duplicate,
         };
         let decide = |scores, thresholds| {
             decide::decide_with(
@@ -523,7 +543,7 @@ impl Pipeline {
             _ => None,
         };
         let receipt = Receipt {
-            comment_id: CommentId::new(),
+            comment_id: standing.id,
             outcome: decision.outcome,
             spam: scored.as_ref().map_or(0.0, |s| s.scores.spam),
             toxic: scored.as_ref().map_or(0.0, |s| s.scores.toxic),
@@ -534,6 +554,13 @@ impl Pipeline {
                     ReasonCode::Premoderated => Reason {
                         code: rule.as_str().to_owned(),
                         message: premoderated_because(premoderation, &settings.articles),
+                    },
+                    ReasonCode::DuplicateCampaign => Reason {
+                        code: rule.as_str().to_owned(),
+                        message: format!(
+                            "the same text came from {} readers within the campaign window",
+                            standing.found.copies
+                        ),
                     },
                     ReasonCode::ReaderPremoderated => Reason {
                         code: rule.as_str().to_owned(),
@@ -561,6 +588,7 @@ impl Pipeline {
         };
         Decided {
             reader: standing.reader,
+            found: standing.found,
             receipt,
             explained: explanation.map(explained).unwrap_or_default(),
             scored,
@@ -611,6 +639,7 @@ impl Pipeline {
                 if decided.receipt.outcome == Outcome::Rejected {
                     self.rejections.rejected_id(decided.reader);
                 }
+                self.flags.flag(decided.found.earlier, decided.found.copies);
                 if decided.receipt.outcome == Outcome::PendingReview {
                     self.events.send(crate::review::QueueEvent::Held {
                         id: decided.receipt.comment_id.to_string(),

@@ -937,6 +937,25 @@ impl Queue {
         self.decide(&decision, deadline).await
     }
 
+    /// A report of the service's own (an earlier copy of a campaign): as a reader's, counted
+    /// against no reader's quota.
+    pub async fn report_unlimited(
+        &self,
+        report: &Report,
+        deadline: Instant,
+    ) -> Result<u64, ReviewError> {
+        let limits = ReportLimits {
+            kept: self.settings.reports_kept,
+            per_reader: u32::MAX,
+            window: Duration::from_secs(1),
+        };
+        let version = within(deadline, self.store.report(report, limits, now_ms())).await?;
+        self.events.send(QueueEvent::Reported {
+            id: report.id.to_string(),
+        });
+        Ok(version)
+    }
+
     /// Takes a published comment down on a moderator's behalf: it comes back to the queue as a
     /// report of theirs (counted against no reader's quota), then is rejected, which removes it
     /// from the portal (a `REMOVED` feed event).
@@ -952,12 +971,7 @@ impl Queue {
             reason: note.to_owned(),
             reporter: format!("moderator:{}", moderator.as_str()),
         };
-        let limits = ReportLimits {
-            kept: self.settings.reports_kept,
-            per_reader: u32::MAX,
-            window: Duration::from_secs(1),
-        };
-        let reopened = within(deadline, self.store.report(&report, limits, now_ms())).await;
+        let reopened = self.report_unlimited(&report, deadline).await;
         let version = match reopened {
             Ok(version) => version,
             // Already back after a reader's report: reject it as it is.

@@ -80,6 +80,7 @@ pub struct App {
     console_listener: Option<TcpListener>,
     desk: Arc<crate::readers::desk::Desk>,
     rejected: Option<tokio::sync::mpsc::Receiver<crate::readers::ReaderId>>,
+    flagged: Option<tokio::sync::mpsc::Receiver<(Vec<crate::comment::CommentId>, usize)>>,
     webhooks: Option<(
         Arc<crate::webhooks::Webhooks>,
         tokio::sync::mpsc::Receiver<crate::webhooks::Notice>,
@@ -262,6 +263,7 @@ fn base(config: &Config, model: &Model, models: &Models) -> Base {
                 auto_premoderate: config.readers.auto_premoderate,
                 directory: crate::readers::Directory::default(),
             },
+            campaign_copies: config.campaigns.copies,
             model: model.info().name.clone(),
             model_shadow: None,
         },
@@ -316,6 +318,7 @@ impl App {
         let (webhooks, notifier, notices) =
             crate::webhooks::Webhooks::new(config.webhooks.clone(), metrics.clone(), 65_536);
         let (rejections, rejected) = crate::readers::desk::Rejections::new(4096);
+        let (flags, flagged) = crate::campaigns::Flags::new(4096);
         let queue = Arc::new(
             Queue::new(storage.review(), config.review, metrics.clone())
                 .with_notifier(notifier.clone())
@@ -336,6 +339,8 @@ impl App {
             keyring: keyring.clone(),
             readers: storage.readers(),
             rejections,
+            campaigns: Arc::new(crate::campaigns::Detector::new(&config.campaigns)),
+            flags,
             metrics: metrics.clone(),
             recent: recent.clone(),
             events: queue.events().clone(),
@@ -363,6 +368,7 @@ impl App {
         let console = Arc::new(crate::console::Console {
             queue: queue.clone(),
             admin: admin.clone(),
+            desk: desk.clone(),
             recent,
             webhooks: webhooks.clone(),
             pipeline: pipeline.clone(),
@@ -399,6 +405,7 @@ impl App {
             webhooks: Some((webhooks, notices)),
             desk,
             rejected: Some(rejected),
+            flagged: Some(flagged),
         })
     }
 
@@ -497,6 +504,11 @@ impl App {
         };
         let mut tasks = vec![
             watch_store,
+            tokio::spawn(crate::campaigns::flag_earlier(
+                self.queue.clone(),
+                self.flagged.take().expect("served once"),
+                self.config.server.request_timeout,
+            )),
             tokio::spawn(self.desk.clone().watch_rejections(
                 self.rejected.take().expect("served once"),
                 self.config.server.request_timeout,

@@ -898,3 +898,82 @@ fn csrf_of(page: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+on_both_backends!(a_moderator_bans_a_reader_from_their_panel_and_all_they_wrote_goes);
+async fn a_moderator_bans_a_reader_from_their_panel_and_all_they_wrote_goes(backend: Backend) {
+    let config = common::test_config_on(backend);
+    let mut config = config;
+    let keys = with_keys(&mut config);
+    let app = TestApp::spawn(config).await;
+    app.wait_for_health(SERVING).await;
+    let mut client = portal(&app, &keys).await;
+    let published = submit(&mut client, "panel-1", "Bài viết rất hay, cảm ơn tác giả.").await;
+    assert_eq!(published.outcome(), pb::Outcome::Accepted);
+    let held = submit(
+        &mut client,
+        "panel-2",
+        "Gọi 0912345678 hoặc xem bit.ly/khuyenmai để nhận quà miễn phí",
+    )
+    .await;
+    assert_ne!(held.outcome(), pb::Outcome::Accepted);
+
+    let lan = Browser::start().await;
+    lan.sign_in(&base(&app), &keys.lan).await;
+    lan.client
+        .goto(&format!("{}/comments/{}", base(&app), published.comment_id))
+        .await
+        .unwrap();
+    lan.click("a.reader").await;
+    lan.wait_until(
+        "the reader's panel",
+        "return !!document.getElementById('standing-form')",
+    )
+    .await;
+    let standing = lan
+        .eval("return document.getElementById('standing').textContent")
+        .await;
+    assert_eq!(standing, "Bình thường");
+    let record = lan
+        .eval("return document.getElementById('record').textContent")
+        .await;
+    assert!(
+        record.as_str().unwrap().starts_with("1 đã đăng"),
+        "{record}"
+    );
+    lan.eval("document.querySelector('select[name=standing]').value = 'banned'")
+        .await;
+    lan.type_in("input[name=reason]", "quảng cáo lừa đảo").await;
+    lan.click("input[name=reject_all]").await;
+    lan.click("#standing-form button[type=submit]").await;
+    lan.wait_until(
+        "the ban is done",
+        "return !!document.querySelector('p.notice')",
+    )
+    .await;
+    let standing = lan
+        .eval("return document.getElementById('standing').textContent")
+        .await;
+    assert_eq!(standing, "Cấm bình luận");
+    let notice = lan
+        .eval("return document.querySelector('p.notice').textContent")
+        .await;
+    let notice = notice.as_str().unwrap().to_owned();
+    let swept_held = usize::from(held.outcome() == pb::Outcome::PendingReview);
+    assert!(
+        notice.contains(&format!("{swept_held} bị từ chối")) && notice.contains("1 bị gỡ"),
+        "{notice}"
+    );
+    lan.close().await;
+    assert_eq!(
+        state_of(&app, &keys, &published.comment_id).await,
+        pb::CommentState::Rejected
+    );
+    let refused = client
+        .submit_comment(pb::SubmitCommentRequest {
+            idempotency_key: "panel-3".into(),
+            ..common::submission("panel-3")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+}

@@ -546,6 +546,11 @@ async fn every_rpc_needs_a_key_with_its_role(backend: Backend) {
         ("moderation.v1.AdminService/GetStats", &[Role::Ops]),
         ("moderation.v1.FeedService/Subscribe", &[Role::Portal]),
         ("moderation.v1.FeedService/Ack", &[Role::Portal]),
+        ("moderation.v1.ReaderService/GetReader", &[Role::Moderator]),
+        (
+            "moderation.v1.ReaderService/SetReaderStanding",
+            &[Role::Moderator],
+        ),
     ];
     use prost::Message;
     let descriptors =

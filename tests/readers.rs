@@ -242,7 +242,15 @@ async fn trust_skips_review_and_a_suspension_names_its_end(backend: Backend) {
         ))
         .await
         .unwrap();
-    let trusted = submit(&app, from(LAN, "t-2", body)).await;
+    let trusted = submit(
+        &app,
+        from(
+            LAN,
+            "t-2",
+            "Tuyến xe buýt số 8 cũng nên chạy muộn hơn vào buổi tối.",
+        ),
+    )
+    .await;
     assert_eq!(
         trusted.outcome(),
         pb::Outcome::Accepted,

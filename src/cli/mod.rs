@@ -18,6 +18,7 @@ use crate::server::{App, shutdown_signal};
 
 mod client;
 mod ops;
+mod readers;
 mod review;
 
 /// Comment moderation for news portals.
@@ -43,6 +44,9 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Work the review queue of a running server (for moderators).
     Review(review::ReviewArgs),
+    /// Look readers up and set their standing: trusted, pre-moderated, suspended, banned (for
+    /// moderators).
+    Readers(readers::ReadersArgs),
     /// Write moderators' decisions as labeled corpus records (JSON Lines) for `train`.
     ExportFeedback(ExportFeedbackArgs),
     /// Read and change the runtime settings of a running server (for operators).
@@ -236,6 +240,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Evaluate(args) => run_evaluate(args),
         Command::Classify(args) => run_classify(args),
         Command::Review(command) => review::run(command),
+        Command::Readers(args) => readers::run(args),
         Command::ExportFeedback(args) => run_export_feedback(args),
         Command::Store(args) => run_store(args),
         Command::Settings(args) => ops::settings(args),

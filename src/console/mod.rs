@@ -12,6 +12,7 @@
 pub mod marks;
 pub mod ops;
 pub mod queue;
+pub mod readers;
 pub mod session;
 pub mod view;
 
@@ -77,6 +78,8 @@ pub struct Console {
     pub queue: Arc<Queue>,
     /// Runtime settings, models, statistics.
     pub admin: Arc<Admin>,
+    /// Readers' standings.
+    pub desk: Arc<crate::readers::desk::Desk>,
     /// The inputs of recent decisions.
     pub recent: Arc<Recent>,
     /// The submission pipeline (the Akismet and Coral APIs submit through it).
@@ -215,6 +218,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/queue", get(queue::page))
         .route("/queue/events", get(queue::events))
         .route("/comments/{id}", get(queue::comment_page))
+        .route("/readers/{id}", get(readers::page).post(readers::set))
         .route("/api/claim", post(queue::claim))
         .route("/api/decide", post(queue::decide))
         .route("/ops", get(ops::page))

@@ -108,6 +108,16 @@ fn reason_title(lang: Lang, code: &str) -> &'static str {
         "BLOCKED_IP" => ("Gửi từ địa chỉ bị chặn", "Sent from a blocked address"),
         "BLOCKED_EMAIL" => ("E-mail bị chặn", "Blocked e-mail domain"),
         "PREMODERATED" => ("Kiểm duyệt trước khi đăng", "Pre-moderated"),
+        "READER_PREMODERATED" => ("Độc giả bị kiểm duyệt trước", "The reader is pre-moderated"),
+        "FIRST_COMMENT" => (
+            "Bình luận đầu tiên của độc giả",
+            "The reader's first comment",
+        ),
+        "DUPLICATE_CAMPAIGN" => (
+            "Cùng nội dung từ nhiều độc giả (chiến dịch)",
+            "Same text from many readers (a campaign)",
+        ),
+        "DUPLICATE_REPEAT" => ("Độc giả gửi lặp lại", "The reader posted it again"),
         REPORTED => ("Độc giả báo cáo", "Reported by readers"),
         _ => ("Lý do khác", "Other reason"),
     };
@@ -358,7 +368,9 @@ pub async fn comment_page(
         article.comment {
             h1 { (comment.article_title.as_deref().unwrap_or(&comment.article_id)) }
             p { (lang.t("state")) ": " strong.state { (comment.state.as_str()) } " · "
-                (comment.author_name) " · " (view::time(comment.created_at_ms)) " · "
+                @if comment.reader.is_empty() { (comment.author_name) }
+                @else { a.reader href={ "/readers/" (comment.reader) } { (comment.author_name) } }
+                " · " (view::time(comment.created_at_ms)) " · "
                 (lang.t("model")) " " (comment.model_version) }
             p { (score_label(lang, "spam", comment.spam)) " " (score_label(lang, "toxic", comment.toxic)) }
             (marked_body(&comment.body, &found))

@@ -286,6 +286,26 @@ pub fn named(key: &ReaderKey, reader_id: &str, email: &str) -> Result<ReaderId, 
     }
 }
 
+/// An end as a moderator writes it: a time (`2026-12-08T00:00:00Z`) or a span from `now_ms`
+/// (`7days`, `12h`); empty for none.
+pub fn until(raw: &str, now_ms: i64) -> Result<Option<i64>, Violation> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(t) = raw.parse::<jiff::Timestamp>() {
+        return Ok(Some(t.as_millisecond()));
+    }
+    let span = humantime::parse_duration(raw).map_err(|_| {
+        Violation::new(
+            "until",
+            format!("{raw:?} is neither a time (2026-12-08T00:00:00Z) nor a span (7days)"),
+        )
+    })?;
+    let span = i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 4);
+    Ok(Some(now_ms.saturating_add(span)))
+}
+
 /// A standing a moderator asks for: `None` for `standing` lifts it. The end must be in the
 /// future (a suspension needs one); the reason is at most 500 characters.
 pub fn requested(

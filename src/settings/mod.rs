@@ -54,6 +54,8 @@ pub struct Tunables {
     pub articles: crate::articles::ArticleSettings,
     /// Readers' standings, first comments, automatic pre-moderation.
     pub readers: crate::readers::ReaderTunables,
+    /// Readers posting near copies that make a campaign (0: off).
+    pub campaign_copies: u32,
 }
 
 /// Where a value came from.
@@ -592,6 +594,22 @@ pub static KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "campaigns.copies",
+        help: "readers posting near copies of a text within campaigns.window that make a campaign (DUPLICATE_CAMPAIGN); 0 turns detection off",
+        get: |t| t.campaign_copies.to_string(),
+        set: |t, v| {
+            let copies: u32 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("{v:?} is not a whole number"))?;
+            if copies == 1 || copies > 1000 {
+                return Err("must be 0 (off) or 2 to 1000".into());
+            }
+            t.campaign_copies = copies;
+            Ok(())
+        },
+    },
+    Key {
         name: "model.active",
         help: "the model that scores comments (see `models list`)",
         get: |t| t.model.clone(),
@@ -891,6 +909,7 @@ mod tests {
             model_shadow: None,
             articles: crate::articles::ArticleSettings::default(),
             readers: crate::readers::ReaderTunables::default(),
+            campaign_copies: 3,
         };
         let sources = [("decision.accept_below", Source::Model)]
             .into_iter()

@@ -1,0 +1,198 @@
+//! Campaigns: the same text, lightly edited, posted under many names and e-mail addresses
+//! within a short time — the common campaign on a form that asks only for a name and an
+//! address. Each comment's text is fingerprinted ([`index::fingerprint`]) and looked up among
+//! the window's fingerprints ([`index::Index`]); the `copies`-th reader with a near copy makes
+//! a campaign: their comment is held (`DUPLICATE_CAMPAIGN`) and the earlier copies are flagged
+//! for moderators too; a reader posting a near copy of their own is held as a repeat
+//! (`DUPLICATE_REPEAT`).
+//!
+//! The index is in memory, so the check costs a submission no storage round trip. On Redis the
+//! stored comment's fingerprint is shared with the other instances through a stream the
+//! submission script appends to ([`Detector::learn`] takes theirs).
+
+pub mod index;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use index::{CampaignSettings, Fingerprint, Verdict};
+
+use crate::comment::CommentId;
+
+/// `[campaigns]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignConfig {
+    /// Readers posting near copies within the window that make a campaign; 0 turns detection
+    /// off (ops may change it at runtime: `campaigns.copies`).
+    pub copies: u32,
+    /// How long a text is remembered.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Texts shorter than this many words are never counted (short praise is repeated in
+    /// good faith).
+    pub min_words: usize,
+    /// Most texts remembered (the oldest are forgotten first): bounds memory at about 200
+    /// bytes a text.
+    pub capacity: usize,
+}
+
+impl Default for CampaignConfig {
+    fn default() -> Self {
+        let defaults = CampaignSettings::default();
+        CampaignConfig {
+            copies: 3,
+            window: Duration::from_secs(24 * 3600),
+            min_words: defaults.min_words,
+            capacity: defaults.capacity,
+        }
+    }
+}
+
+/// What the check found for one submission.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// Whether it is a campaign copy, or a repeat of the reader's own.
+    pub duplicate: crate::decide::Duplicate,
+    /// Distinct readers with a near copy in the window, this one included.
+    pub copies: usize,
+    /// Earlier copies to flag for moderators now (each handed out once).
+    pub earlier: Vec<CommentId>,
+    /// The text's fingerprint (none for a short text).
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// The window's fingerprints, and the settings they are judged by.
+#[derive(Debug)]
+pub struct Detector {
+    index: Mutex<index::Index>,
+    min_words: usize,
+}
+
+impl Detector {
+    /// An empty window.
+    pub fn new(config: &CampaignConfig) -> Self {
+        let settings = CampaignSettings {
+            window_ms: i64::try_from(config.window.as_millis()).unwrap_or(i64::MAX / 4),
+            copies: config.copies.max(1) as usize,
+            min_words: config.min_words,
+            capacity: config.capacity,
+            ..CampaignSettings::default()
+        };
+        Detector {
+            min_words: settings.min_words,
+            index: Mutex::new(index::Index::new(settings)),
+        }
+    }
+
+    /// Checks and records a submission: `copies` readers (from the settings in force; 0 is off)
+    /// make a campaign. `submission` is its idempotency key (a retry is not a repeat).
+    pub fn check(
+        &self,
+        text: &str,
+        reader: &crate::readers::ReaderId,
+        submission: &str,
+        id: CommentId,
+        copies: u32,
+        now_ms: i64,
+    ) -> Found {
+        if copies == 0 {
+            return Found::default();
+        }
+        let Some(fp) = index::fingerprint(text, self.min_words) else {
+            return Found::default();
+        };
+        let reader = reader.to_string();
+        let verdict = {
+            let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+            index.set_copies(copies as usize);
+            index.check(fp, &reader, submission, &id.to_string(), now_ms)
+        };
+        found(verdict, fp)
+    }
+
+    /// Records a comment another instance stored.
+    pub fn learn(&self, fp: Fingerprint, reader: &str, id: &str, at_ms: i64, reported: bool) {
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        index.insert_seen(fp, reader, id, at_ms, reported);
+    }
+
+    /// How many texts the window holds.
+    pub fn len(&self) -> usize {
+        self.index.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn found(v: Verdict, fp: Fingerprint) -> Found {
+    use crate::decide::Duplicate;
+    let duplicate = if v.campaign {
+        Duplicate::Campaign
+    } else if v.repeat {
+        Duplicate::Repeat
+    } else {
+        Duplicate::None
+    };
+    Found {
+        duplicate,
+        copies: v.copies,
+        earlier: v
+            .earlier
+            .iter()
+            .filter_map(|id| CommentId::parse("id", id).ok())
+            .collect(),
+        fingerprint: Some(fp),
+    }
+}
+
+/// Where earlier copies are sent to be flagged (see [`flag_earlier`]). Sending never waits.
+#[derive(Clone, Debug)]
+pub struct Flags(tokio::sync::mpsc::Sender<(Vec<CommentId>, usize)>);
+
+impl Flags {
+    /// A sender, and what [`flag_earlier`] reads.
+    pub fn new(capacity: usize) -> (Self, tokio::sync::mpsc::Receiver<(Vec<CommentId>, usize)>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+        (Flags(tx), rx)
+    }
+
+    /// Asks for `ids` (copies of a campaign of `copies` readers) to be flagged.
+    pub fn flag(&self, ids: Vec<CommentId>, copies: usize) {
+        if !ids.is_empty() {
+            let _ = self.0.try_send((ids, copies));
+        }
+    }
+}
+
+/// Flags earlier copies of campaigns as they are found: a published one comes back to the
+/// queue as a report of the service's (it stays published until a moderator rejects it); one
+/// waiting is already there; a rejected one needs nothing.
+pub async fn flag_earlier(
+    queue: std::sync::Arc<crate::review::Queue>,
+    mut found: tokio::sync::mpsc::Receiver<(Vec<CommentId>, usize)>,
+    timeout: Duration,
+) {
+    while let Some((ids, copies)) = found.recv().await {
+        for id in ids {
+            let report = crate::review::Report {
+                id,
+                reason: format!("DUPLICATE_CAMPAIGN: the same text came from {copies} readers"),
+                reporter: "service:campaigns".into(),
+            };
+            let deadline = std::time::Instant::now() + timeout;
+            match queue.report_unlimited(&report, deadline).await {
+                Ok(_) | Err(crate::review::ReviewError::NotPublished { .. }) => {}
+                Err(crate::review::ReviewError::AlreadyReported(_)) => {}
+                Err(e) => {
+                    tracing::warn!(comment = %id, error = %e, "an earlier campaign copy was not flagged")
+                }
+            }
+        }
+    }
+}

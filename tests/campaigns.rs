@@ -1,0 +1,197 @@
+//! Campaigns over the real gRPC API, on both backends: the third reader posting a near copy
+//! is held with DUPLICATE_CAMPAIGN and the earlier copies come back to the queue; a reader
+//! repeating their own text is held as a repeat; a retry is no repeat; short praise repeated
+//! by many readers is left alone; ops turn it off at runtime.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, TestApp, test_config_on};
+use moderation::proto::v1 as pb;
+use pb::moderation_service_client::ModerationServiceClient;
+
+const TEXT: &str =
+    "Mọi người nên xem kênh này, họ phân tích giá vàng và chứng khoán rất chuẩn, lãi đều mỗi ngày";
+
+fn from(email: &str, key: &str, body: &str) -> pb::SubmitCommentRequest {
+    pb::SubmitCommentRequest {
+        author_email: email.into(),
+        author_name: email.split('@').next().unwrap().into(),
+        body: body.into(),
+        ..common::submission(key)
+    }
+}
+
+async fn submit(app: &TestApp, request: pb::SubmitCommentRequest) -> pb::SubmitCommentResponse {
+    app.client
+        .clone()
+        .submit_comment(request)
+        .await
+        .expect("the comment is taken")
+        .into_inner()
+}
+
+/// A config whose classifier holds nothing: what is held here is held for being a copy.
+fn lenient(backend: Backend) -> moderation::config::Config {
+    let mut config = test_config_on(backend);
+    config.decision.accept_below = Some(0.999);
+    config.decision.reject_at = Some(1.0);
+    config.decision.review_toxic_at = Some(1.0);
+    config
+}
+
+on_both_backends!(the_third_reader_with_a_near_copy_makes_a_campaign);
+async fn the_third_reader_with_a_near_copy_makes_a_campaign(backend: Backend) {
+    let app = TestApp::spawn(lenient(backend)).await;
+    let one = submit(&app, from("mot@example.vn", "c-1", TEXT)).await;
+    let two = submit(
+        &app,
+        from(
+            "hai@example.vn",
+            "c-2",
+            &format!("{} !!", TEXT.to_uppercase()),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (one.outcome(), two.outcome()),
+        (pb::Outcome::Accepted, pb::Outcome::Accepted)
+    );
+    let edited = TEXT
+        .replace("rất chuẩn", "cực chuẩn")
+        .replace("giá vàng", "gia vang");
+    let three = submit(&app, from("ba@example.vn", "c-3", &edited)).await;
+    assert_eq!(
+        three.outcome(),
+        pb::Outcome::PendingReview,
+        "{:?}",
+        three.reasons
+    );
+    assert_eq!(three.reasons[0].code, "DUPLICATE_CAMPAIGN");
+    assert!(
+        three.reasons[0].message.contains("3 readers"),
+        "{:?}",
+        three.reasons
+    );
+
+    // The earlier copies are flagged (published still, back in the queue), once each.
+    let mut moderation = ModerationServiceClient::new(app.channel().await);
+    let mut flagged = Vec::new();
+    for _ in 0..50 {
+        flagged = moderation
+            .list_flagged(pb::ListFlaggedRequest {
+                page_size: 50,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .items;
+        if flagged.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids: Vec<&str> = flagged
+        .iter()
+        .map(|i| i.comment.as_ref().unwrap().id.as_str())
+        .collect();
+    for id in [&one.comment_id, &two.comment_id, &three.comment_id] {
+        assert!(ids.contains(&id.as_str()), "{id} not in {ids:?}");
+    }
+    let earlier = flagged
+        .iter()
+        .find(|i| i.comment.as_ref().unwrap().id == one.comment_id)
+        .unwrap();
+    assert!(
+        earlier.comment.as_ref().unwrap().published,
+        "still published until rejected"
+    );
+    assert!(
+        earlier.reports[0].contains("DUPLICATE_CAMPAIGN"),
+        "{:?}",
+        earlier.reports
+    );
+
+    // A fourth copy is a campaign copy too; the earlier ones are not flagged again.
+    let four = submit(&app, from("bon@example.vn", "c-4", TEXT)).await;
+    assert_eq!(four.reasons[0].code, "DUPLICATE_CAMPAIGN");
+    assert_eq!(earlier.report_count, 1);
+}
+
+on_both_backends!(repeats_retries_and_short_praise);
+async fn repeats_retries_and_short_praise(backend: Backend) {
+    let app = TestApp::spawn(lenient(backend)).await;
+    let first = submit(&app, from("mot@example.vn", "r-1", TEXT)).await;
+    assert_eq!(first.outcome(), pb::Outcome::Accepted);
+    let retry = submit(&app, from("mot@example.vn", "r-1", TEXT)).await;
+    assert!(
+        retry.replayed && retry.outcome() == pb::Outcome::Accepted,
+        "a retry is no repeat"
+    );
+    let again = submit(&app, from("mot@example.vn", "r-2", TEXT)).await;
+    assert_eq!(again.outcome(), pb::Outcome::PendingReview);
+    assert_eq!(again.reasons[0].code, "DUPLICATE_REPEAT");
+    for k in 0..5 {
+        let praise = submit(
+            &app,
+            from(
+                &format!("ban{k}@example.vn"),
+                &format!("p-{k}"),
+                "Bài viết hay quá, cảm ơn!",
+            ),
+        )
+        .await;
+        assert_eq!(
+            praise.outcome(),
+            pb::Outcome::Accepted,
+            "short praise is never a campaign"
+        );
+    }
+}
+
+on_both_backends!(ops_turn_campaign_detection_off_at_runtime);
+async fn ops_turn_campaign_detection_off_at_runtime(backend: Backend) {
+    let app = TestApp::spawn(lenient(backend)).await;
+    let mut admin = pb::admin_service_client::AdminServiceClient::new(app.channel().await);
+    let version = admin
+        .get_settings(pb::GetSettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .version;
+    let bad = admin
+        .update_settings(pb::UpdateSettingsRequest {
+            version,
+            changes: vec![pb::SettingChange {
+                key: "campaigns.copies".into(),
+                value: "1".into(),
+                reset: false,
+            }],
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(common::violated_fields(&bad), ["campaigns.copies"]);
+    admin
+        .update_settings(pb::UpdateSettingsRequest {
+            version,
+            changes: vec![pb::SettingChange {
+                key: "campaigns.copies".into(),
+                value: "0".into(),
+                reset: false,
+            }],
+            note: "off for the live blog".into(),
+        })
+        .await
+        .unwrap();
+    for k in 0..4 {
+        let copy = submit(
+            &app,
+            from(&format!("ban{k}@example.vn"), &format!("o-{k}"), TEXT),
+        )
+        .await;
+        assert_eq!(copy.outcome(), pb::Outcome::Accepted, "{k}");
+    }
+}
