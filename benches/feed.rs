@@ -58,6 +58,7 @@ async fn fill(store: Arc<dyn Store>, events: usize) -> Duration {
                         created_at_ms: 1_764_252_147_958,
                         explanation: &[],
                         tallies: &[],
+                        shared: None,
                     })
                     .await
                     .unwrap();

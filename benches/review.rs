@@ -92,6 +92,7 @@ async fn seed(store: Arc<RedisStore>, n: usize) {
                     created_at_ms: started_ms + k as i64,
                     explanation: &explanation,
                     tallies: &[],
+                    shared: None,
                 })
                 .await
                 .unwrap();

@@ -609,6 +609,12 @@ impl Pipeline {
     ) -> Result<Submitted, SubmitError> {
         let m = &self.metrics;
         let fingerprint = comment.fingerprint();
+        let note = self.campaigns.note(
+            &decided.found,
+            &decided.reader,
+            decided.receipt.comment_id,
+            now_ms,
+        );
         let submission = Submission {
             comment,
             reader: &decided.reader,
@@ -617,6 +623,7 @@ impl Pipeline {
             created_at_ms: now_ms,
             explanation: &decided.explained,
             tallies: &shadow.tallies,
+            shared: note.as_deref(),
         };
         let started = Instant::now();
         let submit = self.store.submit(pending.admission(), submission);

@@ -525,6 +525,13 @@ impl App {
                 store.clone().keep_trimmed(Duration::from_secs(60)),
             ));
         }
+        if let Storage::Redis(store) = &self.storage {
+            tasks.push(tokio::spawn(crate::campaigns::listen(
+                self.pipeline.campaigns.clone(),
+                store.clone(),
+                Duration::from_secs(1),
+            )));
+        }
         tasks.extend([
             tokio::spawn(watch_rate_limiter(self.limiter.clone(), health.clone())),
             tokio::spawn(crate::settings::live::watch(

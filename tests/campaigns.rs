@@ -195,3 +195,46 @@ async fn ops_turn_campaign_detection_off_at_runtime(backend: Backend) {
         assert_eq!(copy.outcome(), pb::Outcome::Accepted, "{k}");
     }
 }
+
+/// Several instances on one Redis: a copy stored by one counts in the others' windows.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_on_one_redis_see_each_others_copies() {
+    let config = lenient(Backend::Redis);
+    let first = TestApp::spawn(config.clone()).await;
+    let second = TestApp::spawn(config.clone()).await;
+    // Both instances listen on the channel before anything is published.
+    let channel = format!("{}campaigns", config.redis.prefix);
+    for _ in 0..100 {
+        let (_, listening): (String, u32) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query::<Vec<(String, u32)>>(&mut first.redis())
+            .unwrap()
+            .remove(0);
+        if listening >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let one = submit(&first, from("mot@example.vn", "m-1", TEXT)).await;
+    assert_eq!(one.outcome(), pb::Outcome::Accepted);
+    // The second instance learns it as it is stored; until then its copies count alone.
+    let mut held = None;
+    for k in 0..20 {
+        let copy = submit(
+            &second,
+            from(&format!("ban{k}@example.vn"), &format!("m-2-{k}"), TEXT),
+        )
+        .await;
+        if copy.outcome() == pb::Outcome::PendingReview {
+            held = Some((k, copy));
+            break;
+        }
+    }
+    let (k, copy) = held.expect("a campaign on the second instance");
+    assert_eq!(copy.reasons[0].code, "DUPLICATE_CAMPAIGN");
+    assert_eq!(
+        k, 1,
+        "the first instance's copy counted: the second local copy made three readers"
+    );
+}

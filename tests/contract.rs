@@ -227,6 +227,7 @@ async fn submit(b: &Backend, key: &str, admission: Admission<'_>) -> (Admitted, 
                 created_at_ms: 1_764_252_147_958,
                 explanation: &[],
                 tallies: &[],
+                shared: None,
             },
         )
         .await
@@ -487,6 +488,7 @@ async fn save_at(
             created_at_ms: at_ms,
             explanation: &[],
             tallies: &["shadow_decision_rejected"],
+            shared: None,
         })
         .await
 }

@@ -1038,6 +1038,7 @@ async fn comments_arriving_in_the_same_millisecond_page_without_loss() {
                 created_at_ms: at,
                 explanation: &[],
                 tallies: &[],
+                shared: None,
             })
             .await
             .unwrap();

@@ -69,6 +69,8 @@ pub struct Found {
 pub struct Detector {
     index: Mutex<index::Index>,
     min_words: usize,
+    /// This instance, in the notes it shares (so it skips its own).
+    instance: u64,
 }
 
 impl Detector {
@@ -84,6 +86,7 @@ impl Detector {
         Detector {
             min_words: settings.min_words,
             index: Mutex::new(index::Index::new(settings)),
+            instance: fastrand::u64(..),
         }
     }
 
@@ -113,10 +116,42 @@ impl Detector {
         found(verdict, fp)
     }
 
-    /// Records a comment another instance stored.
-    pub fn learn(&self, fp: Fingerprint, reader: &str, id: &str, at_ms: i64, reported: bool) {
+    /// The note other instances learn a stored comment's text from (see [`Detector::learn`]):
+    /// `instance fingerprint reader comment time reported`, none for a text too short.
+    pub fn note(
+        &self,
+        found: &Found,
+        reader: &crate::readers::ReaderId,
+        id: CommentId,
+        at_ms: i64,
+    ) -> Option<String> {
+        let fp = found.fingerprint?;
+        let reported = u8::from(found.duplicate == crate::decide::Duplicate::Campaign);
+        Some(format!(
+            "{:x} {:x} {reader} {id} {at_ms} {reported}",
+            self.instance, fp.0
+        ))
+    }
+
+    /// Records a comment another instance stored, from its note; this instance's own notes,
+    /// and notes that do not parse, are skipped.
+    pub fn learn(&self, note: &str) {
+        let parts: Vec<&str> = note.split(' ').collect();
+        let [instance, fp, reader, id, at, reported] = parts[..] else {
+            return;
+        };
+        let (Ok(instance), Ok(fp), Ok(at)) = (
+            u64::from_str_radix(instance, 16),
+            u64::from_str_radix(fp, 16),
+            at.parse::<i64>(),
+        ) else {
+            return;
+        };
+        if instance == self.instance {
+            return;
+        }
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        index.insert_seen(fp, reader, id, at_ms, reported);
+        index.insert_seen(Fingerprint(fp), reader, id, at, reported == "1");
     }
 
     /// How many texts the window holds.
@@ -148,6 +183,38 @@ fn found(v: Verdict, fp: Fingerprint) -> Found {
             .filter_map(|id| CommentId::parse("id", id).ok())
             .collect(),
         fingerprint: Some(fp),
+    }
+}
+
+/// Notes other instances published as they stored comments (see [`Detector::note`]); ends
+/// when the subscription breaks.
+pub type Notes = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = String> + Send>>;
+
+/// A store several instances share, which carries each one's notes to the others.
+#[async_trait::async_trait]
+pub trait Sharing: Send + Sync {
+    /// A subscription to the notes published from now on.
+    async fn notes(&self) -> Result<Notes, crate::store::StoreError>;
+}
+
+/// Keeps `detector` learning what the other instances store, subscribing again (every
+/// `every`) when the subscription breaks.
+pub async fn listen(
+    detector: std::sync::Arc<Detector>,
+    sharing: std::sync::Arc<dyn Sharing>,
+    every: Duration,
+) {
+    use tokio_stream::StreamExt;
+    loop {
+        match sharing.notes().await {
+            Ok(mut notes) => {
+                while let Some(note) = notes.next().await {
+                    detector.learn(&note);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "other instances' texts not heard yet"),
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

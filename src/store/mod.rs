@@ -89,6 +89,10 @@ pub struct Submission<'a> {
     pub explanation: &'a [Explained],
     /// What else to count for the statistics besides its outcome (shadow-mode findings).
     pub tallies: &'a [&'a str],
+    /// A note for other instances sharing the store, published with it (its text's
+    /// fingerprint, see [`crate::campaigns::Detector::note`]); a store serving one instance
+    /// ignores it.
+    pub shared: Option<&'a str>,
 }
 
 /// What must hold, in the same atomic call that stores a submission, for it to be stored: the

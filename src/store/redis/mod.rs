@@ -325,6 +325,11 @@ impl RedisStore {
         self.named("stats:author:", reader)
     }
 
+    /// Where stored texts' fingerprints are published for other instances.
+    fn campaigns_channel(&self) -> String {
+        self.key("campaigns")
+    }
+
     /// A reader's latest comments: a sorted set of ids by arrival.
     fn reader_index_key(&self, reader: &str) -> String {
         self.named("reader:", format_args!("{reader}:comments"))

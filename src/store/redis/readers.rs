@@ -1,6 +1,7 @@
 //! Readers in Redis ([`ReaderStore`]): each reader's latest comments are a sorted set of ids by
 //! arrival (`reader:<id>:comments`, written by the submission script); the key readers' ids are
-//! made with is `reader_key`, set once by whichever instance starts first.
+//! made with is `reader_key`, set once by whichever instance starts first. Stored texts'
+//! fingerprints reach the other instances on the `campaigns` channel ([`crate::campaigns::Sharing`]).
 
 use std::collections::HashMap;
 
@@ -63,5 +64,26 @@ impl ReaderStore for RedisStore {
             .await
             .map_err(classify)?;
         Ok(stored.map_or_else(|| candidate.clone(), Secret::new))
+    }
+}
+
+#[async_trait]
+impl crate::campaigns::Sharing for RedisStore {
+    async fn notes(&self) -> Result<crate::campaigns::Notes, StoreError> {
+        use tokio_stream::StreamExt;
+        let mut pubsub = self
+            .connection
+            .client()
+            .get_async_pubsub()
+            .await
+            .map_err(classify)?;
+        pubsub
+            .subscribe(self.campaigns_channel())
+            .await
+            .map_err(classify)?;
+        let notes = pubsub
+            .into_on_message()
+            .filter_map(|message| message.get_payload::<String>().ok());
+        Ok(Box::pin(notes))
     }
 }

@@ -34,7 +34,8 @@ use crate::store::{Admission, Admitted, Receipt, Store, StoreError, StoredCommen
 /// comment id, created (ms), accepted retention (ms), rejected retention (ms), record TTL
 /// (ms), history event (JSON), the portal's consumer group, then the number of comment fields
 /// and the fields, then the number of stream fields and the fields, then the number of tallies
-/// to count and their names.
+/// to count and their names; last, the note for other instances' campaign windows (empty for
+/// none) and the channel it is published on.
 ///
 /// Refusals return before the first write of the comment; the rate-limit step is the GCRA rule
 /// of [`crate::rate_limit::cluster::gcra`] and the claims those of
@@ -146,6 +147,10 @@ if outcome ~= 'pending_review' then
     redis.call('HINCRBY', KEYS[k], outcome, 1)
     redis.call('PEXPIRE', KEYS[k], A(9))
   end
+end
+-- The text's fingerprint, for the other instances' campaign windows.
+if ARGV[t_last + 1] and ARGV[t_last + 1] ~= '' then
+  redis.call('PUBLISH', ARGV[t_last + 2], ARGV[t_last + 1])
 end
 redis.call('HSET', KEYS[1], 'fingerprint', A(1), 'receipt', A(2), 'comment', A(5))
 redis.call('PEXPIRE', KEYS[1], A(3))
@@ -299,6 +304,9 @@ impl Store for RedisStore {
         for tally in s.tallies {
             invocation.arg(tally);
         }
+        invocation
+            .arg(s.shared.unwrap_or(""))
+            .arg(self.campaigns_channel());
         let answer: Vec<String> = invocation
             .invoke_async(&mut self.connection())
             .await
