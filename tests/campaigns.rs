@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Backend, TestApp, test_config_on};
@@ -236,5 +238,90 @@ async fn instances_on_one_redis_see_each_others_copies() {
     assert_eq!(
         k, 1,
         "the first instance's copy counted: the second local copy made three readers"
+    );
+}
+
+/// The commands clients send to a Redis (not those its scripts run), as `MONITOR` reports
+/// them, until the returned flag is set.
+fn monitor(url: &str) -> (Arc<Mutex<Vec<String>>>, Arc<AtomicBool>) {
+    use std::io::{BufRead, Write};
+    let address = url.trim_start_matches("redis://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(b"MONITOR\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (into, until) = (seen.clone(), stop.clone());
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stream);
+        let mut line = String::new();
+        while !until.load(Ordering::SeqCst) {
+            line.clear();
+            if lines.read_line(&mut line).is_err() {
+                continue;
+            }
+            // `+<time> [<db> <client>] "<command>" ...`; a script's commands say `lua`.
+            let Some((client, command)) = line.split_once("] \"") else {
+                continue;
+            };
+            if !client.ends_with(" lua") {
+                let name = command.split('"').next().unwrap_or_default().to_lowercase();
+                into.lock().unwrap().push(name);
+            }
+        }
+    });
+    (seen, stop)
+}
+
+/// With a standing set, campaigns on and a reader's history kept, a submission still costs
+/// one storage round trip: the script; the standing and the near copies are looked up in
+/// memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn readers_and_campaigns_cost_a_submission_no_round_trip() {
+    let redis = common::PrivateRedis::start();
+    let mut config = lenient(Backend::Redis);
+    config.redis.url = moderation::store::redis::RedisUrl::new(redis.url());
+    let app = TestApp::spawn(config).await;
+    app.wait_for_health(1).await;
+    let mut readers = pb::reader_service_client::ReaderServiceClient::new(app.channel().await);
+    readers
+        .set_reader_standing(pb::SetReaderStandingRequest {
+            email: "tin.cay@example.vn".into(),
+            standing: pb::ReaderStanding::Trusted.into(),
+            moderator: "minh".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // One first submission loads the script into this fresh Redis (a refused EVALSHA, then
+    // SCRIPT LOAD).
+    submit(&app, from("dau.tien@example.vn", "rt-first", TEXT)).await;
+    let (sent, stop) = monitor(&redis.url());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    const N: usize = 40;
+    for k in 0..N {
+        // Distinct texts: a campaign's earlier copies would be flagged (more scripts, off the
+        // submission's path).
+        let mut rng = fastrand::Rng::with_seed(k as u64);
+        let body: Vec<String> = (0..14).map(|_| format!("tu{}", rng.u32(..))).collect();
+        let email = match k % 2 {
+            0 => "tin.cay@example.vn".to_owned(),
+            _ => format!("ban{k}@example.vn"),
+        };
+        submit(&app, from(&email, &format!("rt-{k}"), &body.join(" "))).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::SeqCst);
+    let sent = sent.lock().unwrap().clone();
+    let scripts = sent.iter().filter(|c| *c == "evalsha").count();
+    assert_eq!(scripts, N, "one script per submission: {sent:?}");
+    // Everything else the service sent meanwhile is its background work (health probes,
+    // settings polls), far fewer than one per submission.
+    let others = sent.len() - scripts;
+    assert!(
+        others < N / 4,
+        "{others} other commands for {N} submissions: {sent:?}"
     );
 }
