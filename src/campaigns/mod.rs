@@ -117,7 +117,7 @@ impl Detector {
     }
 
     /// The note other instances learn a stored comment's text from (see [`Detector::learn`]):
-    /// `instance fingerprint reader comment time reported`, none for a text too short.
+    /// `instance lookup confirm reader comment time reported`, none for a text too short.
     pub fn note(
         &self,
         found: &Found,
@@ -128,8 +128,8 @@ impl Detector {
         let fp = found.fingerprint?;
         let reported = u8::from(found.duplicate == crate::decide::Duplicate::Campaign);
         Some(format!(
-            "{:x} {:x} {reader} {id} {at_ms} {reported}",
-            self.instance, fp.0
+            "{:x} {:x} {:x} {reader} {id} {at_ms} {reported}",
+            self.instance, fp.0, fp.1
         ))
     }
 
@@ -137,12 +137,13 @@ impl Detector {
     /// and notes that do not parse, are skipped.
     pub fn learn(&self, note: &str) {
         let parts: Vec<&str> = note.split(' ').collect();
-        let [instance, fp, reader, id, at, reported] = parts[..] else {
+        let [instance, fp, confirm, reader, id, at, reported] = parts[..] else {
             return;
         };
-        let (Ok(instance), Ok(fp), Ok(at)) = (
+        let (Ok(instance), Ok(fp), Ok(confirm), Ok(at)) = (
             u64::from_str_radix(instance, 16),
             u64::from_str_radix(fp, 16),
+            u64::from_str_radix(confirm, 16),
             at.parse::<i64>(),
         ) else {
             return;
@@ -151,7 +152,7 @@ impl Detector {
             return;
         }
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        index.insert_seen(Fingerprint(fp), reader, id, at, reported == "1");
+        index.insert_seen(Fingerprint(fp, confirm), reader, id, at, reported == "1");
     }
 
     /// How many texts the window holds.
