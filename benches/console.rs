@@ -221,6 +221,7 @@ async fn run(backend: Backend, n: usize, screenshots: Option<&str>) {
             browser.client.screenshot().await.unwrap(),
         )
         .unwrap();
+        reader_screenshot(&browser, &base, to).await;
     }
     browser.close().await;
     let _ = stop.send(());
@@ -228,6 +229,35 @@ async fn run(backend: Backend, n: usize, screenshots: Option<&str>) {
     if backend == Backend::Redis {
         common::delete_prefix(config.redis.url.expose(), &config.redis.prefix);
     }
+}
+
+/// The reader panel of the first waiting comment's reader, as `console-reader.png`.
+async fn reader_screenshot(browser: &Browser, base: &str, to: &str) {
+    browser.client.goto(&format!("{base}/queue")).await.unwrap();
+    browser
+        .wait_until("the queue", "return !!document.querySelector('.card')")
+        .await;
+    let card = browser
+        .eval("return document.querySelector('.card').id.slice(2)")
+        .await;
+    let id = card.as_str().unwrap().to_owned();
+    browser
+        .client
+        .goto(&format!("{base}/comments/{id}"))
+        .await
+        .unwrap();
+    browser.click("a.reader").await;
+    browser
+        .wait_until(
+            "the reader panel",
+            "return !!document.getElementById('standing-form')",
+        )
+        .await;
+    std::fs::write(
+        format!("{to}/console-reader.png"),
+        browser.client.screenshot().await.unwrap(),
+    )
+    .unwrap();
 }
 
 fn main() {

@@ -31,6 +31,7 @@ pub mod pipeline;
 pub mod proto;
 pub mod rate_limit;
 pub mod readers;
+pub mod rescan;
 pub mod review;
 pub mod secret;
 pub mod server;

@@ -79,6 +79,7 @@ pub struct App {
     console: Arc<crate::console::Console>,
     console_listener: Option<TcpListener>,
     desk: Arc<crate::readers::desk::Desk>,
+    rescanner: Arc<crate::rescan::Rescanner>,
     rejected: Option<tokio::sync::mpsc::Receiver<crate::readers::ReaderId>>,
     flagged: Option<tokio::sync::mpsc::Receiver<(Vec<crate::comment::CommentId>, usize)>>,
     webhooks: Option<(
@@ -131,6 +132,14 @@ impl Storage {
 
     /// Its review queue port.
     pub fn review(&self) -> Arc<dyn ReviewStore> {
+        match self {
+            Storage::Redis(r) => r.clone(),
+            Storage::Embedded(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// Its published comments, for re-scans.
+    pub fn published(&self) -> Arc<dyn crate::rescan::PublishedStore> {
         match self {
             Storage::Redis(r) => r.clone(),
             Storage::Embedded(s) => Arc::new(s.clone()),
@@ -346,6 +355,11 @@ impl App {
             events: queue.events().clone(),
             notifier,
         });
+        let rescanner = Arc::new(crate::rescan::Rescanner::new(
+            pipeline.clone(),
+            queue.clone(),
+            storage.published(),
+        ));
         let admin = Arc::new(Admin::new(
             live.clone(),
             storage.settings(),
@@ -404,6 +418,7 @@ impl App {
             console_listener: None,
             webhooks: Some((webhooks, notices)),
             desk,
+            rescanner,
             rejected: Some(rejected),
             flagged: Some(flagged),
         })
@@ -460,9 +475,12 @@ impl App {
             server.request_timeout,
         ))
         .max_decoding_message_size(server.max_message_bytes);
-        let admin =
-            AdminServiceServer::new(AdminApi::new(self.admin.clone(), server.request_timeout))
-                .max_decoding_message_size(server.max_message_bytes);
+        let admin = AdminServiceServer::new(AdminApi::new(
+            self.admin.clone(),
+            self.rescanner.clone(),
+            server.request_timeout,
+        ))
+        .max_decoding_message_size(server.max_message_bytes);
 
         // The runtime settings stored, before the first request if the store answers in time;
         // the file's otherwise, until the watch reads them.
@@ -508,6 +526,10 @@ impl App {
                 self.queue.clone(),
                 self.flagged.take().expect("served once"),
                 self.config.server.request_timeout,
+            )),
+            tokio::spawn(self.rescanner.clone().watch(
+                Duration::from_secs(2),
+                self.config.server.request_timeout * 10,
             )),
             tokio::spawn(self.desk.clone().watch_rejections(
                 self.rejected.take().expect("served once"),

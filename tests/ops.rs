@@ -544,6 +544,7 @@ async fn every_rpc_needs_a_key_with_its_role(backend: Backend) {
         ("moderation.v1.AdminService/ActivateModel", &[Role::Ops]),
         ("moderation.v1.AdminService/RollbackModel", &[Role::Ops]),
         ("moderation.v1.AdminService/GetStats", &[Role::Ops]),
+        ("moderation.v1.AdminService/Rescan", &[Role::Ops]),
         ("moderation.v1.FeedService/Subscribe", &[Role::Portal]),
         ("moderation.v1.FeedService/Ack", &[Role::Portal]),
         ("moderation.v1.ReaderService/GetReader", &[Role::Moderator]),

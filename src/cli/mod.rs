@@ -55,6 +55,9 @@ pub enum Command {
     Models(ops::ModelsArgs),
     /// Outcome counts over the last hour and day, and the queues (for operators).
     Stats(ops::StatsArgs),
+    /// Score the held comments (and the last days' published ones) again with the model and
+    /// lists in force, and say which would now be decided otherwise (for operators).
+    Rescan(ops::RescanArgs),
     /// Asks a running server's gRPC health service; exits 0 when it is SERVING (container and
     /// orchestrator health checks).
     Health(ops::StatsArgs),
@@ -246,6 +249,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Settings(args) => ops::settings(args),
         Command::Models(args) => ops::models(args),
         Command::Stats(args) => ops::stats(args),
+        Command::Rescan(args) => ops::rescan(args),
         Command::Health(args) => ops::health(args),
         Command::NewApiKey(args) => ops::new_api_key(args),
     };

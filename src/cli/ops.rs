@@ -102,6 +102,56 @@ pub struct StatsArgs {
     pub connection: Connection,
 }
 
+/// `rescan` flags.
+#[derive(Debug, Args)]
+pub struct RescanArgs {
+    /// The server.
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Also the comments published in this many last days.
+    #[arg(long, default_value_t = 0)]
+    pub published_days: u32,
+    /// Bring the published ones that would now be held or rejected back to the queue.
+    #[arg(long)]
+    pub flag: bool,
+}
+
+/// `rescan`: held (and recently published) comments scored again with what is in force.
+pub fn rescan(args: RescanArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let mut client = admin(&args.connection).await?;
+        let r = client
+            .rescan(pb::RescanRequest {
+                published_days: args.published_days,
+                flag: args.flag,
+            })
+            .await
+            .map_err(explain)?
+            .into_inner();
+        println!(
+            "{} comments scored again with {}: {} would be decided otherwise, {} brought back to the queue",
+            r.scanned, r.model, r.changed, r.flagged
+        );
+        let name = |s: i32| {
+            pb::CommentState::try_from(s)
+                .map(|s| s.as_str_name().trim_start_matches("COMMENT_STATE_").to_lowercase())
+                .unwrap_or_default()
+        };
+        for c in &r.changes {
+            println!(
+                "{}  {} → {}  spam {:.2} toxic {:.2}  {}",
+                c.comment_id,
+                name(c.now),
+                name(c.would),
+                c.spam_score,
+                c.toxic_score,
+                c.reasons.join(", ")
+            );
+        }
+        Ok(())
+    })
+}
+
 /// `new-api-key` flags.
 #[derive(Debug, Args)]
 pub struct NewKeyArgs {

@@ -17,15 +17,21 @@ use crate::store::StoreError;
 #[derive(Clone)]
 pub struct AdminApi {
     admin: Arc<Admin>,
+    rescanner: Arc<crate::rescan::Rescanner>,
     request_timeout: Duration,
 }
 
 impl AdminApi {
     /// The service over `admin`. Updates may take longer than a submission (a model is loaded
     /// to check it), so each request may take up to ten times `request_timeout`.
-    pub fn new(admin: Arc<Admin>, request_timeout: Duration) -> Self {
+    pub fn new(
+        admin: Arc<Admin>,
+        rescanner: Arc<crate::rescan::Rescanner>,
+        request_timeout: Duration,
+    ) -> Self {
         AdminApi {
             admin,
+            rescanner,
             request_timeout: request_timeout * 10,
         }
     }
@@ -271,6 +277,39 @@ impl pb::admin_service_server::AdminService for AdminApi {
             .await
             .map_err(|e| refuse("RollbackModel", e))?;
         Ok(Response::new(settings_message(&settings)))
+    }
+
+    async fn rescan(
+        &self,
+        request: Request<pb::RescanRequest>,
+    ) -> Result<Response<pb::RescanResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let r = request.into_inner();
+        let found = self
+            .rescanner
+            .run(r.published_days.min(3650), r.flag, deadline)
+            .await
+            .map_err(|e| refuse("Rescan", AdminError::Store(e.into())))?;
+        let state = |o: crate::decide::Outcome| i32::from(pb::CommentState::from(o));
+        Ok(Response::new(pb::RescanResponse {
+            model: found.model,
+            scanned: u32::try_from(found.scanned).unwrap_or(u32::MAX),
+            changed: u32::try_from(found.changed.len()).unwrap_or(u32::MAX),
+            flagged: u32::try_from(found.flagged).unwrap_or(u32::MAX),
+            changes: found
+                .changed
+                .into_iter()
+                .take(1000)
+                .map(|c| pb::RescanChange {
+                    comment_id: c.id.to_string(),
+                    now: state(c.now),
+                    would: state(c.would),
+                    reasons: c.reasons,
+                    spam_score: c.spam,
+                    toxic_score: c.toxic,
+                })
+                .collect(),
+        }))
     }
 
     async fn get_stats(

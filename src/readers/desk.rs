@@ -206,7 +206,10 @@ impl Desk {
         if rule.rejections == 0 || readers.directory.in_force(&id, now).is_some() {
             return Ok(());
         }
-        let latest = within(deadline, self.store.reader_comments(&id, LATEST)).await?;
+        // Their latest decided comments are among the latest twice as many (held ones are
+        // not decided yet): the read stays short.
+        let enough = (rule.of_last as usize * 2).min(LATEST);
+        let latest = within(deadline, self.store.reader_comments(&id, enough)).await?;
         let outcomes: Vec<Outcome> = latest.iter().map(|c| c.state).collect();
         if !rule.triggered(&outcomes) {
             return Ok(());

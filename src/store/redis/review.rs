@@ -649,3 +649,50 @@ fn parse_state(state: &str) -> Outcome {
         _ => Outcome::PendingReview,
     }
 }
+
+#[async_trait]
+impl crate::rescan::PublishedStore for RedisStore {
+    /// The accepted stream's entries since `since_ms` (as far back as `accepted_retention`
+    /// keeps them), each comment read again: one taken down since is left out.
+    async fn published_since(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredComment>, StoreError> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(self.key("accepted"))
+            .arg(format!("{}-0", since_ms.max(0)))
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit.max(1))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        let ids: Vec<CommentId> = reply
+            .ids
+            .iter()
+            .filter_map(|e| CommentId::parse("id", &entry_text(e, "id")).ok())
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.comment_key(*id));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        let mut out = Vec::new();
+        for (id, hash) in ids.into_iter().zip(hashes) {
+            if !hash.is_empty() {
+                let c = read_comment(id, &hash)?;
+                if c.published {
+                    out.push(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

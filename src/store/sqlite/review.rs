@@ -595,3 +595,28 @@ impl ReviewStore for SqliteStore {
         self.transaction(move |tx| feedback(tx, since_ms)).await
     }
 }
+
+#[async_trait]
+impl crate::rescan::PublishedStore for SqliteStore {
+    async fn published_since(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredComment>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.transaction(move |tx| {
+            let mut select = tx
+                .prepare_cached(&format!(
+                    "SELECT {COMMENT_COLUMNS} FROM comments
+                     WHERE (state = 'accepted' OR reported = 1) AND created_at >= ?1
+                     ORDER BY created_at, id LIMIT ?2"
+                ))
+                .map_err(unavailable)?;
+            let rows = select
+                .query_map(params![since_ms, limit], read_comment)
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+}
