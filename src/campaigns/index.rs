@@ -1381,16 +1381,7 @@ mod tests {
     #[test]
     #[ignore]
     fn synthetic_seeds() {
-        for (d, t) in [
-            (8, 16),
-            (9, 16),
-            (9, 17),
-            (9, 18),
-            (10, 17),
-            (10, 18),
-            (10, 19),
-            (11, 20),
-        ] {
+        for (d, t) in [(7, 14), (7, 16), (8, 16), (9, 18), (10, 18), (11, 20)] {
             let (mut worst, mut pairs) = (1.0f64, 0);
             for seed in 1..=8 {
                 let settings = CampaignSettings {
