@@ -242,12 +242,7 @@ impl Pipeline {
                 .unless_stored(&comment, SubmitError::ArticleClosed, deadline)
                 .await;
         }
-        let Some(key) = self.keyring.get() else {
-            return Err(SubmitError::Unavailable(
-                "the readers' key is not read from storage yet".into(),
-            ));
-        };
-        let reader = key.id(comment.author_email.as_str());
+        let reader = self.reader(&comment, deadline).await?;
         let readers = &live.effective.tunables.readers;
         if let Some(refused) = readers.directory.refusal(&reader, now_ms) {
             let refused = SubmitError::Reader(refused);
@@ -293,6 +288,23 @@ impl Pipeline {
         let decided = self.decide(&comment, &listing, &live, &mut shadow, scored, standing);
         self.store(&comment, &pending, decided, &shadow, now_ms, deadline)
             .await
+    }
+
+    /// The comment's reader. Their key is read from storage once (at start, or by the first
+    /// submission that needs it if storage did not answer then).
+    async fn reader(
+        &self,
+        comment: &NewComment,
+        deadline: Instant,
+    ) -> Result<crate::readers::ReaderId, SubmitError> {
+        if self.keyring.get().is_none() {
+            let load = self.keyring.load(self.readers.as_ref());
+            within(deadline, "storage", load).await?;
+        }
+        let key = self.keyring.get().ok_or_else(|| {
+            SubmitError::Unavailable("the readers' key is not read from storage yet".into())
+        })?;
+        Ok(key.id(comment.author_email.as_str()))
     }
 
     /// Whether this is the reader's first comment, when ops hold first comments (the one
