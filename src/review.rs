@@ -927,6 +927,18 @@ impl Queue {
         };
         let claimed = self.claim(&request, deadline).await?;
         let version = claimed.first().map_or(0, |item| item.version);
+        self.reject_at(id, version, moderator, note, deadline).await
+    }
+
+    /// Rejects a comment at `version` for `moderator`.
+    async fn reject_at(
+        &self,
+        id: CommentId,
+        version: u64,
+        moderator: &Moderator,
+        note: &str,
+        deadline: Instant,
+    ) -> Result<(Outcome, u64), ReviewError> {
         let decision = Decision {
             id,
             version,
@@ -981,14 +993,7 @@ impl Queue {
         if version == 0 {
             return self.reject_waiting(id, moderator, note, deadline).await;
         }
-        let decision = Decision {
-            id,
-            version,
-            moderator: moderator.clone(),
-            verdict: Verdict::Reject(None),
-            note: note.to_owned(),
-        };
-        self.decide(&decision, deadline).await
+        self.reject_at(id, version, moderator, note, deadline).await
     }
 
     /// Brings a published comment back for review; returns its new version.

@@ -9,30 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Backend, TestApp, test_config_on};
+use common::{Backend, TestApp, submission_from as from, submit, test_config_on};
 use moderation::proto::v1 as pb;
 use pb::moderation_service_client::ModerationServiceClient;
 
 const TEXT: &str =
     "Mọi người nên xem kênh này, họ phân tích giá vàng và chứng khoán rất chuẩn, lãi đều mỗi ngày";
-
-fn from(email: &str, key: &str, body: &str) -> pb::SubmitCommentRequest {
-    pb::SubmitCommentRequest {
-        author_email: email.into(),
-        author_name: email.split('@').next().unwrap().into(),
-        body: body.into(),
-        ..common::submission(key)
-    }
-}
-
-async fn submit(app: &TestApp, request: pb::SubmitCommentRequest) -> pb::SubmitCommentResponse {
-    app.client
-        .clone()
-        .submit_comment(request)
-        .await
-        .expect("the comment is taken")
-        .into_inner()
-}
 
 /// A config whose classifier holds nothing: what is held here is held for being a copy.
 fn lenient(backend: Backend) -> moderation::config::Config {

@@ -6,30 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, TestApp, test_config_on};
+use common::{Backend, TestApp, submission_from as from, submit, test_config_on};
 use moderation::proto::v1 as pb;
 use pb::admin_service_client::AdminServiceClient;
 use pb::reader_service_client::ReaderServiceClient;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
-
-fn from(email: &str, key: &str, body: &str) -> pb::SubmitCommentRequest {
-    pb::SubmitCommentRequest {
-        author_email: email.into(),
-        body: body.into(),
-        ..common::submission(key)
-    }
-}
-
-async fn submit(app: &TestApp, request: pb::SubmitCommentRequest) -> pb::SubmitCommentResponse {
-    app.client
-        .clone()
-        .submit_comment(request)
-        .await
-        .expect("the comment is taken")
-        .into_inner()
-}
 
 async fn update(app: &TestApp, changes: &[(&str, &str)]) {
     let mut admin = AdminServiceClient::new(app.channel().await);

@@ -4,27 +4,10 @@
 
 mod common;
 
-use common::{Backend, TestApp, test_config_on};
+use common::{Backend, TestApp, submission_from as from, submit, test_config_on};
 use moderation::proto::v1 as pb;
 use pb::admin_service_client::AdminServiceClient;
 use pb::moderation_service_client::ModerationServiceClient;
-
-fn from(email: &str, key: &str, body: &str) -> pb::SubmitCommentRequest {
-    pb::SubmitCommentRequest {
-        author_email: email.into(),
-        body: body.into(),
-        ..common::submission(key)
-    }
-}
-
-async fn submit(app: &TestApp, request: pb::SubmitCommentRequest) -> pb::SubmitCommentResponse {
-    app.client
-        .clone()
-        .submit_comment(request)
-        .await
-        .unwrap()
-        .into_inner()
-}
 
 async fn update(app: &TestApp, key: &str, value: &str) {
     let mut admin = AdminServiceClient::new(app.channel().await);

@@ -305,6 +305,25 @@ pub fn submission(key: &str) -> pb::SubmitCommentRequest {
     }
 }
 
+/// [`submission`] by another reader (`email`), with another text.
+pub fn submission_from(email: &str, key: &str, body: &str) -> pb::SubmitCommentRequest {
+    pb::SubmitCommentRequest {
+        author_email: email.into(),
+        body: body.into(),
+        ..submission(key)
+    }
+}
+
+/// Submits `request` through the app's client; it must be taken (stored or replayed).
+pub async fn submit(app: &TestApp, request: pb::SubmitCommentRequest) -> pb::SubmitCommentResponse {
+    app.client
+        .clone()
+        .submit_comment(request)
+        .await
+        .expect("the comment is taken")
+        .into_inner()
+}
+
 /// The same submission as [`submission`], as the domain receives it.
 pub fn raw_submission() -> moderation::comment::RawSubmission {
     moderation::comment::RawSubmission::from(submission("raw-1"))

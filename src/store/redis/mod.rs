@@ -41,7 +41,7 @@ pub use import::Imported;
 pub use limits::RedisCounters;
 pub(crate) use submissions::read_comment;
 
-use super::StoreError;
+use super::{StoreError, StoredComment};
 use crate::comment::{CommentId, IdempotencyKey};
 
 /// A Redis URL. It may hold a password, so it never prints in full: `Display` and `Debug`
@@ -323,6 +323,43 @@ impl RedisStore {
     /// Counts of a reader's comments, under their id.
     fn author_stats_key(&self, reader: &str) -> String {
         self.named("stats:author:", reader)
+    }
+
+    /// A subscription of its own (a connection apart from the multiplexed one) to `channel`.
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<impl tokio_stream::Stream<Item = redis::Msg> + Send + use<>, StoreError> {
+        let mut pubsub = self
+            .connection
+            .client()
+            .get_async_pubsub()
+            .await
+            .map_err(classify)?;
+        pubsub.subscribe(channel).await.map_err(classify)?;
+        Ok(pubsub.into_on_message())
+    }
+
+    /// The comments `ids` in one round trip, each `None` when it is no longer stored.
+    async fn comments(&self, ids: &[CommentId]) -> Result<Vec<Option<StoredComment>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.comment_key(*id));
+        }
+        let hashes: Vec<std::collections::HashMap<String, String>> = pipe
+            .query_async(&mut self.connection())
+            .await
+            .map_err(classify)?;
+        ids.iter()
+            .zip(hashes)
+            .map(|(id, hash)| match hash.is_empty() {
+                true => Ok(None),
+                false => read_comment(*id, &hash).map(Some),
+            })
+            .collect()
     }
 
     /// Where stored texts' fingerprints are published for other instances.

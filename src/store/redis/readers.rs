@@ -3,11 +3,8 @@
 //! made with is `reader_key`, set once by whichever instance starts first. Stored texts'
 //! fingerprints reach the other instances on the `campaigns` channel ([`crate::campaigns::Sharing`]).
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 
-use super::submissions::read_comment;
 use super::{RedisStore, classify};
 use crate::comment::CommentId;
 use crate::readers::{ReaderId, ReaderStore};
@@ -38,20 +35,8 @@ impl ReaderStore for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hgetall(self.comment_key(*id));
-        }
-        let hashes: Vec<HashMap<String, String>> = pipe
-            .query_async(&mut self.connection())
-            .await
-            .map_err(classify)?;
         // A comment past its retention is gone from storage but may linger in the index.
-        ids.into_iter()
-            .zip(hashes)
-            .filter(|(_, hash)| !hash.is_empty())
-            .map(|(id, hash)| read_comment(id, &hash))
-            .collect()
+        Ok(self.comments(&ids).await?.into_iter().flatten().collect())
     }
 
     async fn reader_key(&self, candidate: &Secret) -> Result<Secret, StoreError> {
@@ -71,19 +56,8 @@ impl ReaderStore for RedisStore {
 impl crate::campaigns::Sharing for RedisStore {
     async fn notes(&self) -> Result<crate::campaigns::Notes, StoreError> {
         use tokio_stream::StreamExt;
-        let mut pubsub = self
-            .connection
-            .client()
-            .get_async_pubsub()
-            .await
-            .map_err(classify)?;
-        pubsub
-            .subscribe(self.campaigns_channel())
-            .await
-            .map_err(classify)?;
-        let notes = pubsub
-            .into_on_message()
-            .filter_map(|message| message.get_payload::<String>().ok());
+        let messages = self.subscribe(&self.campaigns_channel()).await?;
+        let notes = messages.filter_map(|message| message.get_payload::<String>().ok());
         Ok(Box::pin(notes))
     }
 }

@@ -676,23 +676,11 @@ impl crate::rescan::PublishedStore for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hgetall(self.comment_key(*id));
-        }
-        let hashes: Vec<HashMap<String, String>> = pipe
-            .query_async(&mut self.connection())
-            .await
-            .map_err(classify)?;
-        let mut out = Vec::new();
-        for (id, hash) in ids.into_iter().zip(hashes) {
-            if !hash.is_empty() {
-                let c = read_comment(id, &hash)?;
-                if c.published {
-                    out.push(c);
-                }
-            }
-        }
-        Ok(out)
+        let comments = self.comments(&ids).await?;
+        Ok(comments
+            .into_iter()
+            .flatten()
+            .filter(|c| c.published)
+            .collect())
     }
 }

@@ -121,19 +121,8 @@ impl SettingsStore for RedisStore {
 
     async fn announcements(&self) -> Result<Announcements, StoreError> {
         use tokio_stream::StreamExt;
-        let mut pubsub = self
-            .connection
-            .client()
-            .get_async_pubsub()
-            .await
-            .map_err(classify)?;
-        pubsub
-            .subscribe(self.settings_channel())
-            .await
-            .map_err(classify)?;
-        let versions = pubsub
-            .into_on_message()
-            .map(|message| message.get_payload::<u64>().unwrap_or(0));
+        let messages = self.subscribe(&self.settings_channel()).await?;
+        let versions = messages.map(|message| message.get_payload::<u64>().unwrap_or(0));
         Ok(Box::pin(versions))
     }
 
