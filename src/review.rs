@@ -961,11 +961,7 @@ impl Queue {
             per_reader: u32::MAX,
             window: Duration::from_secs(1),
         };
-        let version = within(deadline, self.store.report(report, limits, now_ms())).await?;
-        self.events.send(QueueEvent::Reported {
-            id: report.id.to_string(),
-        });
-        Ok(version)
+        self.report_within(report, limits, deadline).await
     }
 
     /// Takes a published comment down on a moderator's behalf: it comes back to the queue as a
@@ -1003,6 +999,16 @@ impl Queue {
             per_reader: self.settings.reports_per_reader,
             window: self.settings.report_window,
         };
+        self.report_within(report, limits, deadline).await
+    }
+
+    /// Stores a report within `limits` and announces it.
+    async fn report_within(
+        &self,
+        report: &Report,
+        limits: ReportLimits,
+        deadline: Instant,
+    ) -> Result<u64, ReviewError> {
         let version = within(deadline, self.store.report(report, limits, now_ms())).await?;
         self.events.send(QueueEvent::Reported {
             id: report.id.to_string(),

@@ -138,36 +138,11 @@ async fn repeats_retries_and_short_praise(backend: Backend) {
 on_both_backends!(ops_turn_campaign_detection_off_at_runtime);
 async fn ops_turn_campaign_detection_off_at_runtime(backend: Backend) {
     let app = TestApp::spawn(lenient(backend)).await;
-    let mut admin = pb::admin_service_client::AdminServiceClient::new(app.channel().await);
-    let version = admin
-        .get_settings(pb::GetSettingsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .version;
-    let bad = admin
-        .update_settings(pb::UpdateSettingsRequest {
-            version,
-            changes: vec![pb::SettingChange {
-                key: "campaigns.copies".into(),
-                value: "1".into(),
-                reset: false,
-            }],
-            note: String::new(),
-        })
+    let bad = common::update_settings(&app, &[("campaigns.copies", "1")])
         .await
         .unwrap_err();
     assert_eq!(common::violated_fields(&bad), ["campaigns.copies"]);
-    admin
-        .update_settings(pb::UpdateSettingsRequest {
-            version,
-            changes: vec![pb::SettingChange {
-                key: "campaigns.copies".into(),
-                value: "0".into(),
-                reset: false,
-            }],
-            note: "off for the live blog".into(),
-        })
+    common::update_settings(&app, &[("campaigns.copies", "0")])
         .await
         .unwrap();
     for k in 0..4 {

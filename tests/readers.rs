@@ -15,28 +15,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 async fn update(app: &TestApp, changes: &[(&str, &str)]) {
-    let mut admin = AdminServiceClient::new(app.channel().await);
-    let version = admin
-        .get_settings(pb::GetSettingsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .version;
-    admin
-        .update_settings(pb::UpdateSettingsRequest {
-            version,
-            changes: changes
-                .iter()
-                .map(|(k, v)| pb::SettingChange {
-                    key: (*k).into(),
-                    value: (*v).into(),
-                    reset: false,
-                })
-                .collect(),
-            note: "test".into(),
-        })
-        .await
-        .unwrap();
+    common::update_settings(app, changes).await.unwrap();
 }
 
 async fn readers(app: &TestApp) -> ReaderServiceClient<Channel> {

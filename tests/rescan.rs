@@ -10,25 +10,7 @@ use pb::admin_service_client::AdminServiceClient;
 use pb::moderation_service_client::ModerationServiceClient;
 
 async fn update(app: &TestApp, key: &str, value: &str) {
-    let mut admin = AdminServiceClient::new(app.channel().await);
-    let version = admin
-        .get_settings(pb::GetSettingsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .version;
-    admin
-        .update_settings(pb::UpdateSettingsRequest {
-            version,
-            changes: vec![pb::SettingChange {
-                key: key.into(),
-                value: value.into(),
-                reset: false,
-            }],
-            note: "test".into(),
-        })
-        .await
-        .unwrap();
+    common::update_settings(app, &[(key, value)]).await.unwrap();
 }
 
 on_both_backends!(a_new_block_list_entry_finds_what_it_would_have_rejected);

@@ -324,6 +324,36 @@ pub async fn submit(app: &TestApp, request: pb::SubmitCommentRequest) -> pb::Sub
         .into_inner()
 }
 
+/// Sets runtime settings (`key`, `value`) at their current version, as ops would.
+pub async fn update_settings(
+    app: &TestApp,
+    changes: &[(&str, &str)],
+) -> Result<pb::Settings, tonic::Status> {
+    use pb::admin_service_client::AdminServiceClient;
+    let mut admin = AdminServiceClient::new(app.channel().await);
+    let version = admin
+        .get_settings(pb::GetSettingsRequest {})
+        .await?
+        .into_inner()
+        .version;
+    let changes = changes
+        .iter()
+        .map(|(key, value)| pb::SettingChange {
+            key: (*key).into(),
+            value: (*value).into(),
+            reset: false,
+        })
+        .collect();
+    admin
+        .update_settings(pb::UpdateSettingsRequest {
+            version,
+            changes,
+            note: "test".into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
 /// The same submission as [`submission`], as the domain receives it.
 pub fn raw_submission() -> moderation::comment::RawSubmission {
     moderation::comment::RawSubmission::from(submission("raw-1"))
