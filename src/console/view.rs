@@ -111,7 +111,6 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("standing_premoderated", "Kiểm duyệt trước", "Pre-moderated"),
     ("standing_suspended", "Tạm khoá", "Suspended"),
     ("standing_banned", "Cấm bình luận", "Banned"),
-    ("until", "đến", "until"),
     ("ended", "đã hết hạn", "ended"),
     ("reason", "Lý do", "Reason"),
     (
