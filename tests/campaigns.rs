@@ -177,6 +177,9 @@ async fn instances_on_one_redis_see_each_others_copies() {
     }
     let one = submit(&first, from("mot@example.vn", "m-1", TEXT)).await;
     assert_eq!(one.outcome(), pb::Outcome::Accepted);
+    // The note travels on the channel while the answer comes back; give it the time a busy
+    // machine may take to deliver it (it takes well under a millisecond here).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // The second instance learns it as it is stored; until then its copies count alone.
     let mut held = None;
     for k in 0..20 {
