@@ -19,6 +19,7 @@ const TEXT: &str =
 /// A config whose classifier holds nothing: what is held here is held for being a copy.
 fn lenient(backend: Backend) -> moderation::config::Config {
     let mut config = test_config_on(backend);
+    config.campaigns.copies = 3;
     config.decision.accept_below = Some(0.999);
     config.decision.reject_at = Some(1.0);
     config.decision.review_toxic_at = Some(1.0);
