@@ -390,3 +390,45 @@ async fn bad_requests_are_refused_naming_the_field(backend: Backend) {
         "nothing set"
     );
 }
+
+/// With storage down, readers' calls answer UNAVAILABLE within their deadline (never a hang),
+/// and a re-scan too.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_redis_down_readers_and_rescans_say_so() {
+    let mut redis = common::PrivateRedis::start();
+    let mut config = test_config_on(Backend::Redis);
+    config.redis.url = moderation::store::redis::RedisUrl::new(redis.url());
+    config.server.request_timeout = Duration::from_millis(500);
+    let app = TestApp::spawn(config).await;
+    app.wait_for_health(1).await;
+    let mut client = readers(&app).await;
+    reader(&mut client, LAN).await;
+    redis.stop();
+    // A hang would run into these guards instead of an answer.
+    let guard = Duration::from_secs(10);
+    let looked_up = tokio::time::timeout(
+        guard,
+        client.get_reader(pb::GetReaderRequest {
+            email: LAN.into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("answered, not hung")
+    .unwrap_err();
+    assert_eq!(looked_up.code(), Code::Unavailable, "{looked_up:?}");
+    let set = tokio::time::timeout(
+        guard,
+        client.set_reader_standing(standing(LAN, pb::ReaderStanding::Banned, "spam")),
+    )
+    .await
+    .expect("answered, not hung")
+    .unwrap_err();
+    assert_eq!(set.code(), Code::Unavailable, "{set:?}");
+    let mut admin = AdminServiceClient::new(app.channel().await);
+    let rescan = tokio::time::timeout(guard, admin.rescan(pb::RescanRequest::default()))
+        .await
+        .expect("answered, not hung")
+        .unwrap_err();
+    assert_eq!(rescan.code(), Code::Unavailable, "{rescan:?}");
+}
