@@ -277,12 +277,15 @@ impl Pipeline {
             }),
             false => crate::campaigns::Found::default(),
         };
+        let effect = readers.directory.effect(&reader, now_ms);
         let standing = Standing {
             at_ms: now_ms,
             id,
             reader,
-            effect: readers.directory.effect(&reader, now_ms),
-            first_comment: self.first_comment(&reader, readers, deadline).await?,
+            effect,
+            first_comment: self
+                .first_comment(&reader, effect, readers, deadline)
+                .await?,
             found,
         };
         let decided = self.decide(&comment, &listing, &live, &mut shadow, scored, standing);
@@ -312,14 +315,11 @@ impl Pipeline {
     async fn first_comment(
         &self,
         reader: &crate::readers::ReaderId,
+        effect: crate::readers::Effect,
         readers: &crate::readers::ReaderTunables,
         deadline: Instant,
     ) -> Result<bool, SubmitError> {
-        let trusted = readers
-            .directory
-            .effect(reader, jiff::Timestamp::now().as_millisecond())
-            == crate::readers::Effect::Trusted;
-        if !readers.hold_first_comment || trusted {
+        if !readers.hold_first_comment || effect == crate::readers::Effect::Trusted {
             return Ok(false);
         }
         let latest = within(deadline, "storage", self.readers.reader_comments(reader, 1)).await?;

@@ -45,28 +45,11 @@ pub struct Rescanned {
     pub flagged: usize,
 }
 
-/// Why a re-scan stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum RescanError {
-    /// Storage failed or was too slow.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<RescanError> for StoreError {
-    fn from(e: RescanError) -> Self {
-        match e {
-            RescanError::Store(s) => s,
-        }
-    }
-}
-
-impl From<ReviewError> for RescanError {
-    fn from(e: ReviewError) -> Self {
-        match e {
-            ReviewError::Store(s) => RescanError::Store(s),
-            other => RescanError::Store(StoreError::Corrupt(other.to_string())),
-        }
+/// A review error as storage's (a re-scan only reads the queue: nothing else can go wrong).
+fn store_error(e: ReviewError) -> StoreError {
+    match e {
+        ReviewError::Store(s) => s,
+        other => StoreError::Corrupt(other.to_string()),
     }
 }
 
@@ -112,7 +95,7 @@ impl Rescanner {
         published_days: u32,
         flag: bool,
         deadline: Instant,
-    ) -> Result<Rescanned, RescanError> {
+    ) -> Result<Rescanned, StoreError> {
         let mut out = Rescanned {
             model: self
                 .pipeline
@@ -146,13 +129,17 @@ impl Rescanner {
     }
 
     /// Every held comment, oldest first (at most [`MOST`]).
-    async fn held(&self, deadline: Instant) -> Result<Vec<StoredComment>, RescanError> {
+    async fn held(&self, deadline: Instant) -> Result<Vec<StoredComment>, StoreError> {
         let mut held = Vec::new();
         let mut token = String::new();
         loop {
             let query = Query::parse(None, None, None, None, 200, &token)
                 .map_err(|_| StoreError::Corrupt("a page token of our own".into()))?;
-            let page = self.queue.list(&query, deadline).await?;
+            let page = self
+                .queue
+                .list(&query, deadline)
+                .await
+                .map_err(store_error)?;
             held.extend(page.items.into_iter().map(|i| i.comment));
             match page.next {
                 Some(next) if held.len() < MOST => token = next.token(),

@@ -103,6 +103,23 @@ async fn the_third_reader_with_a_near_copy_makes_a_campaign(backend: Backend) {
     let four = submit(&app, from("bon@example.vn", "c-4", TEXT)).await;
     assert_eq!(four.reasons[0].code, "DUPLICATE_CAMPAIGN");
     assert_eq!(earlier.report_count, 1);
+    let again = moderation
+        .list_flagged(pb::ListFlaggedRequest {
+            page_size: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    let first = again
+        .iter()
+        .find(|i| i.comment.as_ref().unwrap().id == one.comment_id)
+        .unwrap();
+    assert_eq!(
+        first.report_count, 1,
+        "flagged once, not again by the fourth copy"
+    );
 }
 
 on_both_backends!(repeats_retries_and_short_praise);

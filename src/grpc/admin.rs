@@ -289,7 +289,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
             .rescanner
             .run(r.published_days.min(3650), r.flag, deadline)
             .await
-            .map_err(|e| refuse("Rescan", AdminError::Store(e.into())))?;
+            .map_err(|e| refuse("Rescan", AdminError::Store(e)))?;
         let state = |o: crate::decide::Outcome| i32::from(pb::CommentState::from(o));
         Ok(Response::new(pb::RescanResponse {
             model: found.model,
