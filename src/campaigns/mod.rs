@@ -1,14 +1,14 @@
 //! Campaigns: the same text, lightly edited, posted under many names and e-mail addresses
 //! within a short time — the common campaign on a form that asks only for a name and an
 //! address. Each comment's text is fingerprinted ([`index::fingerprint`]) and looked up among
-//! the window's fingerprints ([`index::Index`]); the `copies`-th reader with a near copy makes
-//! a campaign: their comment is held (`DUPLICATE_CAMPAIGN`) and the earlier copies are flagged
-//! for moderators too; a reader posting a near copy of their own is held as a repeat
-//! (`DUPLICATE_REPEAT`).
+//! the window's fingerprints by its band keys ([`index::Index`]); the `copies`-th reader with
+//! a near copy makes a campaign: their comment is held (`DUPLICATE_CAMPAIGN`) and the earlier
+//! copies are flagged for moderators too; a reader posting a near copy of their own is held as
+//! a repeat (`DUPLICATE_REPEAT`).
 //!
 //! The index is in memory, so the check costs a submission no storage round trip. On Redis the
-//! stored comment's fingerprint is shared with the other instances through a stream the
-//! submission script appends to ([`Detector::learn`] takes theirs).
+//! stored comment's fingerprint is shared with the other instances through the channel the
+//! submission script publishes it on ([`Detector::learn`] takes theirs).
 
 pub mod index;
 
@@ -34,8 +34,8 @@ pub struct CampaignConfig {
     /// Texts shorter than this many words are never counted (short praise is repeated in
     /// good faith).
     pub min_words: usize,
-    /// Most texts remembered (the oldest are forgotten first): bounds memory at about 200
-    /// bytes a text.
+    /// Most texts remembered (the oldest are forgotten first): bounds memory at about 250
+    /// bytes a text, beside 16 MiB of chain heads.
     pub capacity: usize,
 }
 
@@ -117,7 +117,7 @@ impl Detector {
     }
 
     /// The note other instances learn a stored comment's text from (see [`Detector::learn`]):
-    /// `instance lookup confirm reader comment time reported`, none for a text too short.
+    /// `instance lookup confirm bands reader comment time reported`, none for a text too short.
     pub fn note(
         &self,
         found: &Found,
@@ -128,8 +128,11 @@ impl Detector {
         let fp = found.fingerprint?;
         let reported = u8::from(found.duplicate == crate::decide::Duplicate::Campaign);
         Some(format!(
-            "{:x} {:x} {:x} {reader} {id} {at_ms} {reported}",
-            self.instance, fp.0, fp.1
+            "{:x} {:x} {:x} {} {reader} {id} {at_ms} {reported}",
+            self.instance,
+            fp.lookup,
+            fp.confirm,
+            fp.bands_hex()
         ))
     }
 
@@ -137,13 +140,14 @@ impl Detector {
     /// and notes that do not parse, are skipped.
     pub fn learn(&self, note: &str) {
         let parts: Vec<&str> = note.split(' ').collect();
-        let [instance, fp, confirm, reader, id, at, reported] = parts[..] else {
+        let [instance, lookup, confirm, bands, reader, id, at, reported] = parts[..] else {
             return;
         };
-        let (Ok(instance), Ok(fp), Ok(confirm), Ok(at)) = (
+        let (Ok(instance), Ok(lookup), Ok(confirm), Some(bands), Ok(at)) = (
             u64::from_str_radix(instance, 16),
-            u64::from_str_radix(fp, 16),
+            u64::from_str_radix(lookup, 16),
             u64::from_str_radix(confirm, 16),
+            Fingerprint::parse_bands(bands),
             at.parse::<i64>(),
         ) else {
             return;
@@ -151,8 +155,13 @@ impl Detector {
         if instance == self.instance {
             return;
         }
+        let fp = Fingerprint {
+            lookup,
+            confirm,
+            bands,
+        };
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        index.insert_seen(Fingerprint(fp, confirm), reader, id, at, reported == "1");
+        index.insert_seen(fp, reader, id, at, reported == "1");
     }
 
     /// How many texts the window holds.
