@@ -64,15 +64,7 @@ async fn the_third_reader_with_a_near_copy_makes_a_campaign(backend: Backend) {
     let mut moderation = ModerationServiceClient::new(app.channel().await);
     let mut flagged = Vec::new();
     for _ in 0..50 {
-        flagged = moderation
-            .list_flagged(pb::ListFlaggedRequest {
-                page_size: 50,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .items;
+        flagged = flagged_items(&mut moderation).await;
         if flagged.len() >= 3 {
             break;
         }
@@ -103,15 +95,7 @@ async fn the_third_reader_with_a_near_copy_makes_a_campaign(backend: Backend) {
     let four = submit(&app, from("bon@example.vn", "c-4", TEXT)).await;
     assert_eq!(four.reasons[0].code, "DUPLICATE_CAMPAIGN");
     assert_eq!(earlier.report_count, 1);
-    let again = moderation
-        .list_flagged(pb::ListFlaggedRequest {
-            page_size: 50,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
+    let again = flagged_items(&mut moderation).await;
     let first = again
         .iter()
         .find(|i| i.comment.as_ref().unwrap().id == one.comment_id)
@@ -302,4 +286,16 @@ async fn readers_and_campaigns_cost_a_submission_no_round_trip() {
         others < N / 4,
         "{others} other commands for {N} submissions: {sent:?}"
     );
+}
+
+/// The first 50 flagged comments.
+async fn flagged_items(
+    moderation: &mut ModerationServiceClient<tonic::transport::Channel>,
+) -> Vec<pb::FlaggedItem> {
+    let request = pb::ListFlaggedRequest {
+        page_size: 50,
+        ..Default::default()
+    };
+    let response = moderation.list_flagged(request).await.unwrap();
+    response.into_inner().items
 }

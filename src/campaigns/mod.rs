@@ -139,12 +139,17 @@ impl Detector {
     /// Records a comment another instance stored, from its note; this instance's own notes,
     /// and notes that do not parse, are skipped.
     pub fn learn(&self, note: &str) {
-        let parts: Vec<&str> = note.split(' ').collect();
-        let [instance, lookup, confirm, bands, reader, id, at, reported] = parts[..] else {
+        // Every instance hears its own notes too: skip those before any other work.
+        let mut parts = note.split(' ');
+        let instance = parts.next().and_then(|i| u64::from_str_radix(i, 16).ok());
+        if instance.is_none_or(|i| i == self.instance) {
+            return;
+        }
+        let parts: Vec<&str> = parts.collect();
+        let [lookup, confirm, bands, reader, id, at, reported] = parts[..] else {
             return;
         };
-        let (Ok(instance), Ok(lookup), Ok(confirm), Some(bands), Ok(at)) = (
-            u64::from_str_radix(instance, 16),
+        let (Ok(lookup), Ok(confirm), Some(bands), Ok(at)) = (
             u64::from_str_radix(lookup, 16),
             u64::from_str_radix(confirm, 16),
             Fingerprint::parse_bands(bands),
@@ -152,9 +157,6 @@ impl Detector {
         ) else {
             return;
         };
-        if instance == self.instance {
-            return;
-        }
         let fp = Fingerprint {
             lookup,
             confirm,
@@ -271,5 +273,58 @@ pub async fn flag_earlier(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readers::ReaderKey;
+    use crate::secret::Secret;
+
+    const TEXT: &str = "Mua ngay hôm nay giảm giá một nửa cho mọi đơn hàng, liên hệ để biết thêm";
+
+    fn reader(n: u32) -> crate::readers::ReaderId {
+        ReaderKey::new(&Secret::new("test key")).id(&format!("r{n}@example.vn"))
+    }
+
+    /// A stored comment's note from `from`, as the submission script would publish it.
+    fn note_of(from: &Detector, n: u32, at_ms: i64) -> String {
+        let (id, reader) = (CommentId::new(), reader(n));
+        let found = from.check(TEXT, &reader, &format!("k{n}"), id, 3, at_ms);
+        from.note(&found, &reader, id, at_ms).expect("long enough")
+    }
+
+    #[test]
+    fn another_instances_notes_count_and_its_own_are_skipped() {
+        let config = CampaignConfig::default();
+        let (one, two) = (Detector::new(&config), Detector::new(&config));
+        let note = note_of(&one, 1, 1000);
+        one.learn(&note);
+        assert_eq!(one.len(), 1, "its own note is not recorded twice");
+        two.learn(&note);
+        assert_eq!(two.len(), 1);
+        two.learn(&note_of(&one, 2, 2000));
+        let third = two.check(TEXT, &reader(3), "k3", CommentId::new(), 3, 3000);
+        assert_eq!(third.duplicate, crate::decide::Duplicate::Campaign);
+        assert_eq!(third.copies, 3);
+    }
+
+    #[test]
+    fn notes_that_do_not_parse_are_skipped() {
+        let config = CampaignConfig::default();
+        let (one, two) = (Detector::new(&config), Detector::new(&config));
+        let note = note_of(&one, 1, 1000);
+        let fields: Vec<&str> = note.split(' ').collect();
+        let without_bands = [&fields[..3], &fields[4..]].concat().join(" ");
+        let bad_bands = note.replacen(fields[3], &fields[3][1..], 1);
+        let bad_time = note.replacen(fields[6], "soon", 1);
+        let extra = format!("{note} more");
+        for bad in ["", "zz", &without_bands, &bad_bands, &bad_time, &extra] {
+            two.learn(bad);
+            assert!(two.is_empty(), "recorded {bad:?}");
+        }
+        two.learn(&note);
+        assert_eq!(two.len(), 1, "the note itself parses");
     }
 }
