@@ -286,9 +286,13 @@ impl Config {
         if let Some(model) = &overrides.model {
             given = given.merge(("classifier.model", model));
         }
-        // A Redis URL given anywhere chooses Redis, unless the backend is named.
+        // A Redis URL, sentinels or cluster nodes given anywhere choose Redis, unless the
+        // backend is named.
         let says = |key: &str| given.find_value(key).is_ok();
-        let redis_chosen = says("redis.url") && !says("store.backend");
+        let redis_chosen = ["redis.url", "redis.sentinels", "redis.cluster_nodes"]
+            .iter()
+            .any(|key| says(key))
+            && !says("store.backend");
         let mut figment = Figment::from(Serialized::defaults(Config::default())).merge(given);
         if redis_chosen {
             figment = figment.merge(("store.backend", Backend::Redis));
@@ -328,6 +332,9 @@ impl Config {
         }
         if self.redis.consumer_group.is_empty() {
             bail!("redis.consumer_group must not be empty");
+        }
+        if let Err(problem) = self.redis.topology() {
+            bail!("{problem}");
         }
         let r = &self.review;
         if r.lease.is_zero() || r.lease > r.max_lease {
@@ -437,6 +444,29 @@ mod tests {
             jail.set_env("MODERATION_STORE__BACKEND", "embedded");
             let c = Config::load(None, &Overrides::default()).unwrap();
             assert_eq!(c.store.backend, Backend::Embedded);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sentinels_or_cluster_nodes_choose_redis_and_wrong_ones_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "MODERATION_REDIS__SENTINELS",
+                r#"["10.0.0.5:26379","10.0.0.6:26379"]"#,
+            );
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(c.store.backend, Backend::Redis);
+            assert_eq!(c.redis.sentinels.len(), 2);
+            jail.set_env("MODERATION_REDIS__CLUSTER_NODES", r#"["10.0.0.9:6379"]"#);
+            let e = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(format!("{e:#}").contains("exclude each other"), "{e:#}");
+            jail.set_env("MODERATION_REDIS__SENTINELS", "[]");
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(c.store.backend, Backend::Redis);
+            jail.set_env("MODERATION_REDIS__PREFIX", "moderation:");
+            let e = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(format!("{e:#}").contains("hash tag"), "{e:#}");
             Ok(())
         });
     }

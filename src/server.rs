@@ -193,10 +193,7 @@ fn two_tier_limiter(config: &Config) -> Result<TwoTier> {
     let settings = &config.rate_limit;
     let cluster = match &settings.redis_url {
         Some(url) => {
-            let limiter_redis = crate::store::redis::RedisSettings {
-                url: url.clone(),
-                ..config.redis.clone()
-            };
+            let limiter_redis = config.redis.clone().single_node(url.clone());
             let own = RedisStore::new(limiter_redis, settings.cluster_timeout)
                 .context("setting up the rate limiter's Redis (rate_limit.redis_url)")?;
             let counters = RedisCounters::new(own.connection(), &config.redis.prefix);

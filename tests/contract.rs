@@ -39,14 +39,20 @@ struct Backend {
 }
 
 enum Cleanup {
-    Redis { prefix: String },
+    /// Keys under `prefix` on each of these nodes.
+    Redis {
+        urls: Vec<String>,
+        prefix: String,
+    },
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if let Cleanup::Redis { prefix } = self {
-            common::delete_prefix(&common::redis_url(), prefix);
+        if let Cleanup::Redis { urls, prefix } = self {
+            for url in urls {
+                common::delete_prefix(url, prefix);
+            }
         }
     }
 }
@@ -54,17 +60,31 @@ impl Drop for Cleanup {
 impl Backend {
     fn redis() -> Backend {
         let prefix = format!("{{contract-{}}}:", uuid::Uuid::now_v7().simple());
-        let connection = Connection::new(
-            &common::redis_url(),
-            Duration::from_millis(500),
-            Duration::from_secs(1),
-        )
-        .unwrap();
         let settings = moderation::store::redis::RedisSettings {
             url: moderation::store::redis::RedisUrl::new(common::redis_url()),
-            prefix: prefix.clone(),
+            prefix,
             ..Default::default()
         };
+        Self::on_redis(settings, vec![common::redis_url()])
+    }
+
+    /// Through the sentinels of a primary with one replica.
+    fn sentinel() -> Backend {
+        let deployment = common::deploy::shared_sentinel();
+        let prefix = format!("{{contract-{}}}:", uuid::Uuid::now_v7().simple());
+        Self::on_redis(deployment.settings(&prefix), deployment.urls())
+    }
+
+    /// On a cluster of three primaries.
+    fn cluster() -> Backend {
+        let deployment = common::deploy::shared_cluster();
+        let prefix = format!("{{contract-{}}}:", uuid::Uuid::now_v7().simple());
+        Self::on_redis(deployment.settings(&prefix), deployment.urls())
+    }
+
+    fn on_redis(settings: moderation::store::redis::RedisSettings, urls: Vec<String>) -> Backend {
+        let prefix = settings.prefix.clone();
+        let connection = Connection::open(&settings, Duration::from_secs(1)).unwrap();
         let store = Arc::new(RedisStore::new(settings, Duration::from_secs(1)).unwrap());
         Backend {
             feed: store.clone(),
@@ -74,7 +94,7 @@ impl Backend {
             settings: store,
             counters: Arc::new(RedisCounters::new(connection.clone(), &prefix)),
             challenges: Arc::new(RedisChallenges::new(connection, &prefix)),
-            _cleanup: Cleanup::Redis { prefix },
+            _cleanup: Cleanup::Redis { urls, prefix },
         }
     }
 
@@ -94,7 +114,8 @@ impl Backend {
     }
 }
 
-/// Runs the body (an async fn taking a [`Backend`]) once per backend, as two tests.
+/// Runs the body (an async fn taking a [`Backend`]) once per backend: Redis (one node,
+/// through Sentinel, and as a cluster) and SQLite, as four tests.
 macro_rules! on_every_backend {
     ($name:ident) => {
         mod $name {
@@ -106,6 +127,16 @@ macro_rules! on_every_backend {
             #[tokio::test]
             async fn sqlite() {
                 super::$name(super::Backend::sqlite()).await;
+            }
+
+            #[tokio::test]
+            async fn sentinel() {
+                super::$name(super::Backend::sentinel()).await;
+            }
+
+            #[tokio::test]
+            async fn cluster() {
+                super::$name(super::Backend::cluster()).await;
             }
         }
     };

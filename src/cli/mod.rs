@@ -439,10 +439,10 @@ fn run_store(args: StoreArgs) -> Result<()> {
     runtime.block_on(async {
         let from = crate::store::sqlite::SqliteStore::open(&config.store.path)
             .context("opening the embedded store (store.path); stop the service first")?;
-        let settings = crate::store::redis::RedisSettings {
-            url: crate::store::redis::RedisUrl::new(to),
-            ..config.redis.clone()
-        };
+        let settings = config
+            .redis
+            .clone()
+            .single_node(crate::store::redis::RedisUrl::new(to));
         let target = settings.url.to_string();
         let into = crate::store::redis::RedisStore::new(settings, std::time::Duration::from_secs(30))?;
         let dump = from.dump().await?;

@@ -685,6 +685,7 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 pub mod browser;
+pub mod deploy;
 
 /// An HTTP client for the console that does not follow redirects (tests read them) and
 /// gives up on an answer after 10 s (a request left hanging fails its test).

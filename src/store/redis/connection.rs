@@ -1,6 +1,11 @@
 //! The connection every Redis user of the service shares: one multiplexed connection
-//! (redis-rs' `ConnectionManager`), with two things redis-rs does not do.
+//! (redis-rs' `ConnectionManager`) to one node or to the primary the sentinels name, or a
+//! cluster connection that sends everything to the primary of the deployment's hash slot; with
+//! three things redis-rs does not do.
 //!
+//! - **A Sentinel failover is followed** ([`super::sentinel`]): redis-rs' connections keep
+//!   reconnecting to the address they were made for, so the primary's address is watched and
+//!   the connection remade when it changes.
 //! - **A silent connection is replaced.** When a NAT or firewall loses the connection's state,
 //!   the socket stays open and nothing answers: redis-rs reports a timeout but keeps the
 //!   connection, so every request would wait out its deadline for ever. After
@@ -13,12 +18,19 @@
 //!   than one PING ([`Health`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError};
+use redis::{RedisFuture, Value};
+
+use super::sentinel::Sentinels;
+use super::{Address, RedisSettings, Topology};
 
 /// Timeouts in a row after which the connection is replaced.
 pub const TIMEOUTS_BEFORE_REPLACING: u32 = 2;
@@ -70,18 +82,95 @@ impl Health {
     }
 }
 
+/// Where requests go now.
+enum Link {
+    /// One node: the configured one, or the primary the sentinels named.
+    Node {
+        client: redis::Client,
+        manager: ConnectionManager,
+        /// The primary's address, when the sentinels gave it.
+        primary: Option<Address>,
+    },
+    /// A Redis Cluster: every command to the primary of the deployment's slot (all its keys
+    /// are there), including those with no key, such as `WAIT`, `TIME` and `SCAN`.
+    Cluster {
+        connection: ClusterConnection,
+        route: Route,
+    },
+}
+
+impl Link {
+    async fn send(&self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        match self {
+            Link::Node { manager, .. } => manager.clone().req_packed_command(cmd).await,
+            Link::Cluster { connection, route } => {
+                let to = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(*route));
+                connection.clone().route_command(cmd.clone(), to).await
+            }
+        }
+    }
+
+    async fn send_all(
+        &self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            Link::Node { manager, .. } => {
+                manager
+                    .clone()
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+            }
+            Link::Cluster { connection, route } => {
+                let to = SingleNodeRoutingInfo::SpecificNode(*route);
+                (connection.clone())
+                    .route_pipeline(pipeline.clone(), offset, count, to)
+                    .await
+            }
+        }
+    }
+}
+
+/// How links are made.
+enum Target {
+    Node,
+    Sentinel(Sentinels),
+    Cluster {
+        client: ClusterClient,
+        route: Route,
+        /// Nodes to subscribe on (a cluster broadcasts every PUBLISH to all its nodes),
+        /// taken in turn as subscriptions break.
+        nodes: Vec<redis::Client>,
+        next: AtomicU32,
+    },
+}
+
 struct Shared {
-    client: redis::Client,
+    target: Target,
     config: ConnectionManagerConfig,
-    current: ArcSwap<ConnectionManager>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    /// `None` until the sentinels first named the primary.
+    current: ArcSwapOption<Link>,
+    /// Held while the primary is looked up and the link remade.
+    resolving: tokio::sync::Mutex<()>,
+    /// Wakes the sentinel watcher early (a request met a refusal or a read-only node).
+    wake: tokio::sync::Notify,
+    watching: AtomicBool,
     timeouts: AtomicU32,
     replaced: AtomicU32,
     health: Health,
 }
 
-/// A shared connection to one Redis (cheap to clone).
+/// A shared connection to one Redis deployment (cheap to clone).
 #[derive(Clone)]
-pub struct Connection(Arc<Shared>);
+pub struct Connection {
+    shared: Arc<Shared>,
+    /// The link every request of this handle uses (see [`Connection::pinned`]).
+    pinned: Option<Arc<Link>>,
+}
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,56 +214,276 @@ fn tcp_settings(user_timeout: Duration) -> redis::io::tcp::TcpSettings {
     settings
 }
 
+/// `template` (credentials, database, TLS, TCP settings) aimed at `address`.
+pub(super) fn at(template: &ConnectionInfo, address: &Address) -> ConnectionInfo {
+    let (host, port) = (address.host.clone(), address.port);
+    let addr = match template.addr() {
+        ConnectionAddr::TcpTls { insecure, .. } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: *insecure,
+            tls_params: None,
+        },
+        _ => ConnectionAddr::Tcp(host, port),
+    };
+    template.clone().set_addr(addr)
+}
+
 impl Connection {
-    /// A connection to `url`, made lazily (Redis may be down now); each reply waits at most
-    /// `response_timeout`.
+    /// A connection to the one node at `url`, made lazily (Redis may be down now); each reply
+    /// waits at most `response_timeout`.
     pub fn new(
         url: &str,
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<Self, RedisError> {
-        use redis::IntoConnectionInfo;
+        let settings = RedisSettings {
+            url: super::RedisUrl::new(url),
+            connect_timeout,
+            ..RedisSettings::default()
+        };
+        Self::open(&settings, response_timeout)
+    }
+
+    /// A connection to the deployment `settings` describe (one node, Sentinel or Cluster),
+    /// made lazily: Redis may be down now, and only settings that cannot work are an error.
+    pub fn open(settings: &RedisSettings, response_timeout: Duration) -> Result<Self, RedisError> {
+        let invalid = |e: String| RedisError::from((redis::ErrorKind::InvalidClientConfig, "", e));
         let user_timeout = (response_timeout * 4).max(Duration::from_secs(5));
-        let info = url
+        let template = settings
+            .url
+            .expose()
             .into_connection_info()?
             .set_tcp_settings(tcp_settings(user_timeout));
-        let client = redis::Client::open(info)?;
+        let connect_timeout = settings.connect_timeout;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(response_timeout))
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
-        Ok(Connection(Arc::new(Shared {
-            client,
+        let (target, current) = match settings.topology().map_err(invalid)? {
+            Topology::Node => {
+                let client = redis::Client::open(template)?;
+                let manager =
+                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
+                let link = Link::Node {
+                    client,
+                    manager,
+                    primary: None,
+                };
+                (Target::Node, Some(Arc::new(link)))
+            }
+            Topology::Sentinel { sentinels, master } => {
+                let timeouts = (connect_timeout, response_timeout);
+                let s = Sentinels::new(settings, &sentinels, master, template, timeouts)?;
+                (Target::Sentinel(s), None)
+            }
+            Topology::Cluster { nodes } => {
+                let infos: Vec<_> = nodes.iter().map(|a| at(&template, a)).collect();
+                let subscribers = infos
+                    .iter()
+                    .map(|i| redis::Client::open(i.clone()))
+                    .collect::<Result<_, _>>()?;
+                let client = ClusterClientBuilder::new(infos)
+                    .retries(1)
+                    .connection_timeout(connect_timeout)
+                    .response_timeout(response_timeout)
+                    .build()?;
+                let route = Route::with_key(settings.prefix.as_bytes(), SlotAddr::Master);
+                let target = Target::Cluster {
+                    client,
+                    route,
+                    nodes: subscribers,
+                    next: AtomicU32::new(0),
+                };
+                (target, None)
+            }
+        };
+        let shared = Arc::new(Shared {
+            target,
             config,
-            current: ArcSwap::from_pointee(manager),
+            connect_timeout,
+            response_timeout,
+            current: ArcSwapOption::new(current),
+            resolving: tokio::sync::Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
+            watching: AtomicBool::new(false),
             timeouts: AtomicU32::new(0),
             replaced: AtomicU32::new(0),
             health: Health::default(),
-        })))
+        });
+        let connection = Connection {
+            shared,
+            pinned: None,
+        };
+        if matches!(connection.shared.target, Target::Cluster { .. }) {
+            connection
+                .shared
+                .current
+                .store(Some(Arc::new(connection.cluster_link())));
+        }
+        Ok(connection)
     }
 
-    /// The client (for pub/sub, which needs a connection of its own).
-    pub fn client(&self) -> &redis::Client {
-        &self.0.client
+    /// A handle whose requests all go over the link in use now, even if the primary changes
+    /// meanwhile: a write and the `WAIT` that confirms it must reach the same node.
+    pub fn pinned(&self) -> Connection {
+        Connection {
+            shared: self.shared.clone(),
+            pinned: self
+                .pinned
+                .clone()
+                .or_else(|| self.shared.current.load_full()),
+        }
+    }
+
+    /// A client for a subscription (which needs a connection of its own): the node's, the
+    /// primary's, or one cluster node's in turn.
+    pub async fn subscriber(&self) -> Result<redis::Client, RedisError> {
+        if let Target::Cluster { nodes, next, .. } = &self.shared.target {
+            let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+            return Ok(nodes[n % nodes.len()].clone());
+        }
+        match &*self.link().await? {
+            Link::Node { client, .. } => Ok(client.clone()),
+            Link::Cluster { .. } => unreachable!("cluster links only on a cluster target"),
+        }
     }
 
     /// The health recorded outcomes give.
     pub fn health(&self) -> &Health {
-        &self.0.health
+        &self.shared.health
     }
 
-    /// How many times the connection was replaced since start-up.
+    /// How many times the connection was replaced since start-up (after timeouts, or to
+    /// follow a new primary).
     pub fn replaced(&self) -> u32 {
-        self.0.replaced.load(Ordering::Relaxed)
+        self.shared.replaced.load(Ordering::Relaxed)
+    }
+
+    /// The primary's address, when the sentinels named it.
+    pub fn primary(&self) -> Option<String> {
+        match self.shared.current.load().as_deref() {
+            Some(Link::Node {
+                primary: Some(a), ..
+            }) => Some(a.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The link requests go over: looked up from the sentinels the first time.
+    async fn link(&self) -> Result<Arc<Link>, RedisError> {
+        if let Some(link) = &self.pinned {
+            return Ok(link.clone());
+        }
+        if let Some(link) = self.shared.current.load_full() {
+            return Ok(link);
+        }
+        self.resolve().await
+    }
+
+    fn cluster_link(&self) -> Link {
+        let Target::Cluster { client, route, .. } = &self.shared.target else {
+            unreachable!("a cluster link for a cluster target only");
+        };
+        let config = ClusterConfig::new()
+            .set_connection_timeout(self.shared.connect_timeout)
+            .set_response_timeout(self.shared.response_timeout);
+        Link::Cluster {
+            connection: client.get_pending_async_connection_with_config(config),
+            route: *route,
+        }
+    }
+
+    /// A link to the primary at `address` (named by the sentinels).
+    fn primary_link(&self, sentinels: &Sentinels, address: Address) -> Result<Link, RedisError> {
+        let client = redis::Client::open(sentinels.node(&address))?;
+        let manager =
+            ConnectionManager::new_lazy_with_config(client.clone(), self.shared.config.clone())?;
+        Ok(Link::Node {
+            client,
+            manager,
+            primary: Some(address),
+        })
+    }
+
+    /// Asks the sentinels where the primary is, when no link is known yet.
+    async fn resolve(&self) -> Result<Arc<Link>, RedisError> {
+        let Target::Sentinel(sentinels) = &self.shared.target else {
+            unreachable!("only a Sentinel target starts without a link");
+        };
+        let _resolving = self.shared.resolving.lock().await;
+        if let Some(link) = self.shared.current.load_full() {
+            return Ok(link);
+        }
+        let address = sentinels.primary().await?;
+        let link = Arc::new(self.primary_link(sentinels, address)?);
+        self.shared.current.store(Some(link.clone()));
+        self.watch();
+        Ok(link)
+    }
+
+    /// Starts the task that follows the primary (once; it ends with the connection).
+    fn watch(&self) {
+        if self.shared.watching.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            while let Some(shared) = weak.upgrade() {
+                let _ = tokio::time::timeout(super::sentinel::POLL, shared.wake.notified()).await;
+                let connection = Connection {
+                    shared,
+                    pinned: None,
+                };
+                connection.follow().await;
+                drop(connection);
+                // However often requests fail, the sentinels are asked at most this often.
+                tokio::time::sleep(super::sentinel::POLL / 5).await;
+            }
+        });
+    }
+
+    /// Remakes the link when the sentinels name another primary, and that node says it is
+    /// the primary (a sentinel that has not heard of a failover yet is not followed).
+    async fn follow(&self) {
+        let Target::Sentinel(sentinels) = &self.shared.target else {
+            return;
+        };
+        let address = match sentinels.primary().await {
+            Ok(address) => address,
+            Err(e) => {
+                tracing::debug!(error = %e, "no sentinel answered where the primary is");
+                return;
+            }
+        };
+        let known = self.primary();
+        if known.as_deref() == Some(address.to_string().as_str()) {
+            return;
+        }
+        if !sentinels.is_primary(&address).await {
+            tracing::debug!(%address, "the sentinels name a primary that does not say it is one yet");
+            return;
+        }
+        let _resolving = self.shared.resolving.lock().await;
+        let Ok(link) = self.primary_link(sentinels, address.clone()) else {
+            return;
+        };
+        self.shared.current.store(Some(Arc::new(link)));
+        self.shared.timeouts.store(0, Ordering::Relaxed);
+        self.shared.replaced.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            primary = %address,
+            previous = known.as_deref().unwrap_or("none"),
+            "the sentinels name a new Redis primary: following it"
+        );
     }
 
     /// Records a reply or failure of a request sent over `used`. Redis' own refusals (out of
     /// memory, read-only) arrive as replies holding an error, so replies are looked into.
-    fn record(&self, used: &Arc<ConnectionManager>, result: Result<&[Value], &RedisError>) {
-        let shared = &self.0;
+    fn record(&self, used: &Arc<Link>, result: Result<&[Value], &RedisError>) {
+        let shared = &self.shared;
         match result {
             Ok(values) => {
                 shared.timeouts.store(0, Ordering::Relaxed);
@@ -185,38 +494,60 @@ impl Connection {
                     _ => false,
                 });
                 if refused {
-                    shared.health.record(false);
+                    self.failed();
                 }
             }
             Err(e) if e.is_timeout() => self.record_timeout(used),
             Err(e) => {
                 if transient(e) {
-                    shared.health.record(false);
+                    self.failed();
                 }
             }
         }
     }
 
+    /// A transient failure: it counts against health, and the primary may have moved.
+    fn failed(&self) {
+        self.shared.health.record(false);
+        if matches!(self.shared.target, Target::Sentinel(_)) {
+            self.shared.wake.notify_one();
+        }
+    }
+
     /// Records a request over `used` that got no answer in time: redis-rs timed it out, or the
     /// caller's deadline ran out first and it was dropped unanswered.
-    fn record_timeout(&self, used: &Arc<ConnectionManager>) {
-        let shared = &self.0;
-        shared.health.record(false);
-        if shared.timeouts.fetch_add(1, Ordering::Relaxed) + 1 >= TIMEOUTS_BEFORE_REPLACING {
+    fn record_timeout(&self, used: &Arc<Link>) {
+        self.failed();
+        let timeouts = self.shared.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+        if timeouts >= TIMEOUTS_BEFORE_REPLACING {
             self.replace(used);
         }
     }
 
-    /// Drops `used` for a new connection, unless another request already did.
-    fn replace(&self, used: &Arc<ConnectionManager>) {
-        let shared = &self.0;
-        let Ok(fresh) =
-            ConnectionManager::new_lazy_with_config(shared.client.clone(), shared.config.clone())
-        else {
-            return;
+    /// Drops `used` for a new link to the same place, unless another request already did.
+    fn replace(&self, used: &Arc<Link>) {
+        let shared = &self.shared;
+        let fresh = match &**used {
+            Link::Node {
+                client, primary, ..
+            } => {
+                let Ok(manager) =
+                    ConnectionManager::new_lazy_with_config(client.clone(), shared.config.clone())
+                else {
+                    return;
+                };
+                Link::Node {
+                    client: client.clone(),
+                    manager,
+                    primary: primary.clone(),
+                }
+            }
+            Link::Cluster { .. } => self.cluster_link(),
         };
-        let previous = shared.current.compare_and_swap(used, Arc::new(fresh));
-        if Arc::ptr_eq(&previous, used) {
+        let previous = shared
+            .current
+            .compare_and_swap(&Some(used.clone()), Some(Arc::new(fresh)));
+        if previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, used)) {
             shared.timeouts.store(0, Ordering::Relaxed);
             shared.replaced.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -231,7 +562,7 @@ impl Connection {
 /// callers give up before redis-rs does.
 struct InFlight<'a> {
     connection: &'a Connection,
-    used: Arc<ConnectionManager>,
+    used: Arc<Link>,
     answered: bool,
 }
 
@@ -251,20 +582,25 @@ impl Drop for InFlight<'_> {
 }
 
 impl Connection {
-    fn start(&self) -> InFlight<'_> {
-        InFlight {
+    async fn start(&self) -> Result<InFlight<'_>, RedisError> {
+        let used = self.link().await.inspect_err(|e| {
+            if transient(e) {
+                self.shared.health.record(false);
+            }
+        })?;
+        Ok(InFlight {
             connection: self,
-            used: self.0.current.load_full(),
+            used,
             answered: false,
-        }
+        })
     }
 }
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let request = self.start();
-            let result = (*request.used).clone().req_packed_command(cmd).await;
+            let request = self.start().await?;
+            let result = request.used.send(cmd).await;
             request.finish(result.as_ref().map(std::slice::from_ref));
             result
         })
@@ -277,18 +613,18 @@ impl ConnectionLike for Connection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let request = self.start();
-            let result = (*request.used)
-                .clone()
-                .req_packed_commands(pipeline, offset, count)
-                .await;
+            let request = self.start().await?;
+            let result = request.used.send_all(pipeline, offset, count).await;
             request.finish(result.as_ref().map(Vec::as_slice));
             result
         })
     }
 
     fn get_db(&self) -> i64 {
-        self.0.current.load().get_db()
+        match self.shared.current.load().as_deref() {
+            Some(Link::Node { manager, .. }) => manager.get_db(),
+            _ => 0,
+        }
     }
 }
 

@@ -32,6 +32,7 @@ mod import;
 mod limits;
 mod readers;
 mod review;
+mod sentinel;
 mod settings;
 mod submissions;
 
@@ -43,6 +44,7 @@ pub(crate) use submissions::read_comment;
 
 use super::{StoreError, StoredComment};
 use crate::comment::{CommentId, IdempotencyKey};
+use crate::secret::Secret;
 
 /// A Redis URL. It may hold a password, so it never prints in full: `Display` and `Debug`
 /// replace the password with `***`.
@@ -93,8 +95,23 @@ impl fmt::Debug for RedisUrl {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSettings {
-    /// Where Redis is.
+    /// Where Redis is. With `sentinels` or `cluster_nodes`, only its credentials, database
+    /// and TLS (`rediss://`) are used, for every data node; its host and port are not.
     pub url: RedisUrl,
+    /// Sentinels watching the primary (`"host:port"`). Given, the service asks them where the
+    /// primary is and follows a failover without a restart.
+    pub sentinels: Vec<String>,
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> ...`).
+    pub sentinel_master: String,
+    /// The sentinels' own user, when they ask for one (`sentinel sentinel-user`).
+    pub sentinel_username: Option<String>,
+    /// The sentinels' own password (`requirepass` in sentinel.conf), when they ask for one.
+    pub sentinel_password: Option<Secret>,
+    /// Whether the sentinels speak TLS.
+    pub sentinel_tls: bool,
+    /// Nodes of a Redis Cluster to discover it from (`"host:port"`). Every key of a
+    /// deployment is in the prefix's hash slot, so one primary serves them all.
+    pub cluster_nodes: Vec<String>,
     /// Prefix of every key. Keep a hash tag (`{...}`) in it for Redis Cluster.
     pub prefix: String,
     /// Consumer group created on the accepted stream at start-up, so that comments accepted
@@ -129,6 +146,110 @@ pub struct RedisSettings {
     pub min_replicas_acked: u32,
 }
 
+/// How the service reaches Redis, as the settings say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// The one node `url` names.
+    Node,
+    /// The primary the sentinels name.
+    Sentinel {
+        /// The sentinels, asked in turn.
+        sentinels: Vec<Address>,
+        /// The monitored name.
+        master: String,
+    },
+    /// A Redis Cluster, found from these nodes.
+    Cluster {
+        /// Nodes to start from.
+        nodes: Vec<Address>,
+    },
+}
+
+/// A node's `host:port`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Address {
+    /// Host name or IP (without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl Address {
+    /// Parses `host:port` (`[v6]:port` for IPv6).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not host:port");
+        let (host, port) = text.trim().rsplit_once(':').ok_or_else(bad)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if host.is_empty() || port == 0 {
+            return Err(bad());
+        }
+        Ok(Address {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host.contains(':') {
+            true => write!(f, "[{}]:{}", self.host, self.port),
+            false => write!(f, "{}:{}", self.host, self.port),
+        }
+    }
+}
+
+impl RedisSettings {
+    /// The topology the settings describe, or what is wrong with them (naming the setting).
+    pub fn topology(&self) -> Result<Topology, String> {
+        let parse = |name: &str, list: &[String]| {
+            list.iter()
+                .map(|a| Address::parse(a).map_err(|e| format!("redis.{name}: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        match (self.sentinels.is_empty(), self.cluster_nodes.is_empty()) {
+            (true, true) => Ok(Topology::Node),
+            (false, false) => {
+                Err("redis.sentinels and redis.cluster_nodes exclude each other".to_owned())
+            }
+            (false, true) if self.sentinel_master.trim().is_empty() => {
+                Err("redis.sentinel_master must name the monitored primary".to_owned())
+            }
+            (false, true) => Ok(Topology::Sentinel {
+                sentinels: parse("sentinels", &self.sentinels)?,
+                master: self.sentinel_master.trim().to_owned(),
+            }),
+            (true, false) if !has_hash_tag(&self.prefix) => Err(format!(
+                "redis.prefix {:?} must hold a hash tag such as {{moderation}}: with redis.cluster_nodes (a submission's keys must share one slot)",
+                self.prefix
+            )),
+            (true, false) => Ok(Topology::Cluster {
+                nodes: parse("cluster_nodes", &self.cluster_nodes)?,
+            }),
+        }
+    }
+
+    /// These settings aimed at the single node `url` (for a copy target or a limiter's own
+    /// Redis, which are given as a URL).
+    pub fn single_node(self, url: RedisUrl) -> Self {
+        RedisSettings {
+            url,
+            sentinels: Vec::new(),
+            cluster_nodes: Vec::new(),
+            ..self
+        }
+    }
+}
+
+/// Whether `prefix` holds a non-empty `{...}` hash tag (Redis Cluster hashes only that part).
+fn has_hash_tag(prefix: &str) -> bool {
+    prefix
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .is_some_and(|(tag, _)| !tag.is_empty())
+}
+
 fn not_replicated(acked: u64, wanted: u32) -> StoreError {
     StoreError::Unavailable(format!(
         "{acked} of the {wanted} replicas redis.min_replicas_acked asks for confirmed the write in time"
@@ -154,6 +275,12 @@ impl Default for RedisSettings {
     fn default() -> Self {
         RedisSettings {
             url: RedisUrl::new("redis://127.0.0.1:6379"),
+            sentinels: Vec::new(),
+            sentinel_master: "mymaster".to_owned(),
+            sentinel_username: None,
+            sentinel_password: None,
+            sentinel_tls: false,
+            cluster_nodes: Vec::new(),
             prefix: "{moderation}:".to_owned(),
             consumer_group: "portal".to_owned(),
             idempotency_ttl: Duration::from_secs(24 * 3600),
@@ -257,12 +384,9 @@ impl RedisStore {
     /// A store for `settings`. Connects lazily and reconnects by itself, so it can be built
     /// while Redis is down; only a malformed URL is an error.
     pub fn new(settings: RedisSettings, request_timeout: Duration) -> Result<Self, StoreError> {
-        let connection = Connection::new(
-            settings.url.expose(),
-            settings.connect_timeout,
-            request_timeout,
-        )
-        .map_err(|e| StoreError::Unavailable(format!("bad Redis URL {}: {e}", settings.url)))?;
+        let connection = Connection::open(&settings, request_timeout).map_err(|e| {
+            StoreError::Unavailable(format!("bad Redis settings ({}): {e}", settings.url))
+        })?;
         Ok(RedisStore {
             connection,
             wait_ms: millis(request_timeout).max(1),
@@ -332,7 +456,9 @@ impl RedisStore {
     ) -> Result<impl tokio_stream::Stream<Item = redis::Msg> + Send + use<>, StoreError> {
         let mut pubsub = self
             .connection
-            .client()
+            .subscriber()
+            .await
+            .map_err(classify)?
             .get_async_pubsub()
             .await
             .map_err(classify)?;
@@ -396,19 +522,19 @@ impl RedisStore {
         self.named("idem:", key)
     }
 
-    /// With [`Durability::Fsync`], waits until Redis confirms that this connection's writes
-    /// are fsynced to its append-only file (`WAITAOF 1 0`); at once otherwise. The caller's
+    /// With [`Durability::Fsync`], waits until Redis confirms that `connection`'s writes
+    /// (sent over it: a pinned one, so they reached this node) are fsynced to its append-only file (`WAITAOF 1 0`); at once otherwise. The caller's
     /// deadline bounds the wait.
-    async fn confirm_durable(&self) -> Result<(), StoreError> {
+    async fn confirm_durable(&self, connection: &mut Connection) -> Result<(), StoreError> {
         let replicas = self.settings.min_replicas_acked;
         if self.settings.durability != Durability::Fsync {
-            return self.confirm_replicated(replicas).await;
+            return self.confirm_replicated(connection, replicas).await;
         }
         let (local, acked): (u64, u64) = redis::cmd("WAITAOF")
             .arg(1)
             .arg(replicas)
             .arg(self.wait_ms)
-            .query_async(&mut self.connection())
+            .query_async(connection)
             .await
             .map_err(|e| {
                 StoreError::Unavailable(format!(
@@ -427,14 +553,18 @@ impl RedisStore {
     }
 
     /// Waits (`WAIT`) until `replicas` replicas have the write, within the request's time.
-    async fn confirm_replicated(&self, replicas: u32) -> Result<(), StoreError> {
+    async fn confirm_replicated(
+        &self,
+        connection: &mut Connection,
+        replicas: u32,
+    ) -> Result<(), StoreError> {
         if replicas == 0 {
             return Ok(());
         }
         let acked: u64 = redis::cmd("WAIT")
             .arg(replicas)
             .arg(self.wait_ms)
-            .query_async(&mut self.connection())
+            .query_async(connection)
             .await
             .map_err(classify)?;
         if acked < u64::from(replicas) {
@@ -505,6 +635,54 @@ impl RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_topology_is_read_from_the_settings_and_mistakes_are_named() {
+        let base = RedisSettings::default();
+        assert_eq!(base.topology(), Ok(Topology::Node));
+        let sentinel = RedisSettings {
+            sentinels: vec!["10.0.0.5:26379".into(), "[::1]:26380".into()],
+            ..base.clone()
+        };
+        let Ok(Topology::Sentinel { sentinels, master }) = sentinel.topology() else {
+            panic!("sentinels given: {:?}", sentinel.topology());
+        };
+        assert_eq!(master, "mymaster");
+        assert_eq!(sentinels[1].host, "::1");
+        assert_eq!(sentinels[1].to_string(), "[::1]:26380");
+        let no_port = RedisSettings {
+            sentinels: vec!["10.0.0.5".into()],
+            ..base.clone()
+        };
+        assert!(no_port.topology().unwrap_err().contains("redis.sentinels"));
+        let unnamed = RedisSettings {
+            sentinel_master: " ".into(),
+            ..sentinel.clone()
+        };
+        assert!(unnamed.topology().unwrap_err().contains("sentinel_master"));
+        let both = RedisSettings {
+            cluster_nodes: vec!["10.0.0.9:6379".into()],
+            ..sentinel
+        };
+        assert!(both.topology().unwrap_err().contains("exclude"));
+        let cluster = RedisSettings {
+            cluster_nodes: vec!["10.0.0.9:6379".into()],
+            ..base.clone()
+        };
+        assert!(matches!(cluster.topology(), Ok(Topology::Cluster { nodes }) if nodes.len() == 1));
+        for prefix in ["moderation:", "{}:", "{open:"] {
+            let untagged = RedisSettings {
+                prefix: prefix.into(),
+                ..cluster.clone()
+            };
+            assert!(
+                untagged.topology().unwrap_err().contains("hash tag"),
+                "{prefix}"
+            );
+        }
+        let single = cluster.single_node(RedisUrl::new("redis://10.0.0.1"));
+        assert_eq!(single.topology(), Ok(Topology::Node));
+    }
 
     #[test]
     fn redis_urls_never_print_their_password() {

@@ -179,7 +179,8 @@ impl Store for RedisStore {
         match (stored_fingerprint, receipt) {
             (Some(f), Some(r)) if f == fingerprint => {
                 // A retry after an unconfirmed fsync is answered only once it is confirmed.
-                self.confirm_durable().await?;
+                self.confirm_durable(&mut self.connection().pinned())
+                    .await?;
                 parse_receipt(&r).map(Some)
             }
             (Some(_), _) => Err(StoreError::KeyReused),
@@ -307,15 +308,18 @@ impl Store for RedisStore {
         invocation
             .arg(s.shared.unwrap_or(""))
             .arg(self.campaigns_channel());
+        // The script and its confirmation go to the same node, even if a failover is followed
+        // in between (a confirmation by the new primary would say nothing of this write).
+        let mut connection = self.connection().pinned();
         let answer: Vec<String> = invocation
-            .invoke_async(&mut self.connection())
+            .invoke_async(&mut connection)
             .await
             .map_err(classify)?;
         let admitted = read_answer(&answer, &admission)?;
         // An answer that a comment is stored is given only once it is durable: a retry's too
         // (the first attempt may have been stored and not confirmed).
         if matches!(admitted, Admitted::Stored { .. } | Admitted::Replayed(_)) {
-            self.confirm_durable().await?;
+            self.confirm_durable(&mut connection).await?;
         }
         Ok(admitted)
     }
