@@ -227,14 +227,12 @@ impl SentinelSet {
 
     /// Where the sentinels say the primary is now (port).
     pub fn primary_port(&self) -> Option<u16> {
-        self.sentinels.iter().find_map(|s| {
-            let reply: Option<(String, u16)> = redis::cmd("SENTINEL")
-                .arg("GET-MASTER-ADDR-BY-NAME")
-                .arg(MASTER)
-                .query(&mut s.connection())
-                .ok()?;
-            reply.map(|(_, port)| port)
-        })
+        named_primary(&self.sentinel_ports())
+    }
+
+    /// The sentinels' ports.
+    pub fn sentinel_ports(&self) -> Vec<u16> {
+        self.sentinels.iter().map(|s| s.port).collect()
     }
 
     /// Settings of a store on this deployment, under `prefix`.
@@ -257,6 +255,22 @@ impl SentinelSet {
             .map(Node::url)
             .collect()
     }
+}
+
+/// Where the first of the sentinels at `ports` that answers says the primary is (port).
+pub fn named_primary(ports: &[u16]) -> Option<u16> {
+    ports.iter().find_map(|port| {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+        let mut connection = client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()?;
+        let reply: Option<(String, u16)> = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(MASTER)
+            .query(&mut connection)
+            .ok()?;
+        reply.map(|(_, port)| port)
+    })
 }
 
 /// A Redis Cluster of three primaries without replicas, the 16,384 slots split evenly.
