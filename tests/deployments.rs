@@ -1,0 +1,142 @@
+//! Three instances of the service on one Redis deployment reached through Sentinel, and on a
+//! Redis Cluster: they admit one quota between them, a CAPTCHA answer passes once whichever
+//! instance sees it, and a settings update made on one is in force on the others. The
+//! deployments are the tests' own, on free loopback ports (see `common::deploy`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestApp, submission, test_config};
+use moderation::captcha::Mode;
+use moderation::config::Config;
+use moderation::proto::v1 as pb;
+use moderation::rate_limit::{Buckets, Quota, RateLimitSettings};
+use moderation::secret::Secret;
+use moderation::store::redis::RedisSettings;
+use pb::admin_service_client::AdminServiceClient;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+/// Every instance's configuration on `redis`: image CAPTCHAs, and an address may send a burst
+/// of 5 and then one a minute.
+fn config_on(redis: impl Fn(&str) -> RedisSettings) -> Config {
+    let mut config = test_config();
+    config.redis = redis(&config.redis.prefix);
+    // Updates reach the other instances by the deployment's pub/sub, not by re-reading.
+    config.runtime.refresh = Duration::from_secs(600);
+    config.captcha.mode = Mode::Image;
+    config.captcha.secret = Some(Secret::new("shared secret"));
+    config.rate_limit = RateLimitSettings {
+        enabled: true,
+        buckets: Buckets {
+            ip: Some(Quota {
+                rate: 1,
+                per: Duration::from_secs(60),
+                burst: 5,
+                shadow: false,
+            }),
+            ..Buckets::default()
+        },
+        ..RateLimitSettings::default()
+    };
+    config
+}
+
+/// `submission(key)` from `ip`, answering the image challenge `id` with `answer`.
+fn answered(key: &str, ip: &str, id: &str, answer: &str) -> pb::SubmitCommentRequest {
+    let mut request = submission(key);
+    request.client_ip = ip.into();
+    request.captcha = Some(pb::CaptchaAnswer {
+        answer: Some(pb::captcha_answer::Answer::Image(pb::ImageCaptchaAnswer {
+            challenge_id: id.into(),
+            answer: answer.into(),
+        })),
+    });
+    request
+}
+
+async fn challenge(app: &TestApp, answer: &str) -> String {
+    let images = app.captchas.images().expect("image CAPTCHAs are on");
+    images.store(answer, Vec::new()).await.unwrap().id
+}
+
+async fn three_instances_share_quotas_captchas_and_settings(config: Config) {
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        apps.push(TestApp::spawn(config.clone()).await);
+    }
+
+    // A challenge issued by one instance passes once: the two others race for it.
+    let id = challenge(&apps[0], "KM42PQ").await;
+    let racing: Vec<_> = apps[1..]
+        .iter()
+        .enumerate()
+        .map(|(n, app)| {
+            let mut client = app.client.clone();
+            let request = answered(&format!("race-{n}"), "203.0.113.7", &id, "KM42PQ");
+            tokio::spawn(async move { client.submit_comment(request).await })
+        })
+        .collect();
+    let mut reasons = Vec::new();
+    for call in racing {
+        match call.await.unwrap() {
+            Ok(_) => reasons.push("PASSED".to_owned()),
+            Err(status) => reasons.push(status.get_details_error_info().unwrap().reason),
+        }
+    }
+    reasons.sort();
+    assert_eq!(reasons, ["CAPTCHA_USED", "PASSED"]);
+
+    // One address's quota, spent round robin over the three: the burst of 5, not 15.
+    let mut admitted = 0;
+    let mut refused = 0;
+    for n in 0..9 {
+        let app = &apps[n % 3];
+        let id = challenge(app, "QUOTA7").await;
+        let request = answered(&format!("quota-{n}"), "198.51.100.20", &id, "QUOTA7");
+        match app.client.clone().submit_comment(request).await {
+            Ok(_) => admitted += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((admitted, refused), (5, 4));
+
+    // A settings update made on one instance is in force on the others.
+    let updated = common::update_settings(&apps[2], &[("decision.reject_at", "0.97")])
+        .await
+        .unwrap();
+    for app in &apps[..2] {
+        let mut admin = AdminServiceClient::new(app.channel().await);
+        let started = Instant::now();
+        loop {
+            let stats = admin.get_stats(pb::GetStatsRequest {}).await.unwrap();
+            if stats.into_inner().settings_version == updated.version {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "version {} never came into force",
+                updated.version
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_through_sentinel() {
+    let deployment = common::deploy::SentinelSet::start(1);
+    let config = config_on(|prefix| deployment.settings(prefix));
+    three_instances_share_quotas_captchas_and_settings(config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_a_cluster() {
+    let deployment = common::deploy::ClusterSet::start();
+    let config = config_on(|prefix| deployment.settings(prefix));
+    three_instances_share_quotas_captchas_and_settings(config).await;
+}
