@@ -86,7 +86,7 @@ impl Health {
 enum Link {
     /// One node: the configured one, or the primary the sentinels named.
     Node {
-        client: redis::Client,
+        client: Box<redis::Client>,
         manager: ConnectionManager,
         /// The primary's address, when the sentinels gave it.
         primary: Option<Address>,
@@ -268,7 +268,7 @@ impl Connection {
                 let manager =
                     ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
                 let link = Link::Node {
-                    client,
+                    client: Box::new(client),
                     manager,
                     primary: None,
                 };
@@ -346,7 +346,7 @@ impl Connection {
             return Ok(nodes[n % nodes.len()].clone());
         }
         match &*self.link().await? {
-            Link::Node { client, .. } => Ok(client.clone()),
+            Link::Node { client, .. } => Ok((**client).clone()),
             Link::Cluster { .. } => unreachable!("cluster links only on a cluster target"),
         }
     }
@@ -402,7 +402,7 @@ impl Connection {
         let manager =
             ConnectionManager::new_lazy_with_config(client.clone(), self.shared.config.clone())?;
         Ok(Link::Node {
-            client,
+            client: Box::new(client),
             manager,
             primary: Some(address),
         })
@@ -531,9 +531,10 @@ impl Connection {
             Link::Node {
                 client, primary, ..
             } => {
-                let Ok(manager) =
-                    ConnectionManager::new_lazy_with_config(client.clone(), shared.config.clone())
-                else {
+                let Ok(manager) = ConnectionManager::new_lazy_with_config(
+                    (**client).clone(),
+                    shared.config.clone(),
+                ) else {
                     return;
                 };
                 Link::Node {
