@@ -140,3 +140,92 @@ async fn three_instances_on_a_cluster() {
     let config = config_on(|prefix| deployment.settings(prefix));
     three_instances_share_quotas_captchas_and_settings(config).await;
 }
+
+/// A certificate authority, and a certificate it signed for `localhost`, as PEM files in `dir`:
+/// `ca.pem`, `node.pem`, `node.key`.
+fn private_pki(dir: &std::path::Path) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&params, &ca_key);
+    let node_key = rcgen::KeyPair::generate().unwrap();
+    let node = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&node_key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("node.pem"), node.pem()).unwrap();
+    std::fs::write(dir.join("node.key"), node_key.serialize_pem()).unwrap();
+}
+
+/// Waits until the service's health is `status` (SERVING 1, NOT_SERVING 2), 15 s at most.
+async fn health_becomes(app: &TestApp, status: i32) {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel().await);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        let now = health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .map(|a| a.into_inner().status);
+        if now.is_ok_and(|now| now == status) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("health never became {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_over_tls_with_a_private_ca_is_trusted_only_with_redis_tls_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    private_pki(dir.path());
+    let file = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let port = common::free_port();
+    let _node = common::deploy::Node::start(
+        port,
+        &[
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--tls-cert-file".to_owned(),
+            file("node.pem"),
+            "--tls-key-file".to_owned(),
+            file("node.key"),
+            "--tls-ca-cert-file".to_owned(),
+            file("ca.pem"),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+            "--save".to_owned(),
+            String::new(),
+        ],
+    );
+    let mut config = test_config();
+    config.redis.url =
+        moderation::store::redis::RedisUrl::new(format!("rediss://localhost:{port}"));
+
+    // Without the CA the node's certificate is not trusted: nothing is stored.
+    let untrusting = TestApp::spawn(config.clone()).await;
+    health_becomes(&untrusting, 2).await;
+    let refused = untrusting
+        .client
+        .clone()
+        .submit_comment(submission("tls-untrusted"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    drop(untrusting);
+
+    config.redis.tls_ca = Some(dir.path().join("ca.pem"));
+    let app = TestApp::spawn(config).await;
+    health_becomes(&app, 1).await;
+    let stored = app
+        .client
+        .clone()
+        .submit_comment(submission("tls-1"))
+        .await
+        .expect("stored over TLS")
+        .into_inner();
+    let read = common::stored(&app, &stored.comment_id).await;
+    assert_eq!(read.id, stored.comment_id);
+    assert_eq!(read.author_name, submission("tls-1").author_name);
+}

@@ -41,6 +41,19 @@ impl Node {
         node
     }
 
+    /// The TLS port flag among its arguments (it then has no plain port).
+    fn tls(&self) -> Option<&String> {
+        self.args.iter().find(|a| *a == "--tls-port")
+    }
+
+    fn listen(&self) -> Vec<String> {
+        let port = match self.tls() {
+            Some(_) => "0".to_owned(),
+            None => self.port.to_string(),
+        };
+        strings(&["--port", &port, "--bind", "127.0.0.1"])
+    }
+
     /// Its URL.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
@@ -76,7 +89,7 @@ impl Node {
         let mut child = Command::new("bash")
             .args(["-c", script, "redis-server"])
             .args(&self.args)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(self.listen())
             .args(["--dir", self.dir.to_str().unwrap()])
             .env("WATCHED", std::process::id().to_string())
             .env("LOG", self.dir.join("redis.log"))
@@ -91,6 +104,9 @@ impl Node {
             .unwrap();
         self.pid = Some(line.trim().parse().expect("the watchdog prints the pid"));
         self.watchdog = Some(child);
+        if self.tls().is_some() {
+            return; // the test waits for it, with its own TLS client
+        }
         let client = redis::Client::open(self.url()).unwrap();
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use redis::TlsCertificates;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
@@ -214,19 +215,57 @@ fn tcp_settings(user_timeout: Duration) -> redis::io::tcp::TcpSettings {
     settings
 }
 
-/// `template` (credentials, database, TLS, TCP settings) aimed at `address`.
+/// `template` (credentials, database, TLS with its trusted roots, TCP settings) aimed at
+/// `address`.
 pub(super) fn at(template: &ConnectionInfo, address: &Address) -> ConnectionInfo {
     let (host, port) = (address.host.clone(), address.port);
     let addr = match template.addr() {
-        ConnectionAddr::TcpTls { insecure, .. } => ConnectionAddr::TcpTls {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
             host,
             port,
             insecure: *insecure,
-            tls_params: None,
+            tls_params: tls_params.clone(),
         },
         _ => ConnectionAddr::Tcp(host, port),
     };
     template.clone().set_addr(addr)
+}
+
+/// The CA certificate `redis.tls_ca` names, read from its file.
+fn certificate_authority(settings: &RedisSettings) -> Result<Option<Vec<u8>>, RedisError> {
+    let Some(path) = &settings.tls_ca else {
+        return Ok(None);
+    };
+    std::fs::read(path).map(Some).map_err(|e| {
+        let text = format!("redis.tls_ca {}: {e}", path.display());
+        RedisError::from((redis::ErrorKind::InvalidClientConfig, "", text))
+    })
+}
+
+/// The certificates that trust `ca`.
+fn trusted(ca: &[u8]) -> TlsCertificates {
+    TlsCertificates {
+        client_tls: None,
+        root_cert: Some(ca.to_vec()),
+    }
+}
+
+/// `info`, trusting `ca` (when given) if it speaks TLS.
+pub(super) fn trusting(
+    info: ConnectionInfo,
+    ca: Option<&[u8]>,
+) -> Result<ConnectionInfo, RedisError> {
+    match ca {
+        Some(ca) if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) => {
+            let client = redis::Client::build_with_tls(info, trusted(ca))?;
+            Ok(client.get_connection_info().clone())
+        }
+        _ => Ok(info),
+    }
 }
 
 impl Connection {
@@ -250,11 +289,13 @@ impl Connection {
     pub fn open(settings: &RedisSettings, response_timeout: Duration) -> Result<Self, RedisError> {
         let invalid = |e: String| RedisError::from((redis::ErrorKind::InvalidClientConfig, "", e));
         let user_timeout = (response_timeout * 4).max(Duration::from_secs(5));
+        let ca = certificate_authority(settings)?;
         let template = settings
             .url
             .expose()
             .into_connection_info()?
             .set_tcp_settings(tcp_settings(user_timeout));
+        let template = trusting(template, ca.as_deref())?;
         let connect_timeout = settings.connect_timeout;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
@@ -276,7 +317,8 @@ impl Connection {
             }
             Topology::Sentinel { sentinels, master } => {
                 let timeouts = (connect_timeout, response_timeout);
-                let s = Sentinels::new(settings, &sentinels, master, template, timeouts)?;
+                let s = Sentinels::new(settings, &sentinels, master, template, timeouts)?
+                    .trusting(ca.as_deref())?;
                 (Target::Sentinel(s), None)
             }
             Topology::Cluster { nodes } => {
@@ -285,11 +327,15 @@ impl Connection {
                     .iter()
                     .map(|i| redis::Client::open(i.clone()))
                     .collect::<Result<_, _>>()?;
-                let client = ClusterClientBuilder::new(infos)
+                let tls = matches!(template.addr(), ConnectionAddr::TcpTls { .. });
+                let mut builder = ClusterClientBuilder::new(infos)
                     .retries(1)
                     .connection_timeout(connect_timeout)
-                    .response_timeout(response_timeout)
-                    .build()?;
+                    .response_timeout(response_timeout);
+                if let Some(ca) = ca.as_deref().filter(|_| tls) {
+                    builder = builder.certs(trusted(ca));
+                }
+                let client = builder.build()?;
                 let route = Route::with_key(settings.prefix.as_bytes(), SlotAddr::Master);
                 let target = Target::Cluster {
                     client,

@@ -109,6 +109,10 @@ pub struct RedisSettings {
     pub sentinel_password: Option<Secret>,
     /// Whether the sentinels speak TLS.
     pub sentinel_tls: bool,
+    /// A PEM file of the certificate authority that signed the Redis nodes' and sentinels'
+    /// certificates, for TLS (`rediss://`, `sentinel_tls`) with a private CA; without it the
+    /// system's roots are trusted.
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Nodes of a Redis Cluster to discover it from (`"host:port"`). Every key of a
     /// deployment is in the prefix's hash slot, so one primary serves them all.
     pub cluster_nodes: Vec<String>,
@@ -280,6 +284,7 @@ impl Default for RedisSettings {
             sentinel_username: None,
             sentinel_password: None,
             sentinel_tls: false,
+            tls_ca: None,
             cluster_nodes: Vec::new(),
             prefix: "{moderation}:".to_owned(),
             consumer_group: "portal".to_owned(),

@@ -82,6 +82,15 @@ impl Sentinels {
         })
     }
 
+    /// The same sentinels, trusting `ca` (when given) over TLS.
+    pub(super) fn trusting(mut self, ca: Option<&[u8]>) -> Result<Self, RedisError> {
+        for (_, client) in &mut self.sentinels {
+            let info = client.get_connection_info().clone();
+            *client = redis::Client::open(super::connection::trusting(info, ca)?)?;
+        }
+        Ok(self)
+    }
+
     /// The connection settings of the data node at `address`.
     pub(super) fn node(&self, address: &Address) -> ConnectionInfo {
         at(&self.node, address)
