@@ -229,3 +229,44 @@ async fn a_node_over_tls_with_a_private_ca_is_trusted_only_with_redis_tls_ca() {
     assert_eq!(read.id, stored.comment_id);
     assert_eq!(read.author_name, submission("tls-1").author_name);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_and_data_nodes_asking_for_passwords_are_given_theirs() {
+    let deployment = common::deploy::SentinelSet::start_with_passwords(
+        1,
+        Some("data-password"),
+        Some("sentinel-password"),
+    );
+    let mut config = test_config();
+    config.redis = deployment.settings(&config.redis.prefix);
+    // The data nodes' password comes with the URL (its address is not used).
+    config.redis.url =
+        moderation::store::redis::RedisUrl::new("redis://:data-password@127.0.0.1:1");
+
+    // The sentinels refuse a wrong password of their own: no primary is found.
+    config.redis.sentinel_password = Some(Secret::new("wrong"));
+    let refused_by_sentinels = TestApp::spawn(config.clone()).await;
+    let status = refused_by_sentinels
+        .client
+        .clone()
+        .submit_comment(submission("auth-wrong"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    drop(refused_by_sentinels);
+
+    config.redis.sentinel_password = Some(Secret::new("sentinel-password"));
+    let app = TestApp::spawn(config).await;
+    health_becomes(&app, 1).await;
+    let stored = app
+        .client
+        .clone()
+        .submit_comment(submission("auth-1"))
+        .await
+        .expect("stored through authenticated sentinels")
+        .into_inner();
+    assert_eq!(
+        common::stored(&app, &stored.comment_id).await.id,
+        stored.comment_id
+    );
+}

@@ -21,12 +21,20 @@ pub struct Node {
     dir: std::path::PathBuf,
     watchdog: Option<Child>,
     pid: Option<u32>,
+    /// Its `requirepass`, when it has one.
+    password: Option<String>,
 }
 
 impl Node {
     /// Starts `redis-server` on `port` with `args` (after the common ones) and waits until it
     /// answers PING.
     pub fn start(port: u16, args: &[String]) -> Node {
+        Self::start_with_password(port, args, None)
+    }
+
+    /// [`Node::start`], for a node that asks for `password` (its `requirepass`, which `args`
+    /// or its configuration file set).
+    pub fn start_with_password(port: u16, args: &[String], password: Option<&str>) -> Node {
         let dir =
             std::env::temp_dir().join(format!("moderation-deploy-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -36,6 +44,7 @@ impl Node {
             dir,
             watchdog: None,
             pid: None,
+            password: password.map(str::to_owned),
         };
         node.restart();
         node
@@ -56,7 +65,10 @@ impl Node {
 
     /// Its URL.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// A connection to it.
@@ -167,14 +179,36 @@ impl SentinelSet {
     /// Starts one with `replicas` replicas, and waits until every sentinel sees the replicas
     /// and the other sentinels (so that a failover can be agreed on).
     pub fn start(replicas: usize) -> SentinelSet {
-        let primary = Node::start(super::free_port(), &data_node(&[]));
+        Self::start_with_passwords(replicas, None, None)
+    }
+
+    /// [`SentinelSet::start`], with `data` as the data nodes' password (`requirepass`,
+    /// `masterauth`, the sentinels' `auth-pass`) and `sentinel` as the sentinels' own.
+    pub fn start_with_passwords(
+        replicas: usize,
+        data: Option<&str>,
+        sentinel: Option<&str>,
+    ) -> SentinelSet {
+        let auth: Vec<&str> = match data {
+            Some(pw) => vec!["--requirepass", pw, "--masterauth", pw],
+            None => Vec::new(),
+        };
+        let primary = Node::start_with_password(super::free_port(), &data_node(&auth), data);
         let p = primary.port.to_string();
         let replicas: Vec<Node> = (0..replicas)
             .map(|_| {
-                let args = data_node(&["--replicaof", "127.0.0.1", &p]);
-                Node::start(super::free_port(), &args)
+                let mut args = vec!["--replicaof", "127.0.0.1", &p];
+                args.extend(&auth);
+                Node::start_with_password(super::free_port(), &data_node(&args), data)
             })
             .collect();
+        let mut extra = String::new();
+        if let Some(pw) = data {
+            extra += &format!("sentinel auth-pass {MASTER} {pw}\n");
+        }
+        if let Some(pw) = sentinel {
+            extra += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
+        }
         let sentinels = (0..3)
             .map(|_| {
                 let port = super::free_port();
@@ -188,13 +222,14 @@ impl SentinelSet {
                         "sentinel monitor {MASTER} 127.0.0.1 {p} 2\n\
                          sentinel down-after-milliseconds {MASTER} 1000\n\
                          sentinel failover-timeout {MASTER} 5000\n\
-                         sentinel parallel-syncs {MASTER} 1\n"
+                         sentinel parallel-syncs {MASTER} 1\n{extra}"
                     ),
                 )
                 .unwrap();
-                Node::start(
+                Node::start_with_password(
                     port,
                     &[conf.to_str().unwrap().to_owned(), "--sentinel".to_owned()],
+                    sentinel,
                 )
             })
             .collect();
