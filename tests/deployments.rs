@@ -185,6 +185,8 @@ async fn a_node_over_tls_with_a_private_ca_is_trusted_only_with_redis_tls_ca() {
     let _node = common::deploy::Node::start(
         port,
         &[
+            "--port".to_owned(),
+            "0".to_owned(),
             "--tls-port".to_owned(),
             port.to_string(),
             "--tls-cert-file".to_owned(),
@@ -264,6 +266,47 @@ async fn sentinels_and_data_nodes_asking_for_passwords_are_given_theirs() {
         .submit_comment(submission("auth-1"))
         .await
         .expect("stored through authenticated sentinels")
+        .into_inner();
+    assert_eq!(
+        common::stored(&app, &stored.comment_id).await.id,
+        stored.comment_id
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_over_tls_are_asked_with_the_private_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    private_pki(pki.path());
+    let deployment = common::deploy::SentinelSet::start_with_tls(1, pki.path());
+    let mut config = test_config();
+    config.redis = deployment.settings(&config.redis.prefix);
+    config.redis.sentinels = deployment
+        .tls_ports
+        .iter()
+        .map(|port| format!("localhost:{port}"))
+        .collect();
+    config.redis.sentinel_tls = true;
+
+    // Without the CA no sentinel is trusted.
+    let untrusting = TestApp::spawn(config.clone()).await;
+    let status = untrusting
+        .client
+        .clone()
+        .submit_comment(submission("sentinel-tls-untrusted"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    drop(untrusting);
+
+    config.redis.tls_ca = Some(pki.path().join("ca.pem"));
+    let app = TestApp::spawn(config).await;
+    health_becomes(&app, 1).await;
+    let stored = app
+        .client
+        .clone()
+        .submit_comment(submission("sentinel-tls-1"))
+        .await
+        .expect("stored through sentinels asked over TLS")
         .into_inner();
     assert_eq!(
         common::stored(&app, &stored.comment_id).await.id,

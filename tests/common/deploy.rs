@@ -50,17 +50,17 @@ impl Node {
         node
     }
 
-    /// The TLS port flag among its arguments (it then has no plain port).
-    fn tls(&self) -> Option<&String> {
-        self.args.iter().find(|a| *a == "--tls-port")
+    /// Whether its arguments give a port of their own (`--port 0` and a `--tls-port`: a node
+    /// that speaks TLS only, which the test waits for with its own client).
+    fn own_port(&self) -> bool {
+        self.args.iter().any(|a| a == "--port")
     }
 
     fn listen(&self) -> Vec<String> {
-        let port = match self.tls() {
-            Some(_) => "0".to_owned(),
-            None => self.port.to_string(),
-        };
-        strings(&["--port", &port, "--bind", "127.0.0.1"])
+        match self.own_port() {
+            true => strings(&["--bind", "127.0.0.1"]),
+            false => strings(&["--port", &self.port.to_string(), "--bind", "127.0.0.1"]),
+        }
     }
 
     /// Its URL.
@@ -116,7 +116,7 @@ impl Node {
             .unwrap();
         self.pid = Some(line.trim().parse().expect("the watchdog prints the pid"));
         self.watchdog = Some(child);
-        if self.tls().is_some() {
+        if self.own_port() {
             return; // the test waits for it, with its own TLS client
         }
         let client = redis::Client::open(self.url()).unwrap();
@@ -173,6 +173,8 @@ pub struct SentinelSet {
     pub replicas: Vec<Node>,
     /// The sentinels.
     pub sentinels: Vec<Node>,
+    /// The sentinels' TLS ports, when they listen with TLS too.
+    pub tls_ports: Vec<u16>,
 }
 
 impl SentinelSet {
@@ -188,6 +190,21 @@ impl SentinelSet {
         replicas: usize,
         data: Option<&str>,
         sentinel: Option<&str>,
+    ) -> SentinelSet {
+        Self::start_with(replicas, data, sentinel, None)
+    }
+
+    /// [`SentinelSet::start`], the sentinels also listening with TLS (on
+    /// [`SentinelSet::tls_ports`]) with `node.pem`, `node.key` and `ca.pem` of `pki`.
+    pub fn start_with_tls(replicas: usize, pki: &std::path::Path) -> SentinelSet {
+        Self::start_with(replicas, None, None, Some(pki))
+    }
+
+    fn start_with(
+        replicas: usize,
+        data: Option<&str>,
+        sentinel: Option<&str>,
+        pki: Option<&std::path::Path>,
     ) -> SentinelSet {
         let auth: Vec<&str> = match data {
             Some(pw) => vec!["--requirepass", pw, "--masterauth", pw],
@@ -209,6 +226,7 @@ impl SentinelSet {
         if let Some(pw) = sentinel {
             extra += &format!("requirepass {pw}\nsentinel sentinel-pass {pw}\n");
         }
+        let mut tls_ports = Vec::new();
         let sentinels = (0..3)
             .map(|_| {
                 let port = super::free_port();
@@ -226,17 +244,32 @@ impl SentinelSet {
                     ),
                 )
                 .unwrap();
-                Node::start_with_password(
-                    port,
-                    &[conf.to_str().unwrap().to_owned(), "--sentinel".to_owned()],
-                    sentinel,
-                )
+                let mut args = vec![conf.to_str().unwrap().to_owned(), "--sentinel".to_owned()];
+                if let Some(pki) = pki {
+                    let tls_port = super::free_port();
+                    tls_ports.push(tls_port);
+                    let file = |name: &str| pki.join(name).to_str().unwrap().to_owned();
+                    args.extend([
+                        "--tls-port".to_owned(),
+                        tls_port.to_string(),
+                        "--tls-cert-file".to_owned(),
+                        file("node.pem"),
+                        "--tls-key-file".to_owned(),
+                        file("node.key"),
+                        "--tls-ca-cert-file".to_owned(),
+                        file("ca.pem"),
+                        "--tls-auth-clients".to_owned(),
+                        "no".to_owned(),
+                    ]);
+                }
+                Node::start_with_password(port, &args, sentinel)
             })
             .collect();
         let set = SentinelSet {
             primary,
             replicas,
             sentinels,
+            tls_ports,
         };
         set.wait_until_watched();
         set
