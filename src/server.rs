@@ -47,7 +47,7 @@ use crate::settings::admin::Admin;
 use crate::settings::live::{Base, Live, Targets};
 use crate::settings::{Context as SettingsContext, SettingsStore, Source, Tunables};
 use crate::store::Store;
-use crate::store::redis::{RedisChallenges, RedisCounters, RedisStore};
+use crate::store::redis::{RedisChallenges, RedisCounters, RedisStore, Topology};
 use crate::store::sqlite::{Retention, SqliteStore};
 
 /// The gRPC service names whose health is reported (besides the overall "").
@@ -181,7 +181,23 @@ impl Storage {
     /// What the start-up line says of it.
     pub fn describe(&self) -> String {
         match self {
-            Storage::Redis(r) => format!("redis {}", r.settings().url),
+            Storage::Redis(r) => {
+                let settings = r.settings();
+                match settings.topology() {
+                    Ok(Topology::Sentinel { sentinels, master }) => {
+                        let asked: Vec<String> = sentinels.iter().map(|a| a.to_string()).collect();
+                        format!(
+                            "redis primary {master:?} through sentinels {}",
+                            asked.join(", ")
+                        )
+                    }
+                    Ok(Topology::Cluster { nodes }) => {
+                        let nodes: Vec<String> = nodes.iter().map(|a| a.to_string()).collect();
+                        format!("redis cluster from {}", nodes.join(", "))
+                    }
+                    _ => format!("redis {}", settings.url),
+                }
+            }
             Storage::Embedded(s) => format!("embedded {}", s.path().display()),
         }
     }
