@@ -52,12 +52,15 @@ pub struct Health {
 }
 
 impl Health {
-    /// Records the outcome of a health probe (a small write).
-    pub fn probed(&self, ok: bool) {
-        if ok {
-            self.record(true);
+    /// Records the outcome of a health probe (a small write). A transient failure was
+    /// recorded by the connection, as every failed request's is; any other (a wrong password,
+    /// a missing permission, too many clients) is recorded here: writes fail all the same.
+    pub fn probed(&self, outcome: Result<(), &RedisError>) {
+        match outcome {
+            Ok(()) => self.record(true),
+            Err(e) if !transient(e) => self.record(false),
+            Err(_) => {}
         }
-        // A failed probe was recorded by the connection, as every failed request is.
     }
 
     fn record(&self, ok: bool) {
@@ -181,22 +184,33 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// The error codes that say Redis could not be used right now.
+const TRANSIENT_CODES: [&str; 8] = [
+    "READONLY",
+    "LOADING",
+    "MASTERDOWN",
+    "OOM",
+    "BUSY",
+    "NOREPLICAS",
+    "MISCONF",
+    "TRYAGAIN",
+];
+
 /// Whether an error says Redis could not be used right now (as opposed to a wrong command
-/// or a script's own error, which say nothing about Redis' health).
+/// or a script's own error, which say nothing about Redis' health). Codes are compared
+/// whole: `BUSYGROUP` (a consumer group that exists) is not `BUSY`.
 fn transient(error: &RedisError) -> bool {
     error.is_io_error()
         || error.is_timeout()
         || error.is_connection_dropped()
         || error.is_connection_refusal()
-        || matches!(error.code(), Some("READONLY" | "LOADING" | "MASTERDOWN"))
-        // Codes redis-rs has no kind of its own for come through as a response error whose
-        // text starts with them.
-        || {
-            let text = error.to_string();
-            ["OOM", "BUSY", "NOREPLICAS", "MISCONF", "READONLY", "LOADING"]
-                .iter()
-                .any(|code| text.contains(code))
-        }
+        || error.code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+        // A script's error carries the code of the command that failed inside it in its
+        // text ("... OOM command not allowed ..."): whole words only.
+        || error
+            .to_string()
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| TRANSIENT_CODES.contains(&word))
 }
 
 /// TCP settings of every connection: no Nagle delay, keepalive probes after 10 s idle, and a
@@ -329,6 +343,7 @@ impl Connection {
                     .collect::<Result<_, _>>()?;
                 let tls = matches!(template.addr(), ConnectionAddr::TcpTls { .. });
                 let mut builder = ClusterClientBuilder::new(infos)
+                    .tcp_settings(tcp_settings(user_timeout))
                     .retries(1)
                     .connection_timeout(connect_timeout)
                     .response_timeout(response_timeout);
@@ -374,14 +389,11 @@ impl Connection {
 
     /// A handle whose requests all go over the link in use now, even if the primary changes
     /// meanwhile: a write and the `WAIT` that confirms it must reach the same node.
-    pub fn pinned(&self) -> Connection {
-        Connection {
+    pub async fn pinned(&self) -> Result<Connection, RedisError> {
+        Ok(Connection {
             shared: self.shared.clone(),
-            pinned: self
-                .pinned
-                .clone()
-                .or_else(|| self.shared.current.load_full()),
-        }
+            pinned: Some(self.link().await?),
+        })
     }
 
     /// A client for a subscription (which needs a connection of its own): the node's, the
@@ -611,7 +623,13 @@ struct InFlight<'a> {
     connection: &'a Connection,
     used: Arc<Link>,
     answered: bool,
+    started: std::time::Instant,
 }
+
+/// How long a request dropped unanswered must have waited to count as a timeout: a local
+/// Redis answers in well under a millisecond, while a caller that gives up at once (a client
+/// cancelling, a lost race) says nothing about the connection.
+const DROPPED_AFTER: Duration = Duration::from_millis(100);
 
 impl InFlight<'_> {
     fn finish(mut self, result: Result<&[Value], &RedisError>) {
@@ -622,7 +640,7 @@ impl InFlight<'_> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if !self.answered {
+        if !self.answered && self.started.elapsed() >= DROPPED_AFTER {
             self.connection.record_timeout(&self.used);
         }
     }
@@ -639,6 +657,7 @@ impl Connection {
             connection: self,
             used,
             answered: false,
+            started: std::time::Instant::now(),
         })
     }
 }
@@ -678,6 +697,46 @@ impl ConnectionLike for Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn server_error(resp: &str) -> RedisError {
+        match redis::parse_redis_value(resp.as_bytes()).unwrap() {
+            Value::ServerError(e) => e.into(),
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_whole_codes_of_an_unusable_redis_are_transient() {
+        for unusable in [
+            "-BUSY Redis is busy running a script\r\n",
+            "-READONLY You can't write against a read only replica.\r\n",
+            "-LOADING Redis is loading the dataset in memory\r\n",
+            "-ERR Error running script: OOM command not allowed when used memory > 'maxmemory'\r\n",
+        ] {
+            assert!(transient(&server_error(unusable)), "{unusable}");
+        }
+        for answered in [
+            "-BUSYGROUP Consumer Group name already exists\r\n",
+            "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+            "-NOSCRIPT No matching script\r\n",
+        ] {
+            assert!(!transient(&server_error(answered)), "{answered}");
+        }
+    }
+
+    #[test]
+    fn a_probe_refused_for_a_reason_of_its_own_counts_against_health() {
+        let h = Health::default();
+        for _ in 0..HEALTH_STREAK {
+            h.probed(Ok(()));
+        }
+        assert!(h.serving());
+        let refused = server_error("-NOAUTH Authentication required.\r\n");
+        for _ in 0..HEALTH_STREAK {
+            h.probed(Err(&refused));
+        }
+        assert!(!h.serving(), "writes fail: not serving");
+    }
 
     #[test]
     fn health_changes_only_after_a_streak() {

@@ -328,7 +328,7 @@ enum Tally {
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
-    /// The longest a confirmation (WAITAOF) may block: a request's deadline.
+    /// The longest a confirmation (WAIT, WAITAOF) may block: half a request's deadline.
     wait_ms: u64,
     settings: RedisSettings,
     scripts: Arc<Scripts>,
@@ -394,7 +394,10 @@ impl RedisStore {
         })?;
         Ok(RedisStore {
             connection,
-            wait_ms: millis(request_timeout).max(1),
+            // Half the deadline: the reply ("0 of 1 replicas") then comes before redis-rs
+            // or the caller gives up, and a lagging replica is not taken for a dead
+            // connection.
+            wait_ms: (millis(request_timeout) / 2).max(1),
             settings,
             scripts: Arc::new(Scripts {
                 submit: redis::Script::new(&format!(

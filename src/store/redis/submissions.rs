@@ -179,8 +179,8 @@ impl Store for RedisStore {
         match (stored_fingerprint, receipt) {
             (Some(f), Some(r)) if f == fingerprint => {
                 // A retry after an unconfirmed fsync is answered only once it is confirmed.
-                self.confirm_durable(&mut self.connection().pinned())
-                    .await?;
+                let mut connection = self.connection().pinned().await.map_err(classify)?;
+                self.confirm_durable(&mut connection).await?;
                 parse_receipt(&r).map(Some)
             }
             (Some(_), _) => Err(StoreError::KeyReused),
@@ -310,7 +310,7 @@ impl Store for RedisStore {
             .arg(self.campaigns_channel());
         // The script and its confirmation go to the same node, even if a failover is followed
         // in between (a confirmation by the new primary would say nothing of this write).
-        let mut connection = self.connection().pinned();
+        let mut connection = self.connection().pinned().await.map_err(classify)?;
         let answer: Vec<String> = invocation
             .invoke_async(&mut connection)
             .await
@@ -346,7 +346,7 @@ impl Store for RedisStore {
             .arg(60_000)
             .query_async(&mut self.connection())
             .await;
-        self.connection.health().probed(written.is_ok());
+        self.connection.health().probed(written.as_ref().copied());
         written.map_err(classify)
     }
 }
