@@ -176,60 +176,49 @@ async fn health_becomes(app: &TestApp, status: i32) {
     panic!("health never became {status}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_over_tls_with_a_private_ca_is_trusted_only_with_redis_tls_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    private_pki(dir.path());
-    let file = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
-    let port = common::free_port();
-    let _node = common::deploy::Node::start(
-        port,
-        &[
-            "--port".to_owned(),
-            "0".to_owned(),
-            "--tls-port".to_owned(),
-            port.to_string(),
-            "--tls-cert-file".to_owned(),
-            file("node.pem"),
-            "--tls-key-file".to_owned(),
-            file("node.key"),
-            "--tls-ca-cert-file".to_owned(),
-            file("ca.pem"),
-            "--tls-auth-clients".to_owned(),
-            "no".to_owned(),
-            "--save".to_owned(),
-            String::new(),
-        ],
-    );
-    let mut config = test_config();
-    config.redis.url =
-        moderation::store::redis::RedisUrl::new(format!("rediss://localhost:{port}"));
-
-    // Without the CA the node's certificate is not trusted: nothing is stored.
-    let untrusting = TestApp::spawn(config.clone()).await;
-    health_becomes(&untrusting, 2).await;
-    let refused = untrusting
+/// With `refused`, the service cannot reach the deployment (a submission is UNAVAILABLE);
+/// with `trusted` it can (SERVING, and a submission is stored and read back).
+async fn refused_then_stored(refused: Config, trusted: Config, key: &str) {
+    let app = TestApp::spawn(refused).await;
+    let status = app
         .client
         .clone()
-        .submit_comment(submission("tls-untrusted"))
+        .submit_comment(submission(&format!("{key}-refused")))
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
-    drop(untrusting);
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    drop(app);
 
-    config.redis.tls_ca = Some(dir.path().join("ca.pem"));
-    let app = TestApp::spawn(config).await;
+    let app = TestApp::spawn(trusted).await;
     health_becomes(&app, 1).await;
     let stored = app
         .client
         .clone()
-        .submit_comment(submission("tls-1"))
+        .submit_comment(submission(key))
         .await
-        .expect("stored over TLS")
+        .expect("stored")
         .into_inner();
     let read = common::stored(&app, &stored.comment_id).await;
     assert_eq!(read.id, stored.comment_id);
-    assert_eq!(read.author_name, submission("tls-1").author_name);
+    assert_eq!(read.author_name, submission(key).author_name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_over_tls_with_a_private_ca_is_trusted_only_with_redis_tls_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    private_pki(pki.path());
+    let port = common::free_port();
+    let mut args = vec!["--port".to_owned(), "0".to_owned()];
+    args.extend(common::deploy::tls_args(pki.path(), port));
+    args.extend(["--save".to_owned(), String::new()]);
+    let _node = common::deploy::Node::start(port, &args);
+    let mut config = test_config();
+    config.redis.url =
+        moderation::store::redis::RedisUrl::new(format!("rediss://localhost:{port}"));
+    // Without the CA the node's certificate is not trusted.
+    let mut trusted = config.clone();
+    trusted.redis.tls_ca = Some(pki.path().join("ca.pem"));
+    refused_then_stored(config, trusted, "tls-1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,33 +233,11 @@ async fn sentinels_and_data_nodes_asking_for_passwords_are_given_theirs() {
     // The data nodes' password comes with the URL (its address is not used).
     config.redis.url =
         moderation::store::redis::RedisUrl::new("redis://:data-password@127.0.0.1:1");
-
     // The sentinels refuse a wrong password of their own: no primary is found.
     config.redis.sentinel_password = Some(Secret::new("wrong"));
-    let refused_by_sentinels = TestApp::spawn(config.clone()).await;
-    let status = refused_by_sentinels
-        .client
-        .clone()
-        .submit_comment(submission("auth-wrong"))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    drop(refused_by_sentinels);
-
-    config.redis.sentinel_password = Some(Secret::new("sentinel-password"));
-    let app = TestApp::spawn(config).await;
-    health_becomes(&app, 1).await;
-    let stored = app
-        .client
-        .clone()
-        .submit_comment(submission("auth-1"))
-        .await
-        .expect("stored through authenticated sentinels")
-        .into_inner();
-    assert_eq!(
-        common::stored(&app, &stored.comment_id).await.id,
-        stored.comment_id
-    );
+    let mut trusted = config.clone();
+    trusted.redis.sentinel_password = Some(Secret::new("sentinel-password"));
+    refused_then_stored(config, trusted, "auth-1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,30 +253,8 @@ async fn sentinels_over_tls_are_asked_with_the_private_ca() {
         .map(|port| format!("localhost:{port}"))
         .collect();
     config.redis.sentinel_tls = true;
-
     // Without the CA no sentinel is trusted.
-    let untrusting = TestApp::spawn(config.clone()).await;
-    let status = untrusting
-        .client
-        .clone()
-        .submit_comment(submission("sentinel-tls-untrusted"))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    drop(untrusting);
-
-    config.redis.tls_ca = Some(pki.path().join("ca.pem"));
-    let app = TestApp::spawn(config).await;
-    health_becomes(&app, 1).await;
-    let stored = app
-        .client
-        .clone()
-        .submit_comment(submission("sentinel-tls-1"))
-        .await
-        .expect("stored through sentinels asked over TLS")
-        .into_inner();
-    assert_eq!(
-        common::stored(&app, &stored.comment_id).await.id,
-        stored.comment_id
-    );
+    let mut trusted = config.clone();
+    trusted.redis.tls_ca = Some(pki.path().join("ca.pem"));
+    refused_then_stored(config, trusted, "sentinel-tls-1").await;
 }

@@ -143,6 +143,25 @@ impl Drop for Node {
     }
 }
 
+/// The arguments that make a server listen with TLS on `port`, with `node.pem`, `node.key`
+/// and `ca.pem` of `pki` (clients are not asked for certificates).
+pub fn tls_args(pki: &std::path::Path, port: u16) -> Vec<String> {
+    let file = |name: &str| pki.join(name).to_str().unwrap().to_owned();
+    let port = port.to_string();
+    strings(&[
+        "--tls-port",
+        &port,
+        "--tls-cert-file",
+        &file("node.pem"),
+        "--tls-key-file",
+        &file("node.key"),
+        "--tls-ca-cert-file",
+        &file("ca.pem"),
+        "--tls-auth-clients",
+        "no",
+    ])
+}
+
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -248,19 +267,7 @@ impl SentinelSet {
                 if let Some(pki) = pki {
                     let tls_port = super::free_port();
                     tls_ports.push(tls_port);
-                    let file = |name: &str| pki.join(name).to_str().unwrap().to_owned();
-                    args.extend([
-                        "--tls-port".to_owned(),
-                        tls_port.to_string(),
-                        "--tls-cert-file".to_owned(),
-                        file("node.pem"),
-                        "--tls-key-file".to_owned(),
-                        file("node.key"),
-                        "--tls-ca-cert-file".to_owned(),
-                        file("ca.pem"),
-                        "--tls-auth-clients".to_owned(),
-                        "no".to_owned(),
-                    ]);
+                    args.extend(tls_args(pki, tls_port));
                 }
                 Node::start_with_password(port, &args, sentinel)
             })
