@@ -158,8 +158,10 @@ struct Shared {
     response_timeout: Duration,
     /// `None` until the sentinels first named the primary.
     current: ArcSwapOption<Link>,
-    /// Held while the primary is looked up and the link remade.
-    resolving: tokio::sync::Mutex<()>,
+    /// Held while the primary is looked up and the link remade; it keeps the last failed
+    /// first lookup (when, and why), so that requests queued behind it fail at once rather
+    /// than each asking every sentinel again.
+    resolving: tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
     /// Wakes the sentinel watcher early (a request met a refusal or a read-only node).
     wake: tokio::sync::Notify,
     watching: AtomicBool,
@@ -367,7 +369,7 @@ impl Connection {
             connect_timeout,
             response_timeout,
             current: ArcSwapOption::new(current),
-            resolving: tokio::sync::Mutex::new(()),
+            resolving: tokio::sync::Mutex::new(None),
             wake: tokio::sync::Notify::new(),
             watching: AtomicBool::new(false),
             timeouts: AtomicU32::new(0),
@@ -421,11 +423,11 @@ impl Connection {
     }
 
     /// The primary's address, when the sentinels named it.
-    pub fn primary(&self) -> Option<String> {
+    fn primary(&self) -> Option<Address> {
         match self.shared.current.load().as_deref() {
             Some(Link::Node {
                 primary: Some(a), ..
-            }) => Some(a.to_string()),
+            }) => Some(a.clone()),
             _ => None,
         }
     }
@@ -471,11 +473,22 @@ impl Connection {
         let Target::Sentinel(sentinels) = &self.shared.target else {
             unreachable!("only a Sentinel target starts without a link");
         };
-        let _resolving = self.shared.resolving.lock().await;
+        let mut failed = self.shared.resolving.lock().await;
         if let Some(link) = self.shared.current.load_full() {
             return Ok(link);
         }
-        let address = sentinels.primary().await?;
+        if let Some((at, why)) = &*failed
+            && at.elapsed() < super::sentinel::POLL
+        {
+            return Err(super::sentinel::failure(why.clone()));
+        }
+        let address = match sentinels.primary().await {
+            Ok(address) => address,
+            Err(e) => {
+                *failed = Some((std::time::Instant::now(), e.to_string()));
+                return Err(e);
+            }
+        };
         let link = Arc::new(self.primary_link(sentinels, address)?);
         self.shared.current.store(Some(link.clone()));
         self.watch();
@@ -517,7 +530,7 @@ impl Connection {
             }
         };
         let known = self.primary();
-        if known.as_deref() == Some(address.to_string().as_str()) {
+        if known.as_ref() == Some(&address) {
             return;
         }
         if !sentinels.is_primary(&address).await {
@@ -533,7 +546,7 @@ impl Connection {
         self.shared.replaced.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             primary = %address,
-            previous = known.as_deref().unwrap_or("none"),
+            previous = %known.map_or("none".to_owned(), |a| a.to_string()),
             "the sentinels name a new Redis primary: following it"
         );
     }
@@ -736,6 +749,50 @@ mod tests {
             h.probed(Err(&refused));
         }
         assert!(!h.serving(), "writes fail: not serving");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_queued_behind_a_failed_sentinel_lookup_fail_without_asking_again() {
+        // A "sentinel" that accepts connections and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicU32::new(0));
+        let counted = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                counted.fetch_add(1, Ordering::Relaxed);
+                held.push(stream);
+            }
+        });
+        let settings = RedisSettings {
+            sentinels: vec![format!("127.0.0.1:{port}")],
+            connect_timeout: Duration::from_millis(300),
+            ..RedisSettings::default()
+        };
+        let connection = Connection::open(&settings, Duration::from_millis(300)).unwrap();
+        let requests: Vec<_> = (0..10)
+            .map(|_| {
+                let mut c = connection.clone();
+                tokio::spawn(async move {
+                    let ping = redis::cmd("PING");
+                    let answer = ping.query_async::<String>(&mut c);
+                    tokio::time::timeout(Duration::from_secs(10), answer).await
+                })
+            })
+            .collect();
+        for request in requests {
+            let answer = request
+                .await
+                .unwrap()
+                .expect("answered within the hang guard");
+            assert!(answer.is_err(), "no primary: every request fails");
+        }
+        assert_eq!(
+            accepted.load(Ordering::Relaxed),
+            1,
+            "one lookup for the ten requests"
+        );
     }
 
     #[test]

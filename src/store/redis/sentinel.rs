@@ -35,7 +35,7 @@ pub(super) struct Sentinels {
     response_timeout: Duration,
 }
 
-fn failure(text: String) -> RedisError {
+pub(super) fn failure(text: String) -> RedisError {
     RedisError::from(std::io::Error::new(std::io::ErrorKind::NotConnected, text))
 }
 
